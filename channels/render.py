@@ -1,0 +1,264 @@
+"""Turn a `MessageContext` into the text, HTML and PDF that actually go out.
+
+Templates live in ``templates/<language>/<kind>.<channel>.<part>``. Each language gets its own
+Jinja environment whose loader falls back to German, so a partly translated language folder still
+renders every message (German being the language every template exists in), and shared layout
+files (``_letter_base.html``, ``_macros.html``) resolve to the same language as the message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import segno
+import segno.helpers
+from babel.dates import format_date
+from babel.numbers import format_currency
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
+
+from channels.gsm7 import to_gsm7
+from models.messages import Channel, MessageContext, MessageKind, RenderedMessage
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_LANGUAGE = "de"
+
+# Babel locale and date pattern per template language. A language not listed here formats like
+# its bare babel locale with the CLDR "medium" date, which is readable everywhere.
+_LOCALES: dict[str, str] = {"de": "de_DE", "da": "da_DK", "en": "en_GB"}
+_DATE_PATTERNS: dict[str, str] = {"de": "dd.MM.yyyy", "da": "dd.MM.yyyy"}
+
+# The anchor the §38 box carries in the letter; the PDF is checked for it on page 1.
+CONSEQUENCES_ANCHOR = "legal-consequences"
+
+_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+_EPC_TEXT_MAX = 140  # EPC069-12 unstructured remittance limit
+_EPC_NAME_MAX = 70
+
+
+class RenderError(ValueError):
+    """A message that must not go out as asked: wrong channel, inconsistent or missing data."""
+
+
+@dataclass(frozen=True)
+class _Locale:
+    language: str
+    babel_locale: str
+    date_pattern: str
+
+
+def _effective_language(language: str) -> str:
+    """Reduce "de-AT"/"de_DE" to "de" and fall back to German for anything without a folder.
+
+    The language code comes from customer data; it must never be able to point the loader
+    outside the templates directory, hence the strict pattern.
+    """
+    primary = re.split(r"[-_]", language.strip().lower(), maxsplit=1)[0]
+    if _LANGUAGE_RE.match(primary) and (TEMPLATES_DIR / primary).is_dir():
+        return primary
+    return DEFAULT_LANGUAGE
+
+
+def _locale_for(language: str) -> _Locale:
+    return _Locale(
+        language=language,
+        babel_locale=_LOCALES.get(language, language),
+        date_pattern=_DATE_PATTERNS.get(language, "medium"),
+    )
+
+
+def format_eur(cents: int, locale: str = "de_DE") -> str:
+    """Format integer cents as money; goes through Decimal so no float ever touches an amount."""
+    if not isinstance(cents, int) or isinstance(cents, bool):
+        raise TypeError(f"amount must be integer cents, got {type(cents).__name__}")
+    return format_currency(Decimal(cents) / 100, "EUR", locale=locale)
+
+
+def format_datum(value: date, locale: str = "de_DE", pattern: str = "dd.MM.yyyy") -> str:
+    """Format a date; refuses None so a missing deadline fails loudly instead of printing "None"."""
+    if not isinstance(value, date):
+        raise TypeError(f"expected a date, got {type(value).__name__}")
+    return format_date(value, format=pattern, locale=locale)
+
+
+@lru_cache(maxsize=16)
+def _environment(language: str) -> Environment:
+    """One environment per language, cached: compiling templates dominates small renders."""
+    search = [TEMPLATES_DIR / language]
+    if language != DEFAULT_LANGUAGE:
+        search.append(TEMPLATES_DIR / DEFAULT_LANGUAGE)
+    env = Environment(
+        loader=ChoiceLoader([FileSystemLoader(str(path)) for path in search]),
+        autoescape=select_autoescape(
+            enabled_extensions=("html",), default_for_string=False, default=False
+        ),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    loc = _locale_for(language)
+    env.filters["eur"] = lambda cents: format_eur(cents, loc.babel_locale)
+    env.filters["datum"] = lambda value: format_datum(value, loc.babel_locale, loc.date_pattern)
+    return env
+
+
+def _template_exists(env: Environment, name: str) -> bool:
+    try:
+        env.get_template(name)
+    except TemplateNotFound:
+        return False
+    return True
+
+
+def supported_channels(kind: MessageKind, language: str = DEFAULT_LANGUAGE) -> set[Channel]:
+    """Channels a kind has templates for, so callers can pick a fallback before rendering."""
+    env = _environment(_effective_language(language))
+    main_part = {Channel.EMAIL: "txt", Channel.SMS: "txt", Channel.LETTER: "html"}
+    return {
+        channel
+        for channel in Channel
+        if _template_exists(env, f"{kind.value}.{channel.value}.{main_part[channel]}")
+    }
+
+
+def _check_context(context: MessageContext) -> None:
+    """Refuse contexts that would put a wrong or void statement in front of a customer.
+
+    A notice whose total differs from its lines by a cent is legally void (DOMAIN §1), and a
+    §38 notice without deadline or itemisation has no legal effect (DOMAIN §2).
+    """
+    if context.items:
+        item_sum = sum(item.amount_cents for item in context.items)
+        if item_sum != context.total_cents:
+            raise RenderError(
+                f"total_cents {context.total_cents} does not equal the sum of items {item_sum}"
+            )
+    if context.kind is MessageKind.QUALIFIED_NOTICE:
+        if context.deadline is None:
+            raise RenderError("a qualified notice needs a deadline")
+        if not context.items:
+            raise RenderError("a qualified notice needs itemised arrears")
+        if context.deadline <= context.letter_date:
+            raise RenderError("the deadline must lie after the letter date")
+
+
+def _remittance_text(context: MessageContext) -> str:
+    """Free-text purpose for transfers when there is no RF reference: the contract number."""
+    return f"Vertrag {context.contract_number}"[:_EPC_TEXT_MAX]
+
+
+def girocode_data_uri(context: MessageContext) -> str:
+    """EPC QR ("GiroCode") for the open amount, or "" when there is nothing to pay.
+
+    Uses the RF creditor reference when the case has one (banks then report it back structured
+    and matching is exact, DOMAIN §6), otherwise the contract number as free text — never both,
+    as EPC069-12 forbids it.
+    """
+    if context.total_cents <= 0:
+        return ""
+    creditor = context.creditor
+    reference = context.payment_reference.replace(" ", "") or None
+    qr = segno.helpers.make_epc_qr(
+        name=creditor.name[:_EPC_NAME_MAX],
+        iban=creditor.iban.replace(" ", ""),
+        amount=Decimal(context.total_cents) / 100,
+        text=None if reference else _remittance_text(context),
+        reference=reference,
+        bic=creditor.bic.strip() or None,
+    )
+    uri: str = qr.svg_data_uri(scale=4, border=0)
+    return uri
+
+
+def _template_vars(
+    context: MessageContext, channel: Channel, language: str
+) -> dict[str, Any]:
+    """Everything a template may use: the context fields plus values derived once here.
+
+    ``channel`` lets the shared body partials say "dieses Schreiben" or "diese E-Mail".
+    """
+    values: dict[str, Any] = dict(context)  # shallow: creditor and items stay models
+    values["channel"] = channel.value
+    values["language"] = language
+    values["remittance"] = context.payment_reference or _remittance_text(context)
+    values["consequences_before_items"] = False
+    values["girocode"] = ""
+    return values
+
+
+def _render(env: Environment, names: list[str], values: dict[str, Any]) -> str:
+    return env.select_template(names).render(values).strip()
+
+
+def _html_to_pdf(html: str) -> tuple[bytes, set[str]]:
+    """Render HTML to PDF without any network or file access, and report page-1 anchors.
+
+    The fetcher allows only data: URIs and aborts on anything else, so a template that starts
+    pulling a remote logo or font fails in tests instead of slowing down every letter.
+    """
+    import weasyprint  # heavy import; only letter rendering pays for it
+
+    fetcher = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+    document = weasyprint.HTML(
+        string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher
+    ).render()
+    first_page_anchors = set(document.pages[0].anchors) if document.pages else set()
+    pdf: bytes = document.write_pdf()
+    return pdf, first_page_anchors
+
+
+def render_message(channel: Channel, context: MessageContext) -> RenderedMessage:
+    """Render one message; raises `RenderError` if the kind has no template for the channel."""
+    _check_context(context)
+    language = _effective_language(context.language)
+    env = _environment(language)
+    kind = context.kind.value
+    prefix = f"{kind}.{channel.value}"
+    values = _template_vars(context, channel, language)
+
+    if channel is Channel.SMS:
+        try:
+            text = _render(env, [f"{prefix}.txt"], values)
+        except TemplateNotFound as exc:
+            raise RenderError(f"no SMS template for {kind}") from exc
+        # Newlines inside an SMS are legal GSM-7 but waste septets and render oddly on phones.
+        return RenderedMessage(text=to_gsm7(" ".join(text.split())))
+
+    try:
+        subject = _render(env, [f"{prefix}.subject.txt", f"{kind}.email.subject.txt"], values)
+        values["subject"] = " ".join(subject.split())
+        if channel is Channel.EMAIL:
+            return RenderedMessage(
+                subject=values["subject"],
+                text=_render(env, [f"{prefix}.txt"], values),
+                html=_render(env, [f"{prefix}.html"], values),
+            )
+        values["girocode"] = girocode_data_uri(context)
+        text = _render(env, [f"{prefix}.txt"], values)
+        html = _render(env, [f"{prefix}.html"], values)
+    except TemplateNotFound as exc:
+        raise RenderError(f"no {channel.value} template for {kind}: {exc.name}") from exc
+
+    pdf, anchors = _html_to_pdf(html)
+    if context.kind is MessageKind.QUALIFIED_NOTICE and CONSEQUENCES_ANCHOR not in anchors:
+        # A long list of arrears pushed the §38 box off page 1, where the law wants it seen
+        # (DOMAIN §2). Move the box above the table and check again.
+        values["consequences_before_items"] = True
+        html = _render(env, [f"{prefix}.html"], values)
+        pdf, anchors = _html_to_pdf(html)
+        if CONSEQUENCES_ANCHOR not in anchors:
+            raise RenderError("the §38 consequences do not fit on the first page")
+    return RenderedMessage(subject=values["subject"], text=text, html=html, pdf=pdf)

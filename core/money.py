@@ -1,0 +1,31 @@
+"""Money is integer cents everywhere; these helpers convert only at the edges."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from babel.numbers import format_currency
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    return (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+def parse_amount(text: str) -> int:
+    """'12.34', '12,34' or '12' → 1234 cents. Rejects more than two decimals and non-numbers."""
+    cleaned = text.strip().replace(" ", "")
+    if "," in cleaned and "." not in cleaned:
+        cleaned = cleaned.replace(",", ".")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise ValueError(f"amount must be a number like 12.34, got {text!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"amount must be a finite number, got {text!r}")
+    if value != value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP):
+        raise ValueError(f"amount must have at most two decimals, got {text!r}")
+    return int(value * 100)
+
+
+def format_eur(cents: int, locale: str = "de_DE") -> str:
+    return format_currency(cents_to_decimal(cents), "EUR", locale=locale)

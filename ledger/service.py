@@ -1,0 +1,549 @@
+"""Ledger operations. Each function runs inside one transaction given by the caller and is
+idempotent on its key: calling it again with the same key returns what the first call did.
+
+Errors raised here are `LedgerError` with a message that names the field, the value and the
+rule; the transaction is rolled back, so nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from core.allocation import Debt, allocate
+from models.case import Arrears, OpenItem, PaymentResult
+from models.ledger import (
+    Agent,
+    AgentTask,
+    Allocation,
+    Contract,
+    ContractStatus,
+    ContractStatusChange,
+    CourtApplication,
+    Customer,
+    Fee,
+    Message,
+    Payment,
+    Premium,
+    PremiumStatus,
+    ProcessedEvent,
+)
+
+
+class LedgerError(ValueError):
+    """Bad input or a conflict with what the ledger already holds."""
+
+
+class NotFound(LedgerError):
+    pass
+
+
+# --- lookups ---------------------------------------------------------------------------------
+
+
+def get_contract(session: Session, contract_number: str, *, lock: bool = False) -> Contract:
+    query = select(Contract).where(Contract.contract_number == contract_number)
+    if lock:
+        query = query.with_for_update()
+    contract = session.exec(query).first()
+    if contract is None:
+        raise NotFound(f"contract_number {contract_number!r} is not in the ledger")
+    return contract
+
+
+def get_customer(session: Session, contract: Contract) -> Customer:
+    customer = session.get(Customer, contract.customer_id)
+    if customer is None:  # foreign key makes this impossible; keep mypy and readers honest
+        raise NotFound(f"customer of contract {contract.contract_number} is missing")
+    return customer
+
+
+def get_agent(session: Session, code: str | None) -> Agent | None:
+    if not code:
+        return None
+    return session.exec(select(Agent).where(Agent.code == code)).first()
+
+
+# --- master data -----------------------------------------------------------------------------
+
+
+def upsert_customer(session: Session, customer_number: str, **fields: Any) -> Customer:
+    customer = session.exec(select(Customer).where(Customer.customer_number == customer_number)).first()
+    if customer is None:
+        customer = Customer(customer_number=customer_number, **fields)
+    else:
+        for name, value in fields.items():
+            setattr(customer, name, value)
+    session.add(customer)
+    session.flush()
+    return customer
+
+
+def upsert_agent(session: Session, code: str, **fields: Any) -> Agent:
+    agent = session.exec(select(Agent).where(Agent.code == code)).first()
+    if agent is None:
+        agent = Agent(code=code, **fields)
+    else:
+        for name, value in fields.items():
+            setattr(agent, name, value)
+    session.add(agent)
+    session.flush()
+    return agent
+
+
+def upsert_contract(session: Session, contract_number: str, customer: Customer, **fields: Any) -> Contract:
+    contract = session.exec(select(Contract).where(Contract.contract_number == contract_number)).first()
+    if contract is None:
+        assert customer.id is not None
+        contract = Contract(contract_number=contract_number, customer_id=customer.id, **fields)
+    else:
+        if contract.customer_id != customer.id:
+            raise LedgerError(f"contract_number {contract_number!r} belongs to another customer")
+        for name, value in fields.items():
+            setattr(contract, name, value)
+    session.add(contract)
+    session.flush()
+    return contract
+
+
+# --- premiums --------------------------------------------------------------------------------
+
+
+def book_premium(
+    session: Session,
+    *,
+    external_id: str,
+    contract_number: str,
+    period_start: date,
+    period_end: date,
+    due_date: date,
+    amount_cents: int,
+) -> tuple[Premium, bool]:
+    """Book a premium once. The same premium again is a no-op; different data under the same
+    id is a conflict (the billing system must send a correction, not a silent overwrite)."""
+    if amount_cents <= 0:
+        raise LedgerError(f"amount_cents must be > 0, got {amount_cents}")
+    if period_end < period_start:
+        raise LedgerError(f"period_end {period_end} must not be before period_start {period_start}")
+    contract = get_contract(session, contract_number)
+    existing = session.exec(select(Premium).where(Premium.external_id == external_id)).first()
+    if existing is not None:
+        same = (
+            existing.contract_id == contract.id
+            and existing.amount_cents == amount_cents
+            and existing.due_date == due_date
+            and existing.period_start == period_start
+            and existing.period_end == period_end
+        )
+        if not same:
+            raise LedgerError(f"premium_id {external_id!r} was booked before with different data")
+        return existing, False
+    assert contract.id is not None
+    premium = Premium(
+        external_id=external_id,
+        contract_id=contract.id,
+        period_start=period_start,
+        period_end=period_end,
+        due_date=due_date,
+        amount_cents=amount_cents,
+    )
+    session.add(premium)
+    session.flush()
+    return premium, True
+
+
+def get_premium(session: Session, external_id: str) -> Premium:
+    premium = session.exec(select(Premium).where(Premium.external_id == external_id)).first()
+    if premium is None:
+        raise NotFound(f"premium_id {external_id!r} is not in the ledger")
+    return premium
+
+
+def period_label(premium: Premium) -> str:
+    return f"{premium.period_start:%d.%m.%Y} – {premium.period_end:%d.%m.%Y}"
+
+
+# --- arrears ---------------------------------------------------------------------------------
+
+
+def _open_premiums(session: Session, contract_id: int, as_of: date) -> list[Premium]:
+    query = (
+        select(Premium)
+        .where(Premium.contract_id == contract_id, Premium.status == PremiumStatus.OPEN, Premium.due_date <= as_of)
+        .order_by(col(Premium.due_date), col(Premium.id))
+    )
+    return list(session.exec(query))
+
+
+def _open_fees(session: Session, contract_id: int) -> list[Fee]:
+    query = select(Fee).where(Fee.contract_id == contract_id, Fee.written_off == False).order_by(col(Fee.id))  # noqa: E712
+    return [f for f in session.exec(query) if f.paid_cents < f.amount_cents]
+
+
+def arrears(session: Session, contract_number: str, as_of: date) -> Arrears:
+    contract = get_contract(session, contract_number)
+    customer = get_customer(session, contract)
+    assert contract.id is not None
+    premiums = _open_premiums(session, contract.id, as_of)
+    fees = _open_fees(session, contract.id)
+    items = [
+        OpenItem(
+            premium_id=p.external_id,
+            period=period_label(p),
+            due_date=p.due_date,
+            open_cents=p.amount_cents - p.paid_cents,
+        )
+        for p in premiums
+    ]
+    fees_open = sum(f.amount_cents - f.paid_cents for f in fees)
+    return Arrears(
+        contract_number=contract_number,
+        items=items,
+        fees_open_cents=fees_open,
+        balance_cents=sum(i.open_cents for i in items) + fees_open,
+        credit_cents=contract.credit_cents,
+        contract_status=contract.status,
+        agent_code=contract.agent_code,
+        has_email=bool(customer.email) and customer.email_valid,
+        has_phone=bool(customer.phone) and customer.phone_valid,
+    )
+
+
+# --- payments --------------------------------------------------------------------------------
+
+
+def _debts(session: Session, contract_id: int, as_of: date) -> list[Debt]:
+    premiums = {p.id: p for p in _open_premiums(session, contract_id, as_of)}
+    debts: list[Debt] = []
+    oldest = min(premiums.values(), key=lambda p: (p.due_date, p.id or 0), default=None)
+    for fee in _open_fees(session, contract_id):
+        owner = premiums.get(fee.premium_id) or oldest
+        assert fee.id is not None
+        debts.append(
+            Debt(
+                kind="fee",
+                id=fee.id,
+                premium_key=owner.external_id if owner else "",
+                due_date=owner.due_date if owner else date.min,
+                open_cents=fee.amount_cents - fee.paid_cents,
+            )
+        )
+    for p in premiums.values():
+        assert p.id is not None
+        debts.append(Debt("premium", p.id, p.external_id, p.due_date, p.amount_cents - p.paid_cents))
+    return debts
+
+
+def book_payment(
+    session: Session,
+    *,
+    contract_number: str,
+    external_ref: str,
+    amount_cents: int,
+    received_at: datetime,
+    source: str,
+    designated_premium: str | None = None,
+) -> PaymentResult:
+    """Book a payment and allocate it (costs → interest → principal, oldest first).
+
+    Booking is keyed by `external_ref`: the same reference again books nothing and reports
+    `booked=False`. Whatever is not needed for due items becomes credit on the contract.
+    """
+    if amount_cents <= 0:
+        raise LedgerError(f"amount_cents must be > 0, got {amount_cents}")
+    if not external_ref or len(external_ref) > 200:
+        raise LedgerError("reference must be 1..200 characters")
+    contract = get_contract(session, contract_number, lock=True)
+    assert contract.id is not None
+    as_of = received_at.date()
+    existing = session.exec(select(Payment).where(Payment.external_ref == external_ref)).first()
+    if existing is not None:
+        if existing.contract_id != contract.id or existing.amount_cents != amount_cents:
+            raise LedgerError(f"reference {external_ref!r} was booked before for another contract or amount")
+        balance = arrears(session, contract_number, as_of).balance_cents
+        return PaymentResult(
+            payment_ref=external_ref,
+            booked=False,
+            allocated_cents=existing.amount_cents - existing.credit_cents,
+            credit_cents=existing.credit_cents,
+            balance_cents=balance,
+        )
+    if designated_premium is not None:
+        premium = get_premium(session, designated_premium)
+        if premium.contract_id != contract.id:
+            raise LedgerError(f"premium_id {designated_premium!r} does not belong to contract {contract_number}")
+    # Only what is due is allocated; the rest is credit on the contract (shown, refundable).
+    result = allocate(amount_cents, _debts(session, contract.id, as_of), designated_premium)
+    payment = Payment(
+        external_ref=external_ref,
+        contract_id=contract.id,
+        amount_cents=amount_cents,
+        received_at=received_at,
+        source=source,
+        designated_premium=designated_premium,
+        credit_cents=result.credit_cents,
+    )
+    session.add(payment)
+    session.flush()
+    assert payment.id is not None
+    for share in result.shares:
+        session.add(Allocation(payment_id=payment.id, target=share.debt.kind, target_id=share.debt.id, amount_cents=share.cents))
+        if share.debt.kind == "premium":
+            premium_row = session.get(Premium, share.debt.id)
+            assert premium_row is not None
+            premium_row.paid_cents += share.cents
+            if premium_row.paid_cents >= premium_row.amount_cents:
+                premium_row.status = PremiumStatus.PAID
+            session.add(premium_row)
+        elif share.debt.kind == "fee":
+            fee = session.get(Fee, share.debt.id)
+            assert fee is not None
+            fee.paid_cents += share.cents
+            session.add(fee)
+    contract.credit_cents += result.credit_cents
+    session.add(contract)
+    session.flush()
+    return PaymentResult(
+        payment_ref=external_ref,
+        booked=True,
+        allocated_cents=result.allocated_cents,
+        credit_cents=result.credit_cents,
+        balance_cents=arrears(session, contract_number, as_of).balance_cents,
+    )
+
+
+def reverse_payment(session: Session, external_ref: str, reason_code: str) -> tuple[Payment, list[str], bool]:
+    """A returned direct debit: undo the payment's allocations, re-open what it had paid.
+
+    Returns the payment, the premium ids re-opened and whether anything changed (a second
+    return of the same debit changes nothing).
+    """
+    payment = session.exec(select(Payment).where(Payment.external_ref == external_ref)).first()
+    if payment is None:
+        raise NotFound(f"payment_ref {external_ref!r} is not in the ledger")
+    if payment.returned:
+        return payment, [], False
+    contract = session.get(Contract, payment.contract_id)
+    assert contract is not None and payment.id is not None
+    reopened: list[str] = []
+    for allocation in session.exec(select(Allocation).where(Allocation.payment_id == payment.id)):
+        if allocation.target == "premium":
+            premium = session.get(Premium, allocation.target_id)
+            assert premium is not None
+            premium.paid_cents -= allocation.amount_cents
+            premium.status = PremiumStatus.OPEN
+            reopened.append(premium.external_id)
+            session.add(premium)
+        elif allocation.target == "fee":
+            fee = session.get(Fee, allocation.target_id)
+            assert fee is not None
+            fee.paid_cents -= allocation.amount_cents
+            session.add(fee)
+    contract.credit_cents -= payment.credit_cents
+    payment.returned = True
+    payment.return_reason = reason_code
+    session.add(contract)
+    session.add(payment)
+    session.flush()
+    return payment, reopened, True
+
+
+def write_off(session: Session, contract_number: str, as_of: date) -> int:
+    """Write off everything due; returns the cents written off."""
+    contract = get_contract(session, contract_number, lock=True)
+    assert contract.id is not None
+    total = 0
+    for premium in _open_premiums(session, contract.id, as_of):
+        total += premium.amount_cents - premium.paid_cents
+        premium.status = PremiumStatus.WRITTEN_OFF
+        session.add(premium)
+    for fee in _open_fees(session, contract.id):
+        total += fee.amount_cents - fee.paid_cents
+        fee.written_off = True
+        session.add(fee)
+    session.flush()
+    return total
+
+
+def block_dunning(session: Session, contract_number: str, as_of: date) -> list[str]:
+    """Staff cancelled the case: the sweep must not restart it for these premiums."""
+    contract = get_contract(session, contract_number)
+    assert contract.id is not None
+    blocked = []
+    for premium in _open_premiums(session, contract.id, as_of):
+        premium.dunning_blocked = True
+        session.add(premium)
+        blocked.append(premium.external_id)
+    session.flush()
+    return blocked
+
+
+# --- fees ------------------------------------------------------------------------------------
+
+
+def book_fee(
+    session: Session, *, key: str, contract_number: str, case_id: str, label: str, amount_cents: int, at: datetime
+) -> Fee:
+    existing = session.exec(select(Fee).where(Fee.idempotency_key == key)).first()
+    if existing is not None:
+        return existing
+    contract = get_contract(session, contract_number)
+    assert contract.id is not None
+    oldest = next(iter(_open_premiums(session, contract.id, at.date())), None)
+    fee = Fee(
+        idempotency_key=key,
+        contract_id=contract.id,
+        premium_id=oldest.id if oldest else None,
+        case_id=case_id,
+        label=label,
+        amount_cents=amount_cents,
+        booked_at=at,
+    )
+    session.add(fee)
+    session.flush()
+    return fee
+
+
+# --- contract status -------------------------------------------------------------------------
+
+
+def set_contract_status(
+    session: Session,
+    *,
+    contract_number: str,
+    to_status: ContractStatus,
+    reason: str,
+    key: str,
+    at: datetime,
+    case_id: str | None = None,
+) -> bool:
+    """Change the status and write the history entry, once per key. Returns whether it changed."""
+    if session.exec(select(ContractStatusChange).where(ContractStatusChange.idempotency_key == key)).first():
+        return False
+    contract = get_contract(session, contract_number, lock=True)
+    if contract.status == to_status:
+        return False
+    assert contract.id is not None
+    session.add(
+        ContractStatusChange(
+            contract_id=contract.id,
+            from_status=contract.status,
+            to_status=to_status,
+            effective_at=at,
+            reason=reason,
+            case_id=case_id,
+            idempotency_key=key,
+        )
+    )
+    contract.status = to_status
+    session.add(contract)
+    session.flush()
+    return True
+
+
+def status_history(session: Session, contract_number: str) -> list[ContractStatusChange]:
+    contract = get_contract(session, contract_number)
+    query = (
+        select(ContractStatusChange)
+        .where(ContractStatusChange.contract_id == contract.id)
+        .order_by(col(ContractStatusChange.effective_at), col(ContractStatusChange.id))
+    )
+    return list(session.exec(query))
+
+
+# --- outbox, tasks, court --------------------------------------------------------------------
+
+
+def add_message(session: Session, message: Message) -> tuple[Message, bool]:
+    existing = session.exec(select(Message).where(Message.idempotency_key == message.idempotency_key)).first()
+    if existing is not None:
+        return existing, False
+    session.add(message)
+    session.flush()
+    return message, True
+
+
+def add_agent_task(session: Session, task: AgentTask) -> tuple[AgentTask, bool]:
+    existing = session.exec(select(AgentTask).where(AgentTask.idempotency_key == task.idempotency_key)).first()
+    if existing is not None:
+        return existing, False
+    session.add(task)
+    session.flush()
+    return task, True
+
+
+def close_agent_tasks(session: Session, case_id: str, outcome: str) -> int:
+    tasks = list(session.exec(select(AgentTask).where(AgentTask.case_id == case_id, AgentTask.status == "open")))
+    for task in tasks:
+        task.status = "done"
+        task.outcome = outcome
+        session.add(task)
+    session.flush()
+    return len(tasks)
+
+
+def add_court_application(session: Session, application: CourtApplication) -> CourtApplication:
+    existing = session.exec(select(CourtApplication).where(CourtApplication.case_id == application.case_id)).first()
+    if existing is not None:
+        return existing
+    session.add(application)
+    session.flush()
+    return application
+
+
+def approve_court_application(session: Session, case_id: str, approver: str, at: datetime) -> CourtApplication:
+    application = session.exec(select(CourtApplication).where(CourtApplication.case_id == case_id)).first()
+    if application is None:
+        raise NotFound(f"no court application prepared for case {case_id}")
+    if application.status == "prepared":
+        application.status = "approved"
+        application.approved_by = approver
+        application.approved_at = at
+        session.add(application)
+        session.flush()
+    return application
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+def seen_event(session: Session, source: str, event_id: str) -> ProcessedEvent | None:
+    return session.exec(
+        select(ProcessedEvent).where(ProcessedEvent.source == source, ProcessedEvent.event_id == event_id)
+    ).first()
+
+
+def record_event(session: Session, source: str, event_id: str, at: datetime, result: dict[str, object]) -> None:
+    session.add(ProcessedEvent(source=source, event_id=event_id, received_at=at, result=result))
+    session.flush()
+
+
+# --- the sweep -------------------------------------------------------------------------------
+
+
+def overdue_premiums(session: Session, as_of: date, after_id: int = 0, limit: int = 500) -> list[tuple[int, str, str]]:
+    """Open, unblocked premiums due before `as_of`: (row id, contract number, premium id), by id.
+
+    Uses the (status, due_date) index, so its cost follows the number of open premiums.
+    """
+    query = (
+        select(Premium.id, Contract.contract_number, Premium.external_id)
+        .join(Contract, col(Contract.id) == col(Premium.contract_id))
+        .where(
+            Premium.status == PremiumStatus.OPEN,
+            Premium.due_date < as_of,
+            Premium.dunning_blocked == False,  # noqa: E712
+            col(Premium.id) > after_id,
+            Contract.status != ContractStatus.TERMINATED,
+        )
+        .order_by(col(Premium.id))
+        .limit(limit)
+    )
+    return [(int(pid or 0), number, ext) for pid, number, ext in session.exec(query)]
+
+
+def count_rows(session: Session, model: type[Any]) -> int:
+    return int(session.exec(select(func.count()).select_from(model)).one())

@@ -1,0 +1,240 @@
+"""Inputs, state and results of the dunning case workflow.
+
+Every signal/update input is its own small model with defaults for optional fields, so fields
+can be added later without breaking running cases. Amounts are integer cents.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from models.messages import Channel
+from models.plan import DunningPlan, StepKind
+
+
+class CaseStage(StrEnum):
+    """How far the escalation has come. Closed stages end the case."""
+
+    OVERDUE = "overdue"  # opened, nothing sent yet
+    REMINDED = "reminded"
+    NOTICE_SENT = "notice_sent"  # qualified notice sent, deadline running
+    SUSPENDED = "suspended"  # deadline passed, cover suspended
+    SMS_SENT = "sms_sent"
+    AGENCY = "agency"  # handed over to the agent
+    COURT_APPROVAL = "court_approval"  # application prepared, waiting for a person
+    COURT_FILED = "court_filed"
+    PAID = "paid"
+    WRITTEN_OFF = "written_off"
+    CANCELLED = "cancelled"
+
+
+CLOSED_STAGES = {CaseStage.PAID, CaseStage.WRITTEN_OFF, CaseStage.CANCELLED}
+
+STAGE_AFTER_STEP: dict[StepKind, CaseStage] = {
+    StepKind.REMINDER: CaseStage.REMINDED,
+    StepKind.QUALIFIED_NOTICE: CaseStage.NOTICE_SENT,
+    StepKind.SUSPEND_COVER: CaseStage.SUSPENDED,
+    StepKind.PAY_LINK_SMS: CaseStage.SMS_SENT,
+    StepKind.AGENCY_HANDOVER: CaseStage.AGENCY,
+    StepKind.COURT_DUNNING: CaseStage.COURT_APPROVAL,
+}
+
+
+class HoldKind(StrEnum):
+    HOLD = "hold"
+    PROMISE = "promise_to_pay"
+    DISPUTE = "dispute"  # manual review: no end date, only `resume` ends it
+
+
+class Hold(BaseModel):
+    kind: HoldKind
+    reason: str
+    until: datetime | None = None  # None: until resumed
+    promised_cents: int | None = None
+    balance_at_promise_cents: int = 0
+    set_by: str = ""
+
+
+# --- ledger snapshots (what activities return) ---------------------------------------------
+
+
+class OpenItem(BaseModel):
+    """One unpaid premium as the ledger holds it now."""
+
+    premium_id: str  # the billing system's external id
+    period: str
+    due_date: date
+    open_cents: int
+
+
+class Arrears(BaseModel):
+    """The contract's arrears at one moment, read from the ledger."""
+
+    contract_number: str
+    items: list[OpenItem] = Field(default_factory=list)
+    fees_open_cents: int = 0
+    balance_cents: int = 0  # premiums + fees open; what the customer owes
+    credit_cents: int = 0
+    contract_status: str = "active"
+    agent_code: str | None = None
+    has_email: bool = False
+    has_phone: bool = False
+
+
+# --- workflow input and state --------------------------------------------------------------
+
+
+class StepRecord(BaseModel):
+    key: str
+    kind: StepKind
+    at: datetime
+    channel: Channel | None = None
+    copies: list[Channel] = Field(default_factory=list)
+    total_cents: int | None = None
+    fee_cents: int = 0
+    message_ids: list[int] = Field(default_factory=list)
+    deadline: datetime | None = None
+    note: str = ""
+
+
+class CaseEvent(BaseModel):
+    """A line in the case's own journal, shown by the `status` query."""
+
+    at: datetime
+    text: str
+
+
+class CaseState(BaseModel):
+    """The whole state of a case: passed as-is on continue-as-new."""
+
+    case_id: str
+    contract_number: str
+    plan: DunningPlan
+    stage: CaseStage = CaseStage.OVERDUE
+    opened_at: datetime
+    arrears: Arrears
+    joined_at: dict[str, datetime] = Field(default_factory=dict)  # premium id → when it joined
+    next_step: int = 0  # index into plan.steps; only moves forward, one step at a time
+    steps_done: list[StepRecord] = Field(default_factory=list)
+    deadline: datetime | None = None
+    handover_at: datetime | None = None
+    hold: Hold | None = None
+    escalate_requested: bool = False
+    court_approved_by: str | None = None
+    payments_seen: list[str] = Field(default_factory=list)
+    receipts_sent: int = 0
+    closed_at: datetime | None = None
+    closed_reason: str = ""
+    journal: list[CaseEvent] = Field(default_factory=list)
+
+
+class PremiumOverdue(BaseModel):
+    """A premium of this contract is overdue (from the ledger API or the sweep)."""
+
+    premium_id: str
+    reason: str = "overdue"  # overdue | direct_debit_returned
+
+
+class CaseInput(BaseModel):
+    """Start a case. From the Temporal UI: {"contract_number": "K-100001"} is enough."""
+
+    contract_number: str
+    plan_id: str | None = None  # a built-in plan; None: the contract's or the default plan
+    plan: DunningPlan | None = None  # or a whole plan, pinned as given
+    premiums: list[PremiumOverdue] = Field(default_factory=list)
+    state: CaseState | None = None  # set only by continue-as-new
+
+
+# --- signals -------------------------------------------------------------------------------
+
+
+class PaymentBooked(BaseModel):
+    """The ledger booked a payment for this contract (pay link, bank, agent, billing)."""
+
+    payment_ref: str
+    amount_cents: int
+
+
+# --- staff actions (updates) ---------------------------------------------------------------
+
+
+class RecordPayment(BaseModel):
+    amount_cents: int
+    reference: str
+    premium_id: str | None = None  # remittance names a premium
+    source: str = "staff"
+    note: str = ""
+
+
+class HoldRequest(BaseModel):
+    until: date
+    reason: str
+    by: str = "staff"
+
+
+class Resume(BaseModel):
+    reason: str = ""
+    by: str = "staff"
+
+
+class PromiseToPay(BaseModel):
+    pay_by: date
+    amount_cents: int | None = None  # None: the whole balance
+    note: str = ""
+    by: str = "staff"
+
+
+class Dispute(BaseModel):
+    reason: str
+    by: str = "staff"
+
+
+class WriteOff(BaseModel):
+    reason: str
+    by: str = "staff"
+
+
+class EscalateNow(BaseModel):
+    reason: str
+    by: str = "staff"
+
+
+class Cancel(BaseModel):
+    reason: str
+    by: str = "staff"
+
+
+class ApproveCourtFiling(BaseModel):
+    approver: str
+    note: str = ""
+
+
+class PaymentResult(BaseModel):
+    payment_ref: str
+    booked: bool  # False: this reference was booked before, nothing changed
+    allocated_cents: int
+    credit_cents: int
+    balance_cents: int
+
+
+class CaseStatus(BaseModel):
+    """Everything a UI or the CLI needs about a case, in one object (the `status` query)."""
+
+    case_id: str
+    contract_number: str
+    plan_id: str
+    plan_version: int
+    stage: CaseStage
+    closed: bool
+    hold: Hold | None
+    balance_cents: int
+    credit_cents: int
+    items: list[OpenItem]
+    deadline: datetime | None
+    next_step: str | None
+    next_step_at: datetime | None
+    steps_done: list[StepRecord]
+    journal: list[CaseEvent]

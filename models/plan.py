@@ -1,0 +1,114 @@
+"""The dunning plan: escalation steps as declarative, validated data (like Kill Bill's overdue.xml).
+
+A case pins the whole plan object in its state when it starts, so editing or replacing a plan
+never changes a running case.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from models.messages import Channel
+
+LEGAL_MIN_PAYMENT_PERIOD = timedelta(days=14)  # §38(1) VVG: at least two weeks from receipt
+
+
+class StepKind(StrEnum):
+    REMINDER = "reminder"
+    QUALIFIED_NOTICE = "qualified_notice"  # qualifizierte Mahnung, §38 VVG
+    SUSPEND_COVER = "suspend_cover"
+    PAY_LINK_SMS = "pay_link_sms"
+    AGENCY_HANDOVER = "agency_handover"
+    COURT_DUNNING = "court_dunning"  # gerichtliches Mahnverfahren, after a person approves
+
+
+class Anchor(StrEnum):
+    """What a step's offset counts from."""
+
+    DUE = "due"  # the oldest unpaid item: re-anchors after every payment
+    DEADLINE = "deadline"  # the payment deadline of the qualified notice
+    HANDOVER = "handover"  # when the agency handover happened
+
+
+# Steps that send a message to the customer, and which template family they use.
+MESSAGE_STEPS = {StepKind.REMINDER, StepKind.QUALIFIED_NOTICE, StepKind.PAY_LINK_SMS}
+
+
+class PlanStep(BaseModel):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$")
+    kind: StepKind
+    after: Anchor = Anchor.DUE
+    offset: timedelta
+    channels: list[Channel] = Field(default_factory=list)  # first usable one is used
+    copies: list[Channel] = Field(default_factory=list)  # also sent where usable
+    fees_cents: dict[Channel, int] = Field(default_factory=dict)  # per channel actually used
+    summary: str = ""  # shown on the timer in the Temporal UI
+
+    @model_validator(mode="after")
+    def _check(self) -> PlanStep:
+        if self.offset < timedelta(0):
+            raise ValueError(f"step {self.key}: offset must be >= 0, got {self.offset}")
+        if self.kind in MESSAGE_STEPS and not self.channels:
+            raise ValueError(f"step {self.key}: a {self.kind} step needs at least one channel")
+        if self.kind == StepKind.QUALIFIED_NOTICE and Channel.SMS in self.channels:
+            raise ValueError(f"step {self.key}: SMS is not text form (§126b BGB), cannot carry the notice")
+        for channel, fee in self.fees_cents.items():
+            if fee < 0:
+                raise ValueError(f"step {self.key}: fee for {channel} must be >= 0, got {fee}")
+        return self
+
+
+class DunningPlan(BaseModel):
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")
+    version: int = Field(ge=1)
+    title: str
+    language: str = "de"
+    timezone: str = "Europe/Berlin"
+    holiday_country: str = "DE"
+    # due_date: offsets count from the premium's due date (real plans);
+    # joined: from the moment the item joined the case (the demo plan, measured in minutes).
+    anchor_mode: Literal["due_date", "joined"] = "due_date"
+    # Demo plans may use minute-long deadlines; they are marked as not legally effective.
+    demo: bool = False
+    payment_period: timedelta = timedelta(days=14)
+    receipt_delay: dict[Channel, timedelta] = Field(
+        default_factory=lambda: {Channel.LETTER: timedelta(days=3), Channel.EMAIL: timedelta(0)}
+    )
+    promise_grace: timedelta = timedelta(days=1)
+    steps: list[PlanStep]
+
+    @model_validator(mode="after")
+    def _check(self) -> DunningPlan:
+        keys = [s.key for s in self.steps]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"plan {self.id}: step keys must be unique, got {keys}")
+        if not self.steps:
+            raise ValueError(f"plan {self.id}: needs at least one step")
+        if not self.demo and self.payment_period < LEGAL_MIN_PAYMENT_PERIOD:
+            raise ValueError(
+                f"plan {self.id}: payment_period must be at least 14 days (§38 VVG), got {self.payment_period}"
+            )
+        seen: set[StepKind] = set()
+        last_offset: dict[Anchor, timedelta] = {}
+        for step in self.steps:
+            if step.after == Anchor.DEADLINE and StepKind.QUALIFIED_NOTICE not in seen:
+                raise ValueError(f"step {step.key}: counts from the deadline, but no qualified notice comes before it")
+            if step.after == Anchor.HANDOVER and StepKind.AGENCY_HANDOVER not in seen:
+                raise ValueError(f"step {step.key}: counts from the handover, but no agency handover comes before it")
+            if step.kind == StepKind.SUSPEND_COVER and StepKind.QUALIFIED_NOTICE not in seen:
+                raise ValueError(f"step {step.key}: cover may only be suspended after a qualified notice (§38(2) VVG)")
+            if step.offset < last_offset.get(step.after, timedelta(0)):
+                raise ValueError(f"step {step.key}: offsets from '{step.after}' must not decrease along the plan")
+            last_offset[step.after] = step.offset
+            seen.add(step.kind)
+        return self
+
+    def step(self, key: str) -> PlanStep:
+        for s in self.steps:
+            if s.key == key:
+                return s
+        raise KeyError(key)
