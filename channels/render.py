@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import segno
 import segno.helpers
 from babel.dates import format_date
 from babel.numbers import format_currency
@@ -86,7 +85,9 @@ def format_eur(cents: int, locale: str = "de_DE") -> str:
     return format_currency(Decimal(cents) / 100, "EUR", locale=locale)
 
 
-def format_datum(value: date, locale: str = "de_DE", pattern: str = "dd.MM.yyyy") -> str:
+def format_datum(
+    value: date, locale: str = "de_DE", pattern: str = "dd.MM.yyyy"
+) -> str:
     """Format a date; refuses None so a missing deadline fails loudly instead of printing "None"."""
     if not isinstance(value, date):
         raise TypeError(f"expected a date, got {type(value).__name__}")
@@ -111,7 +112,9 @@ def _environment(language: str) -> Environment:
     )
     loc = _locale_for(language)
     env.filters["eur"] = lambda cents: format_eur(cents, loc.babel_locale)
-    env.filters["datum"] = lambda value: format_datum(value, loc.babel_locale, loc.date_pattern)
+    env.filters["datum"] = lambda value: format_datum(
+        value, loc.babel_locale, loc.date_pattern
+    )
     return env
 
 
@@ -123,7 +126,9 @@ def _template_exists(env: Environment, name: str) -> bool:
     return True
 
 
-def supported_channels(kind: MessageKind, language: str = DEFAULT_LANGUAGE) -> set[Channel]:
+def supported_channels(
+    kind: MessageKind, language: str = DEFAULT_LANGUAGE
+) -> set[Channel]:
     """Channels a kind has templates for, so callers can pick a fallback before rendering."""
     env = _environment(_effective_language(language))
     main_part = {Channel.EMAIL: "txt", Channel.SMS: "txt", Channel.LETTER: "html"}
@@ -153,6 +158,10 @@ def _check_context(context: MessageContext) -> None:
             raise RenderError("a qualified notice needs itemised arrears")
         if context.deadline <= context.letter_date:
             raise RenderError("the deadline must lie after the letter date")
+    if context.kind is MessageKind.PAY_LINK_SMS and not context.pay_url:
+        raise RenderError("a pay-link SMS needs a pay_url")
+    if context.kind is MessageKind.AGENT_HANDOVER and not context.task_url:
+        raise RenderError("an agent handover needs a task_url")
 
 
 def _remittance_text(context: MessageContext) -> str:
@@ -160,25 +169,36 @@ def _remittance_text(context: MessageContext) -> str:
     return f"Vertrag {context.contract_number}"[:_EPC_TEXT_MAX]
 
 
-def girocode_data_uri(context: MessageContext) -> str:
-    """EPC QR ("GiroCode") for the open amount, or "" when there is nothing to pay.
+def epc_fields(context: MessageContext) -> dict[str, Any] | None:
+    """Arguments for the EPC QR ("GiroCode"), or None when there is nothing to pay.
 
     Uses the RF creditor reference when the case has one (banks then report it back structured
-    and matching is exact, DOMAIN §6), otherwise the contract number as free text — never both,
+    and matching is exact, DOMAIN §6), otherwise the contract number as free text; never both,
     as EPC069-12 forbids it.
     """
     if context.total_cents <= 0:
-        return ""
+        return None
     creditor = context.creditor
     reference = context.payment_reference.replace(" ", "") or None
-    qr = segno.helpers.make_epc_qr(
-        name=creditor.name[:_EPC_NAME_MAX],
-        iban=creditor.iban.replace(" ", ""),
-        amount=Decimal(context.total_cents) / 100,
-        text=None if reference else _remittance_text(context),
-        reference=reference,
-        bic=creditor.bic.strip() or None,
-    )
+    return {
+        "name": creditor.name[:_EPC_NAME_MAX],
+        "iban": creditor.iban.replace(" ", ""),
+        "amount": Decimal(context.total_cents) / 100,
+        "text": None if reference else _remittance_text(context),
+        "reference": reference,
+        "bic": creditor.bic.strip() or None,
+    }
+
+
+def girocode_data_uri(context: MessageContext) -> str:
+    """The GiroCode as an SVG data URI for an <img>, or "" when there is nothing to pay.
+
+    SVG keeps the code sharp at any print resolution and costs no raster encoding time.
+    """
+    fields = epc_fields(context)
+    if fields is None:
+        return ""
+    qr = segno.helpers.make_epc_qr(**fields)
     uri: str = qr.svg_data_uri(scale=4, border=0)
     return uri
 
@@ -199,8 +219,17 @@ def _template_vars(
     return values
 
 
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
+
+
 def _render(env: Environment, names: list[str], values: dict[str, Any]) -> str:
     return env.select_template(names).render(values).strip()
+
+
+def _tidy_text(text: str) -> str:
+    """Collapse the blank-line runs that nested template blocks leave behind in plain text."""
+    return _BLANK_RUNS.sub("\n\n", _TRAILING_SPACE.sub("", text))
 
 
 def _html_to_pdf(html: str) -> tuple[bytes, set[str]]:
@@ -209,7 +238,7 @@ def _html_to_pdf(html: str) -> tuple[bytes, set[str]]:
     The fetcher allows only data: URIs and aborts on anything else, so a template that starts
     pulling a remote logo or font fails in tests instead of slowing down every letter.
     """
-    import weasyprint  # heavy import; only letter rendering pays for it
+    import weasyprint  # type: ignore[import-untyped]  # heavy; only letters pay for it
 
     fetcher = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
     document = weasyprint.HTML(
@@ -238,25 +267,33 @@ def render_message(channel: Channel, context: MessageContext) -> RenderedMessage
         return RenderedMessage(text=to_gsm7(" ".join(text.split())))
 
     try:
-        subject = _render(env, [f"{prefix}.subject.txt", f"{kind}.email.subject.txt"], values)
+        subject = _render(
+            env, [f"{prefix}.subject.txt", f"{kind}.email.subject.txt"], values
+        )
         values["subject"] = " ".join(subject.split())
         if channel is Channel.EMAIL:
             return RenderedMessage(
                 subject=values["subject"],
-                text=_render(env, [f"{prefix}.txt"], values),
+                text=_tidy_text(_render(env, [f"{prefix}.txt"], values)),
                 html=_render(env, [f"{prefix}.html"], values),
             )
         values["girocode"] = girocode_data_uri(context)
-        text = _render(env, [f"{prefix}.txt"], values)
+        text = _tidy_text(_render(env, [f"{prefix}.txt"], values))
         html = _render(env, [f"{prefix}.html"], values)
     except TemplateNotFound as exc:
-        raise RenderError(f"no {channel.value} template for {kind}: {exc.name}") from exc
+        raise RenderError(
+            f"no {channel.value} template for {kind}: {exc.name}"
+        ) from exc
 
     pdf, anchors = _html_to_pdf(html)
-    if context.kind is MessageKind.QUALIFIED_NOTICE and CONSEQUENCES_ANCHOR not in anchors:
+    if (
+        context.kind is MessageKind.QUALIFIED_NOTICE
+        and CONSEQUENCES_ANCHOR not in anchors
+    ):
         # A long list of arrears pushed the §38 box off page 1, where the law wants it seen
         # (DOMAIN §2). Move the box above the table and check again.
         values["consequences_before_items"] = True
+        text = _tidy_text(_render(env, [f"{prefix}.txt"], values))
         html = _render(env, [f"{prefix}.html"], values)
         pdf, anchors = _html_to_pdf(html)
         if CONSEQUENCES_ANCHOR not in anchors:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from babel.numbers import format_currency
-
 
 def cents_to_decimal(cents: int) -> Decimal:
     return (Decimal(cents) / 100).quantize(Decimal("0.01"))
@@ -27,5 +25,9 @@ def parse_amount(text: str) -> int:
     return int(value * 100)
 
 
-def format_eur(cents: int, locale: str = "de_DE") -> str:
-    return format_currency(cents_to_decimal(cents), "EUR", locale=locale)
+def format_eur(cents: int) -> str:
+    """German style, '1.234,56 €'. Written out (not babel) because workflows call it and babel
+    reads locale files lazily, which the workflow sandbox rightly forbids."""
+    sign = "-" if cents < 0 else ""
+    euros, rest = divmod(abs(cents), 100)
+    return f"{sign}{euros:,}".replace(",", ".") + f",{rest:02d} €"

@@ -26,6 +26,7 @@ from models.ledger import (
     Customer,
     Fee,
     Message,
+    PayLink,
     Payment,
     Premium,
     PremiumStatus,
@@ -178,7 +179,7 @@ def _open_premiums(session: Session, contract_id: int, as_of: date) -> list[Prem
     return list(session.exec(query))
 
 
-def _open_fees(session: Session, contract_id: int) -> list[Fee]:
+def open_fees(session: Session, contract_id: int) -> list[Fee]:
     query = select(Fee).where(Fee.contract_id == contract_id, Fee.written_off == False).order_by(col(Fee.id))  # noqa: E712
     return [f for f in session.exec(query) if f.paid_cents < f.amount_cents]
 
@@ -188,7 +189,7 @@ def arrears(session: Session, contract_number: str, as_of: date) -> Arrears:
     customer = get_customer(session, contract)
     assert contract.id is not None
     premiums = _open_premiums(session, contract.id, as_of)
-    fees = _open_fees(session, contract.id)
+    fees = open_fees(session, contract.id)
     items = [
         OpenItem(
             premium_id=p.external_id,
@@ -219,7 +220,7 @@ def _debts(session: Session, contract_id: int, as_of: date) -> list[Debt]:
     premiums = {p.id: p for p in _open_premiums(session, contract_id, as_of)}
     debts: list[Debt] = []
     oldest = min(premiums.values(), key=lambda p: (p.due_date, p.id or 0), default=None)
-    for fee in _open_fees(session, contract_id):
+    for fee in open_fees(session, contract_id):
         owner = premiums.get(fee.premium_id) or oldest
         assert fee.id is not None
         debts.append(
@@ -360,7 +361,7 @@ def write_off(session: Session, contract_number: str, as_of: date) -> int:
         total += premium.amount_cents - premium.paid_cents
         premium.status = PremiumStatus.WRITTEN_OFF
         session.add(premium)
-    for fee in _open_fees(session, contract.id):
+    for fee in open_fees(session, contract.id):
         total += fee.amount_cents - fee.paid_cents
         fee.written_off = True
         session.add(fee)
@@ -466,6 +467,10 @@ def add_message(session: Session, message: Message) -> tuple[Message, bool]:
     return message, True
 
 
+def find_pay_link(session: Session, token_id: str) -> PayLink | None:
+    return session.exec(select(PayLink).where(PayLink.token_id == token_id)).first()
+
+
 def add_agent_task(session: Session, task: AgentTask) -> tuple[AgentTask, bool]:
     existing = session.exec(select(AgentTask).where(AgentTask.idempotency_key == task.idempotency_key)).first()
     if existing is not None:
@@ -524,13 +529,15 @@ def record_event(session: Session, source: str, event_id: str, at: datetime, res
 # --- the sweep -------------------------------------------------------------------------------
 
 
-def overdue_premiums(session: Session, as_of: date, after_id: int = 0, limit: int = 500) -> list[tuple[int, str, str]]:
-    """Open, unblocked premiums due before `as_of`: (row id, contract number, premium id), by id.
+def overdue_premiums(
+    session: Session, as_of: date, after_id: int = 0, limit: int = 500
+) -> list[tuple[int, str, str, str | None]]:
+    """Open, unblocked premiums due before `as_of`: (row id, contract number, premium id, plan), by id.
 
     Uses the (status, due_date) index, so its cost follows the number of open premiums.
     """
     query = (
-        select(Premium.id, Contract.contract_number, Premium.external_id)
+        select(Premium.id, Contract.contract_number, Premium.external_id, Contract.dunning_plan)
         .join(Contract, col(Contract.id) == col(Premium.contract_id))
         .where(
             Premium.status == PremiumStatus.OPEN,
@@ -542,7 +549,7 @@ def overdue_premiums(session: Session, as_of: date, after_id: int = 0, limit: in
         .order_by(col(Premium.id))
         .limit(limit)
     )
-    return [(int(pid or 0), number, ext) for pid, number, ext in session.exec(query)]
+    return [(int(pid or 0), number, ext, plan) for pid, number, ext, plan in session.exec(query)]
 
 
 def count_rows(session: Session, model: type[Any]) -> int:

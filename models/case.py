@@ -47,6 +47,7 @@ class HoldKind(StrEnum):
     HOLD = "hold"
     PROMISE = "promise_to_pay"
     DISPUTE = "dispute"  # manual review: no end date, only `resume` ends it
+    ATTENTION = "attention"  # a step failed on bad data: a person fixes it, then `resume` retries
 
 
 class Hold(BaseModel):

@@ -1,0 +1,133 @@
+"""Activities that read and write the ledger. Each is idempotent on its key."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ledger import service
+from ledger.db import session_scope
+from models.activities import (
+    ApproveCourtApplication,
+    BookPayment,
+    CaseClosed,
+    ChangeContractStatus,
+    CloseCase,
+    CourtApplicationPrepared,
+    LoadArrears,
+    PrepareCourtApplication,
+)
+from models.case import Arrears, PaymentResult
+from models.ledger import CourtApplication
+
+COURT_FEE_MINIMUM_CENTS = 3800  # GKG Nr. 1100, half fee, minimum since 2025-06-01
+
+
+def non_retryable(error: ValueError) -> ApplicationError:
+    """Bad data will not get better by retrying: fail the activity at once, with the reason."""
+    return ApplicationError(str(error), type=type(error).__name__, non_retryable=True)
+
+
+class LedgerActivities:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @activity.defn
+    def load_arrears(self, request: LoadArrears) -> Arrears:
+        try:
+            with session_scope(self.engine) as session:
+                return service.arrears(session, request.contract_number, request.as_of)
+        except service.LedgerError as error:
+            raise non_retryable(error) from error
+
+    @activity.defn
+    def change_contract_status(self, request: ChangeContractStatus) -> bool:
+        try:
+            with session_scope(self.engine) as session:
+                return service.set_contract_status(
+                    session,
+                    contract_number=request.contract_number,
+                    to_status=request.to_status,
+                    reason=request.reason,
+                    key=request.key,
+                    at=request.at,
+                    case_id=request.case_id,
+                )
+        except service.LedgerError as error:
+            raise non_retryable(error) from error
+
+    @activity.defn
+    def book_payment(self, request: BookPayment) -> PaymentResult:
+        try:
+            with session_scope(self.engine) as session:
+                return service.book_payment(
+                    session,
+                    contract_number=request.contract_number,
+                    external_ref=request.external_ref,
+                    amount_cents=request.amount_cents,
+                    received_at=request.received_at,
+                    source=request.source,
+                    designated_premium=request.premium_id,
+                )
+        except service.LedgerError as error:
+            raise non_retryable(error) from error
+
+    @activity.defn
+    def prepare_court_application(self, request: PrepareCourtApplication) -> CourtApplicationPrepared:
+        """The Mahnbescheid application (§690 ZPO) as a structured record for a person to review."""
+        try:
+            with session_scope(self.engine) as session:
+                contract = service.get_contract(session, request.contract_number)
+                customer = service.get_customer(session, contract)
+                state = service.arrears(session, request.contract_number, request.now.date())
+                fees = service.open_fees(session, contract.id or 0)
+                record: dict[str, object] = {
+                    "case_id": request.case_id,
+                    "contract_number": contract.contract_number,
+                    "debtor_customer_number": customer.customer_number,
+                    "principal": [
+                        {"premium_id": i.premium_id, "period": i.period, "due_date": i.due_date.isoformat(),
+                         "amount_cents": i.open_cents}
+                        for i in state.items
+                    ],
+                    "costs": [{"label": f.label, "amount_cents": f.amount_cents - f.paid_cents} for f in fees],
+                    "interest": [],  # default interest is tracked separately and not claimed here yet
+                    "court_fee_estimate_cents": COURT_FEE_MINIMUM_CENTS,
+                    "claimed_cents": state.balance_cents,
+                    "prepared_at": request.now.isoformat(),
+                }
+                application = service.add_court_application(
+                    session,
+                    CourtApplication(
+                        case_id=request.case_id, contract_id=contract.id or 0, record=record, prepared_at=request.now
+                    ),
+                )
+                return CourtApplicationPrepared(
+                    application_id=application.id or 0, claimed_cents=int(str(application.record["claimed_cents"]))
+                )
+        except service.LedgerError as error:
+            raise non_retryable(error) from error
+
+    @activity.defn
+    def approve_court_application(self, request: ApproveCourtApplication) -> int:
+        try:
+            with session_scope(self.engine) as session:
+                application = service.approve_court_application(session, request.case_id, request.approver, request.now)
+                return application.id or 0
+        except service.LedgerError as error:
+            raise non_retryable(error) from error
+
+    @activity.defn
+    def close_case(self, request: CloseCase) -> CaseClosed:
+        try:
+            with session_scope(self.engine) as session:
+                result = CaseClosed()
+                if request.action == "write_off":
+                    result.written_off_cents = service.write_off(session, request.contract_number, request.as_of)
+                elif request.action == "cancel":
+                    result.blocked_premiums = service.block_dunning(session, request.contract_number, request.as_of)
+                result.tasks_closed = service.close_agent_tasks(session, request.case_id, f"case {request.action}")
+                return result
+        except service.LedgerError as error:
+            raise non_retryable(error) from error

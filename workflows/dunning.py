@@ -1,0 +1,598 @@
+"""The dunning case: one workflow per contract (`dunning-<contract number>`).
+
+It interprets the case's pinned dunning plan step by step: reminder → qualified notice →
+cover suspended → SMS with pay link → agency handover → court dunning (after a person
+approves). At any moment a payment re-reads the ledger: a partial payment sends a receipt with
+the new balance and a fresh pay link and re-anchors the next step on the oldest unpaid item; a
+cleared balance reactivates the contract at once, confirms, and ends the case.
+
+Money and time rules live in `core/`; every side effect is an activity keyed by case id + step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.handover import HandoverActivities
+    from activities.ledger import LedgerActivities
+    from activities.messaging import Outbox
+    from core.calendar import local_date, start_of_day
+    from core.case_view import case_status_word, current_details
+    from core.schedule import next_step, step_due_at
+    from models.activities import (
+        ApproveCourtApplication,
+        BookPayment,
+        ChangeContractStatus,
+        CloseCase,
+        HandOver,
+        LoadArrears,
+        PrepareCourtApplication,
+        SendMessage,
+        SentMessage,
+    )
+    from models.case import (
+        CLOSED_STAGES,
+        STAGE_AFTER_STEP,
+        ApproveCourtFiling,
+        Arrears,
+        Cancel,
+        CaseEvent,
+        CaseInput,
+        CaseStage,
+        CaseState,
+        CaseStatus,
+        Dispute,
+        EscalateNow,
+        Hold,
+        HoldKind,
+        HoldRequest,
+        PaymentBooked,
+        PaymentResult,
+        PremiumOverdue,
+        PromiseToPay,
+        RecordPayment,
+        Resume,
+        StepRecord,
+        WriteOff,
+    )
+    from models.ledger import ContractStatus
+    from models.messages import MessageKind
+    from models.plan import MESSAGE_STEPS, PlanStep, StepKind
+    from models.plans import get_plan
+    from workflows import search_attributes as sa
+
+ACTIVITY_TIMEOUT = timedelta(minutes=2)
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
+MESSAGE_KIND = {
+    StepKind.REMINDER: MessageKind.REMINDER,
+    StepKind.QUALIFIED_NOTICE: MessageKind.QUALIFIED_NOTICE,
+    StepKind.PAY_LINK_SMS: MessageKind.PAY_LINK_SMS,
+}
+MAX_PAYMENT_CENTS = 100_000_000  # 1 million EUR: anything larger is a typo
+
+
+def reject(message: str) -> ApplicationError:
+    return ApplicationError(message, type="InvalidInput", non_retryable=True)
+
+
+def require_text(field: str, value: str, max_length: int = 500) -> None:
+    if not value.strip():
+        raise reject(f"{field} must not be empty")
+    if len(value) > max_length:
+        raise reject(f"{field} must be at most {max_length} characters, got {len(value)}")
+
+
+@workflow.defn
+class DunningCase:
+    @workflow.init
+    def __init__(self, input: CaseInput) -> None:
+        if input.state is not None:
+            self.state = input.state
+        else:
+            now = workflow.now()
+            plan = input.plan or get_plan(input.plan_id or "de-follow-up")
+            self.state = CaseState(
+                case_id=f"{workflow.info().workflow_id}/{now:%Y%m%dT%H%M%S}",
+                contract_number=input.contract_number,
+                plan=plan,
+                opened_at=now,
+                arrears=Arrears(contract_number=input.contract_number),
+            )
+        self._changes = 0  # bumped by every signal/update: wakes the main loop
+        self._needs_refresh = input.state is None
+        self._pending_payments: list[str] = []
+        self._lock = asyncio.Lock()  # one ledger-changing action at a time (main loop or handler)
+        self._published: dict[str, object] = {}
+        for premium in input.premiums:
+            self._join(premium)
+
+    # --- the process -------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: CaseInput) -> CaseStatus:
+        if input.state is None:
+            self._note(f"Case opened on plan {self.state.plan.id} v{self.state.plan.version}")
+        while not self.closed:
+            if self._needs_refresh or self._pending_payments:
+                async with self._lock:
+                    await self._refresh()
+                    await self._answer_payments()
+                continue
+            if self.state.arrears.balance_cents <= 0:
+                async with self._lock:
+                    await self._settle()
+                continue
+            step = self._due_step()
+            wake_at = self._wake_at(step)
+            self._publish(step, wake_at)
+            if not await self._sleep_until(wake_at, step):
+                continue  # something changed: re-evaluate before acting
+            if self._release_expired_hold():
+                continue
+            if step is None:
+                continue
+            async with self._lock:
+                await self._refresh()
+                if self.state.arrears.balance_cents > 0 and not self.closed and not self._pending_payments:
+                    await self._run_step(step)
+            if workflow.info().is_continue_as_new_suggested() and not self._pending_payments:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(CaseInput(contract_number=self.state.contract_number, state=self.state))
+        self._publish(None, None)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._status()
+
+    async def _run_step(self, step: PlanStep) -> None:
+        """Execute the next plan step exactly once, then move the pointer on by one."""
+        state, now = self.state, workflow.now()
+        record = StepRecord(key=step.key, kind=step.kind, at=now)
+        key = f"{state.case_id}:{step.key}"
+        try:
+            if step.kind in MESSAGE_STEPS:
+                sent = await self._send(
+                    SendMessage(
+                        case_id=state.case_id, contract_number=state.contract_number, key=key,
+                        kind=MESSAGE_KIND[step.kind], channels=step.channels, copies=step.copies,
+                        fees_cents=step.fees_cents, now=now, as_of=self._today(),
+                        notice_plan=state.plan if step.kind == StepKind.QUALIFIED_NOTICE else None,
+                    ),
+                    summary=f"{step.key}: {step.summary or step.kind}",
+                )
+                record.channel, record.copies, record.total_cents = sent.channel, sent.copies, sent.total_cents
+                record.fee_cents, record.message_ids, record.deadline = sent.fee_cents, sent.message_ids, sent.deadline
+                if sent.deadline is not None:
+                    state.deadline = sent.deadline
+            elif step.kind == StepKind.SUSPEND_COVER:
+                await workflow.execute_activity_method(
+                    LedgerActivities.change_contract_status,
+                    ChangeContractStatus(
+                        contract_number=state.contract_number, to_status=ContractStatus.SUSPENDED,
+                        reason="Notice deadline passed with arrears (§38(2) VVG)", key=key, case_id=state.case_id, at=now,
+                    ),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Suspend cover",
+                )
+                state.arrears.contract_status = ContractStatus.SUSPENDED
+            elif step.kind == StepKind.AGENCY_HANDOVER:
+                handed = await workflow.execute_activity_method(
+                    HandoverActivities.hand_over_to_agent,
+                    HandOver(case_id=state.case_id, contract_number=state.contract_number, key=key, now=now),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Create the agent's task",
+                )
+                state.handover_at = now
+                record.note = f"task {handed.task_id} for agent {handed.agent_code}"
+                state.arrears.agent_code = handed.agent_code
+            elif step.kind == StepKind.COURT_DUNNING:
+                prepared = await workflow.execute_activity_method(
+                    LedgerActivities.prepare_court_application,
+                    PrepareCourtApplication(case_id=state.case_id, contract_number=state.contract_number, now=now),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Prepare court application",
+                )
+                record.total_cents = prepared.claimed_cents
+                record.note = f"application {prepared.application_id} waits for approval"
+        except ActivityError as error:
+            # Bad master data (no such contract, an amount that does not add up): stop here
+            # and ask a person; `resume` tries the same step again with the same key.
+            cause = error.cause.message if error.cause is not None else str(error)
+            state.hold = Hold(kind=HoldKind.ATTENTION, reason=f"step {step.key} failed: {cause}")
+            self._note(f"Step {step.key} failed and needs a person: {cause}")
+            return
+        state.steps_done.append(record)
+        self._needs_refresh = True  # fees booked by the step change the balance
+        state.next_step += 1
+        state.escalate_requested = False
+        self._enter(STAGE_AFTER_STEP[step.kind], f"Step {step.key} done" + (f" ({record.note})" if record.note else ""))
+
+    async def _send(self, request: SendMessage, summary: str) -> SentMessage:
+        return await workflow.execute_activity_method(
+            Outbox.send_message, request, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary
+        )
+
+    async def _refresh(self) -> None:
+        """Re-read the arrears from the ledger: the ledger, not the workflow, holds the money."""
+        self._needs_refresh = False
+        arrears = await workflow.execute_activity_method(
+            LedgerActivities.load_arrears,
+            LoadArrears(contract_number=self.state.contract_number, as_of=self._today()),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Read arrears from the ledger",
+        )
+        now = workflow.now()
+        for item in arrears.items:
+            self.state.joined_at.setdefault(item.premium_id, now)
+        self.state.arrears = arrears
+
+    async def _answer_payments(self) -> None:
+        """A receipt with the new balance and a fresh pay link for each partial payment."""
+        while self._pending_payments:
+            ref = self._pending_payments.pop(0)
+            if self.state.arrears.balance_cents <= 0:
+                continue  # _settle sends the one confirmation
+            self.state.receipts_sent += 1
+            await self._send(
+                SendMessage(
+                    case_id=self.state.case_id, contract_number=self.state.contract_number,
+                    key=f"{self.state.case_id}:receipt:{ref}", kind=MessageKind.PAYMENT_RECEIPT,
+                    channels=self.state.plan.steps[0].channels or [], now=workflow.now(), as_of=self._today(),
+                ),
+                summary="Receipt for a partial payment",
+            )
+            self._note(f"Partial payment {ref}: receipt sent, {self.state.arrears.balance_cents} cents still open")
+
+    async def _settle(self) -> None:
+        """Balance cleared: reactivate at once, confirm, close."""
+        state, now = self.state, workflow.now()
+        if state.arrears.contract_status == ContractStatus.SUSPENDED:
+            await workflow.execute_activity_method(
+                LedgerActivities.change_contract_status,
+                ChangeContractStatus(
+                    contract_number=state.contract_number, to_status=ContractStatus.ACTIVE,
+                    reason="Arrears paid: cover restored", key=f"{state.case_id}:reactivate", case_id=state.case_id, at=now,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Reactivate the contract",
+            )
+            state.arrears.contract_status = ContractStatus.ACTIVE
+            self._note("Contract reactivated")
+        if state.steps_done or state.payments_seen:
+            await self._send(
+                SendMessage(
+                    case_id=state.case_id, contract_number=state.contract_number, key=f"{state.case_id}:paid",
+                    kind=MessageKind.REACTIVATION, channels=state.plan.steps[0].channels, now=now, as_of=self._today(),
+                ),
+                summary="Confirmation: balance cleared",
+            )
+        await self._close(CaseStage.PAID, "Balance cleared", "paid")
+
+    async def _close(self, stage: CaseStage, reason: str, action: str) -> None:
+        now = workflow.now()
+        await workflow.execute_activity_method(
+            LedgerActivities.close_case,
+            CloseCase(
+                case_id=self.state.case_id, contract_number=self.state.contract_number, action=action,
+                reason=reason, now=now, as_of=self._today(),
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=f"Close case: {action}",
+        )
+        self.state.closed_at = now
+        self.state.closed_reason = reason
+        self.state.hold = None
+        self._enter(stage, reason)
+
+    # --- timing ------------------------------------------------------------------------------
+
+    def _due_step(self) -> PlanStep | None:
+        if self.state.stage == CaseStage.COURT_APPROVAL:
+            return None  # a person must approve before anything else happens
+        return next_step(self.state)
+
+    def _wake_at(self, step: PlanStep | None) -> datetime | None:
+        hold = self.state.hold
+        if hold is not None:
+            return hold.until
+        if step is None:
+            return None
+        if self.state.escalate_requested:
+            return workflow.now()
+        return step_due_at(self.state, step)
+
+    async def _sleep_until(self, wake_at: datetime | None, step: PlanStep | None) -> bool:
+        """True when the time came; False when a signal or update changed something first."""
+        seen = self._changes
+        if wake_at is None:
+            await workflow.wait_condition(lambda: self._changes != seen)
+            return False
+        delay = wake_at - workflow.now()
+        if delay <= timedelta(0):
+            return True
+        what = "hold ends" if self.state.hold else (step.key if step else "")
+        try:
+            await workflow.wait_condition(
+                lambda: self._changes != seen, timeout=delay, timeout_summary=f"{what} at {wake_at:%Y-%m-%d %H:%M} UTC"
+            )
+            return False
+        except asyncio.TimeoutError:
+            return True
+
+    def _release_expired_hold(self) -> bool:
+        hold = self.state.hold
+        if hold is None or hold.until is None or workflow.now() < hold.until:
+            return False
+        self.state.hold = None
+        if hold.kind == HoldKind.PROMISE:
+            paid = hold.balance_at_promise_cents - self.state.arrears.balance_cents
+            promised = hold.promised_cents or hold.balance_at_promise_cents
+            if paid < promised:
+                self._note(f"Promise to pay broken ({paid} of {promised} cents paid): dunning resumes")
+                return True
+        self._note("Hold ended: dunning resumes")
+        return True
+
+    def _today(self) -> date:
+        return local_date(workflow.now(), self.state.plan.timezone)
+
+    # --- keeping the UI true -----------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.state.stage in CLOSED_STAGES
+
+    def _enter(self, stage: CaseStage, why: str) -> None:
+        """The one place a stage changes: journal, search attributes and details follow."""
+        self.state.stage = stage
+        self._note(why)
+        step = self._due_step() if not self.closed else None
+        self._publish(step, self._wake_at(step) if step or self.state.hold else None)
+
+    def _note(self, text: str) -> None:
+        self.state.journal.append(CaseEvent(at=workflow.now(), text=text))
+        del self.state.journal[:-100]  # the journal is a view; the history keeps everything
+
+    def _publish(self, step: PlanStep | None, wake_at: datetime | None) -> None:
+        state = self.state
+        values: dict[str, object] = {
+            "stage": state.stage.value,
+            "status": case_status_word(state),
+            "open": state.arrears.balance_cents,
+            "next": wake_at.replace(microsecond=0) if wake_at else None,
+            "agent": state.arrears.agent_code or "",
+        }
+        if values != self._published:
+            updates = [
+                sa.CONTRACT_NUMBER.value_set(state.contract_number),
+                sa.DUNNING_PLAN.value_set(state.plan.id),
+                sa.DUNNING_STAGE.value_set(state.stage.value),
+                sa.CASE_STATUS.value_set(str(values["status"])),
+                sa.OPEN_AMOUNT_CENTS.value_set(state.arrears.balance_cents),
+                sa.NEXT_ACTION_TIME.value_set(wake_at) if wake_at else sa.NEXT_ACTION_TIME.value_unset(),
+            ]
+            if state.arrears.agent_code:
+                updates.append(sa.AGENT_CODE.value_set(state.arrears.agent_code))
+            workflow.upsert_search_attributes(updates)
+            self._published = values
+        workflow.set_current_details(current_details(state, step, wake_at))
+
+    def _join(self, premium: PremiumOverdue) -> None:
+        if premium.premium_id not in self.state.joined_at:
+            self.state.joined_at[premium.premium_id] = workflow.now()
+            if premium.reason != "overdue":
+                self._note(f"Premium {premium.premium_id} joined: {premium.reason}")
+        self._needs_refresh = True
+        self._changes += 1
+
+    def _status(self) -> CaseStatus:
+        state = self.state
+        step = self._due_step() if not self.closed else None
+        return CaseStatus(
+            case_id=state.case_id, contract_number=state.contract_number, plan_id=state.plan.id,
+            plan_version=state.plan.version, stage=state.stage, closed=self.closed, hold=state.hold,
+            balance_cents=state.arrears.balance_cents, credit_cents=state.arrears.credit_cents,
+            items=state.arrears.items, deadline=state.deadline,
+            next_step=step.key if step else None, next_step_at=self._wake_at(step) if step else None,
+            steps_done=state.steps_done, journal=state.journal,
+        )
+
+    # --- ledger events (signals) -------------------------------------------------------------
+
+    @workflow.signal(description="A premium of this contract is overdue (or a direct debit came back): it joins the case.")
+    def premium_overdue(self, premium: PremiumOverdue) -> None:
+        if not self.closed:
+            self._join(premium)
+
+    @workflow.signal(description="The ledger booked a payment for this contract: re-read the balance.")
+    def payment_booked(self, payment: PaymentBooked) -> None:
+        if self.closed or payment.payment_ref in self.state.payments_seen:
+            return  # the same payment event twice changes nothing
+        self.state.payments_seen.append(payment.payment_ref)
+        self._pending_payments.append(payment.payment_ref)
+        self._changes += 1
+
+    # --- queries -----------------------------------------------------------------------------
+
+    @workflow.query(description="The whole case: stage, balance, items, hold, next step, steps done, journal.")
+    def status(self) -> CaseStatus:
+        return self._status()
+
+    # --- staff actions (updates: the caller gets an answer or a clear rejection) ---------------
+
+    def _require_open(self) -> None:
+        if self.closed:
+            raise reject(f"case is closed ({self.state.stage}); nothing can change it")
+
+    @workflow.update(description="Book a payment received outside the ledger feed (e.g. at the counter).")
+    async def record_payment(self, request: RecordPayment) -> PaymentResult:
+        async with self._lock:
+            result = await workflow.execute_activity_method(
+                LedgerActivities.book_payment,
+                BookPayment(
+                    contract_number=self.state.contract_number, external_ref=f"{request.source}:{request.reference}",
+                    amount_cents=request.amount_cents, received_at=workflow.now(), source=request.source,
+                    premium_id=request.premium_id,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Book the staff payment",
+            )
+        if result.booked:
+            self.payment_booked(PaymentBooked(payment_ref=result.payment_ref, amount_cents=request.amount_cents))
+        return result
+
+    @record_payment.validator
+    def _validate_record_payment(self, request: RecordPayment) -> None:
+        self._require_open()
+        if not 0 < request.amount_cents <= MAX_PAYMENT_CENTS:
+            raise reject(f"amount_cents must be between 1 and {MAX_PAYMENT_CENTS}, got {request.amount_cents}")
+        require_text("reference", request.reference, 64)
+        require_text("source", request.source, 20)
+        known = {i.premium_id for i in self.state.arrears.items}
+        if request.premium_id is not None and request.premium_id not in known:
+            raise reject(f"premium_id {request.premium_id!r} is not an open item of this case; open: {sorted(known)}")
+
+    @workflow.update(description="Pause escalation until a date (e.g. customer in hospital).")
+    def hold(self, request: HoldRequest) -> CaseStatus:
+        until = start_of_day(request.until, self.state.plan.timezone)
+        self.state.hold = Hold(kind=HoldKind.HOLD, reason=request.reason, until=until, set_by=request.by)
+        self._changes += 1
+        self._enter(self.state.stage, f"On hold until {request.until:%d.%m.%Y} by {request.by}: {request.reason}")
+        return self._status()
+
+    @hold.validator
+    def _validate_hold(self, request: HoldRequest) -> None:
+        self._require_open()
+        require_text("reason", request.reason)
+        today = self._today()
+        if request.until <= today:
+            raise reject(f"until must be after today ({today}), got {request.until}")
+        if request.until > today + timedelta(days=366):
+            raise reject(f"until must be within a year, got {request.until}")
+
+    @workflow.update(description="End a hold, promise or dispute (or retry a step that needed attention).")
+    def resume(self, request: Resume) -> CaseStatus:
+        previous = self.state.hold
+        self.state.hold = None
+        self._changes += 1
+        kind = previous.kind if previous else "hold"
+        self._enter(self.state.stage, f"Resumed from {kind} by {request.by}" + (f": {request.reason}" if request.reason else ""))
+        return self._status()
+
+    @resume.validator
+    def _validate_resume(self, request: Resume) -> None:
+        self._require_open()
+        if self.state.hold is None:
+            raise reject("case is not on hold, disputed or waiting for attention; nothing to resume")
+
+    @workflow.update(description="Customer promised to pay by a date: hold until then; escalate if broken.")
+    def promise_to_pay(self, request: PromiseToPay) -> CaseStatus:
+        plan = self.state.plan
+        until = start_of_day(request.pay_by, plan.timezone) + plan.promise_grace
+        if plan.demo:
+            until = workflow.now() + plan.promise_grace
+        self.state.hold = Hold(
+            kind=HoldKind.PROMISE, reason=request.note or "promise to pay", until=until,
+            promised_cents=request.amount_cents, balance_at_promise_cents=self.state.arrears.balance_cents, set_by=request.by,
+        )
+        self._changes += 1
+        self._enter(self.state.stage, f"Promise to pay by {request.pay_by:%d.%m.%Y} recorded by {request.by}")
+        return self._status()
+
+    @promise_to_pay.validator
+    def _validate_promise(self, request: PromiseToPay) -> None:
+        self._require_open()
+        today = self._today()
+        if request.pay_by < today:
+            raise reject(f"pay_by must be today or later ({today}), got {request.pay_by}")
+        if request.pay_by > today + timedelta(days=90):
+            raise reject(f"pay_by must be within 90 days, got {request.pay_by}; agree an instalment plan instead")
+        balance = self.state.arrears.balance_cents
+        if request.amount_cents is not None and not 0 < request.amount_cents <= balance:
+            raise reject(f"amount_cents must be between 1 and the open balance {balance}, got {request.amount_cents}")
+
+    @workflow.update(description="Customer disputes the claim: stop escalating until a person resumes.")
+    def dispute(self, request: Dispute) -> CaseStatus:
+        self.state.hold = Hold(kind=HoldKind.DISPUTE, reason=request.reason, set_by=request.by)
+        self._changes += 1
+        self._enter(self.state.stage, f"Disputed (manual review) by {request.by}: {request.reason}")
+        return self._status()
+
+    @dispute.validator
+    def _validate_dispute(self, request: Dispute) -> None:
+        self._require_open()
+        require_text("reason", request.reason)
+
+    @workflow.update(description="Write off the open balance: the case closes and the contract is reactivated.")
+    async def write_off(self, request: WriteOff) -> CaseStatus:
+        async with self._lock:
+            if self.closed:
+                return self._status()
+            state, now = self.state, workflow.now()
+            if state.arrears.contract_status == ContractStatus.SUSPENDED:
+                await workflow.execute_activity_method(
+                    LedgerActivities.change_contract_status,
+                    ChangeContractStatus(
+                        contract_number=state.contract_number, to_status=ContractStatus.ACTIVE,
+                        reason=f"Arrears written off: {request.reason}", key=f"{state.case_id}:reactivate",
+                        case_id=state.case_id, at=now,
+                    ),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Reactivate after write-off",
+                )
+                state.arrears.contract_status = ContractStatus.ACTIVE
+            await self._close(CaseStage.WRITTEN_OFF, f"Written off by {request.by}: {request.reason}", "write_off")
+            self._changes += 1
+        return self._status()
+
+    @write_off.validator
+    def _validate_write_off(self, request: WriteOff) -> None:
+        self._require_open()
+        require_text("reason", request.reason)
+
+    @workflow.update(description="Run the next step now instead of waiting for its date.")
+    def escalate_now(self, request: EscalateNow) -> CaseStatus:
+        self.state.escalate_requested = True
+        self.state.hold = None
+        self._changes += 1
+        self._enter(self.state.stage, f"Escalation requested by {request.by}: {request.reason}")
+        return self._status()
+
+    @escalate_now.validator
+    def _validate_escalate(self, request: EscalateNow) -> None:
+        self._require_open()
+        require_text("reason", request.reason)
+        if self.state.stage == CaseStage.COURT_APPROVAL:
+            raise reject("the court application waits for approval: use approve_court_filing")
+        if next_step(self.state) is None:
+            raise reject("the plan has no further step; the case waits for payment")
+
+    @workflow.update(description="Stop dunning without changing the ledger (e.g. premium booked in error).")
+    async def cancel(self, request: Cancel) -> CaseStatus:
+        async with self._lock:
+            if not self.closed:
+                await self._close(CaseStage.CANCELLED, f"Cancelled by {request.by}: {request.reason}", "cancel")
+                self._changes += 1
+        return self._status()
+
+    @cancel.validator
+    def _validate_cancel(self, request: Cancel) -> None:
+        self._require_open()
+        require_text("reason", request.reason)
+
+    @workflow.update(description="A person approves the prepared court application; it is then filed.")
+    async def approve_court_filing(self, request: ApproveCourtFiling) -> CaseStatus:
+        async with self._lock:
+            await workflow.execute_activity_method(
+                LedgerActivities.approve_court_application,
+                ApproveCourtApplication(case_id=self.state.case_id, approver=request.approver, now=workflow.now()),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Record approval and file",
+            )
+            self.state.court_approved_by = request.approver
+            self._changes += 1
+            self._enter(CaseStage.COURT_FILED, f"Court filing approved by {request.approver}")
+        return self._status()
+
+    @approve_court_filing.validator
+    def _validate_approve(self, request: ApproveCourtFiling) -> None:
+        self._require_open()
+        require_text("approver", request.approver, 100)
+        if self.state.stage != CaseStage.COURT_APPROVAL:
+            raise reject(f"no court application waits for approval (stage is {self.state.stage})")
+

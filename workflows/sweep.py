@@ -1,0 +1,36 @@
+"""The daily ledger sweep: every unpaid premium past due starts or joins its contract's case.
+
+Run by a Schedule every morning (Europe/Berlin). Idempotent: a second run on the same day
+signals the same cases with premiums they already hold, which changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.sweep import SweepActivities
+    from core.calendar import local_date
+    from models.activities import SweepRequest, SweepResult
+
+
+@workflow.defn
+class LedgerSweep:
+    @workflow.run
+    async def run(self, request: SweepRequest) -> SweepResult:
+        as_of = request.as_of or local_date(workflow.now(), "Europe/Berlin")
+        result = await workflow.execute_activity_method(
+            SweepActivities.start_overdue_cases,
+            SweepRequest(as_of=as_of),
+            start_to_close_timeout=timedelta(hours=2),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+            summary=f"Start or join cases for premiums overdue on {as_of}",
+        )
+        workflow.set_current_details(
+            f"Sweep {as_of}: {result.premiums_seen} overdue premiums, {result.cases_signalled} cases started or joined"
+        )
+        return result
