@@ -14,14 +14,16 @@ def parse_amount(text: str) -> int:
     cleaned = text.strip().replace(" ", "")
     if "," in cleaned and "." not in cleaned:
         cleaned = cleaned.replace(",", ".")
+    if len(cleaned) > 20:
+        raise ValueError(f"amount must be at most 20 characters, got {text!r}")
     try:
         value = Decimal(cleaned)
+        if not value.is_finite():
+            raise ValueError(f"amount must be a finite number, got {text!r}")
+        if value != value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP):
+            raise ValueError(f"amount must have at most two decimals, got {text!r}")
     except InvalidOperation:
         raise ValueError(f"amount must be a number like 12.34, got {text!r}") from None
-    if not value.is_finite():
-        raise ValueError(f"amount must be a finite number, got {text!r}")
-    if value != value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP):
-        raise ValueError(f"amount must have at most two decimals, got {text!r}")
     return int(value * 100)
 
 

@@ -322,13 +322,19 @@ def reverse_payment(session: Session, external_ref: str, reason_code: str) -> tu
     Returns the payment, the premium ids re-opened and whether anything changed (a second
     return of the same debit changes nothing).
     """
-    payment = session.exec(select(Payment).where(Payment.external_ref == external_ref)).first()
-    if payment is None:
+    found = session.exec(select(Payment).where(Payment.external_ref == external_ref)).first()
+    if found is None:
         raise NotFound(f"payment_ref {external_ref!r} is not in the ledger")
+    owner = session.get(Contract, found.contract_id)
+    assert owner is not None
+    # Lock the contract like book_payment does, then read the payment again under the lock:
+    # a payment booked (or the same return processed) meanwhile must not be overwritten.
+    contract = get_contract(session, owner.contract_number, lock=True)
+    session.refresh(found)
+    payment = found
     if payment.returned:
         return payment, [], False
-    contract = session.get(Contract, payment.contract_id)
-    assert contract is not None and payment.id is not None
+    assert payment.id is not None
     reopened: list[str] = []
     for allocation in session.exec(select(Allocation).where(Allocation.payment_id == payment.id)):
         if allocation.target == "premium":

@@ -35,29 +35,44 @@ def _german_follow_up() -> DunningPlan:
     )
 
 
-def _demo() -> DunningPlan:
-    """The German plan with minutes instead of days, so `make run` shows cases moving."""
-    m = timedelta(minutes=1)
+def _demo(plan_id: str, m: timedelta, unit: str) -> DunningPlan:
+    """The German plan with minutes (or seconds) instead of days, so a person sees cases move."""
     base = _german_follow_up()
     offsets = {"reminder": 1 * m, "notice": 2 * m, "suspend": 0 * m, "sms": 1 * m, "agency": 2 * m, "court": 4 * m}
     return base.model_copy(
         update={
-            "id": "demo",
-            "title": "Demo (minutes, not legally effective)",
+            "id": plan_id,
+            "title": f"Demo ({unit}, not legally effective)",
             "anchor_mode": "joined",
             "demo": True,
             "payment_period": 3 * m,
             "receipt_delay": {L: timedelta(0), E: timedelta(0)},
             "promise_grace": m,
             "steps": [
-                s.model_copy(update={"offset": offsets[s.key], "summary": s.summary.replace("days", "minutes").replace("day", "minute")})
+                s.model_copy(update={"offset": offsets[s.key], "summary": _demo_summary(s.summary, offsets[s.key])})
                 for s in base.steps
             ],
         }
     )
 
 
-BUILTIN_PLANS: dict[str, DunningPlan] = {p.id: p for p in (_german_follow_up(), _demo())}
+def _demo_summary(summary: str, offset: timedelta) -> str:
+    """'Qualified notice §38 VVG 14 days after due' → 'Qualified notice §38 VVG 120 s after due'."""
+    words = summary.split()
+    if "days" in words or "day" in words:
+        at = words.index("days") if "days" in words else words.index("day")
+        words[at - 1 : at + 1] = [f"{int(offset.total_seconds())} s"]
+    return " ".join(words)
+
+
+BUILTIN_PLANS: dict[str, DunningPlan] = {
+    p.id: p
+    for p in (
+        _german_follow_up(),
+        _demo("demo", timedelta(minutes=1), "minutes"),  # make run
+        _demo("demo-fast", timedelta(seconds=2), "seconds"),  # the end-to-end test
+    )
+}
 
 
 def get_plan(plan_id: str) -> DunningPlan:

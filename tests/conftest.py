@@ -8,7 +8,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -125,5 +125,5 @@ def seed_contract(
         for premium_id, due, cents in premiums or []:
             service.book_premium(
                 session, external_id=premium_id, contract_number=contract_number,
-                period_start=due, period_end=due.replace(day=28), due_date=due, amount_cents=cents,
+                period_start=due, period_end=due + timedelta(days=30), due_date=due, amount_cents=cents,
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -59,3 +59,306 @@ async def test_full_path_reaches_court_approval_and_payment_then_reactivates(
     assert messages(engine, "K-100001")[-1].kind == "reactivation"
     assert (await status(handle)).closed
     _ = timedelta
+
+
+# --- payments ------------------------------------------------------------------------------------
+
+import pytest  # noqa: E402
+from temporalio.client import WorkflowUpdateFailedError  # noqa: E402
+
+from models.case import (  # noqa: E402
+    Cancel,
+    Dispute,
+    EscalateNow,
+    HoldRequest,
+    PremiumOverdue,
+    PromiseToPay,
+    Resume,
+    WriteOff,
+)
+from models.ledger import Premium  # noqa: E402
+from web.inbound import Inbound  # noqa: E402
+
+
+async def pay(time_env: WorkflowEnvironment, engine: Engine, settings: Settings, ref: str, cents: int,
+              contract: str = "K-100001") -> None:
+    """Pay the way a provider webhook does: book in the ledger, then signal the case."""
+    inbound = Inbound(engine, time_env.client, settings)
+    await inbound.payment(contract_number=contract, external_ref=ref, amount_cents=cents, source="testpay",
+                          received_at=await time_env.get_current_time())
+
+
+async def test_partial_payment_sends_receipt_then_full_payment_reactivates_and_closes(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.SUSPENDED)
+    assert contract_status(engine, "K-100001") == "suspended"
+
+    await pay(time_env, engine, settings, "pay-1", 4_000)
+    after_partial = await advance_until(time_env, handle, lambda s: s.balance_cents == 6_150, step=timedelta(minutes=1))
+    assert not after_partial.closed and after_partial.stage == CaseStage.SUSPENDED
+    receipts = [m for m in messages(engine, "K-100001") if m.kind == "payment_receipt"]
+    assert len(receipts) == 1 and receipts[0].total_cents == 6_150
+    assert "/pay/" in receipts[0].body_text  # a fresh pay link
+    assert contract_status(engine, "K-100001") == "suspended"  # arrears remain: no cover yet
+
+    await pay(time_env, engine, settings, "pay-2", 6_150)
+    result = await handle.result()
+    assert result.stage == CaseStage.PAID and result.balance_cents == 0
+    assert contract_status(engine, "K-100001") == "active"
+    assert [m.kind for m in messages(engine, "K-100001")].count("reactivation") == 1
+
+
+STAGES_IN_ORDER = [
+    CaseStage.OVERDUE, CaseStage.REMINDED, CaseStage.NOTICE_SENT, CaseStage.SUSPENDED,
+    CaseStage.SMS_SENT, CaseStage.AGENCY, CaseStage.COURT_APPROVAL,
+]
+
+
+@pytest.mark.parametrize("stage", STAGES_IN_ORDER)
+async def test_full_payment_during_any_stage_closes_the_case_and_leaves_the_contract_active(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings, stage: CaseStage
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    reached = await advance_until(time_env, handle, lambda s: s.stage == stage and s.balance_cents > 0)
+    steps_before = [s.key for s in reached.steps_done]
+
+    await pay(time_env, engine, settings, f"pay-{stage}", reached.balance_cents)
+    result = await handle.result()
+
+    assert result.stage == CaseStage.PAID
+    assert [s.key for s in result.steps_done] == steps_before  # nothing more was sent after paying
+    assert contract_status(engine, "K-100001") == "active"
+    sent = [m.kind for m in messages(engine, "K-100001")]
+    assert sent.count("reactivation") == 1  # one confirmation, whatever the stage
+
+
+async def test_partial_payment_reanchors_next_step_on_the_oldest_unpaid_premium_without_skipping(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today - timedelta(days=10), 5_000), ("P-2", today, 5_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await open_case(time_env, settings.task_queue, "K-100001", "P-2")
+    first = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+    assert first.next_step == "notice"
+    notice_for_p1 = first.next_step_at
+
+    await pay(time_env, engine, settings, "pay-p1", 5_000)  # oldest premium paid
+    moved = await advance_until(time_env, handle, lambda s: s.balance_cents == 5_000, step=timedelta(minutes=1))
+    assert moved.next_step == "notice"  # the same step, not skipped and not repeated
+    assert moved.next_step_at is not None and notice_for_p1 is not None
+    assert moved.next_step_at - notice_for_p1 == timedelta(days=10)  # now counted from P-2's due date
+    assert [s.key for s in moved.steps_done] == ["reminder"]
+
+
+# --- staff actions -------------------------------------------------------------------------------
+
+
+async def test_hold_stops_escalation_until_resumed(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+
+    held = await handle.execute_update(DunningCase.hold, HoldRequest(until=today + timedelta(days=60), reason="in hospital"))
+    assert held.hold is not None and held.hold.kind == "hold"
+    await time_env.sleep(timedelta(days=30))  # the notice would have gone out on day 14
+    during = await status(handle)
+    assert during.stage == CaseStage.REMINDED and [s.key for s in during.steps_done] == ["reminder"]
+
+    resumed = await handle.execute_update(DunningCase.resume, Resume(reason="back home"))
+    assert resumed.hold is None
+    after = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT, step=timedelta(minutes=30))
+    assert [s.key for s in after.steps_done] == ["reminder", "notice"]
+
+
+async def test_hold_ends_by_itself_on_its_date(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+    await handle.execute_update(DunningCase.hold, HoldRequest(until=today + timedelta(days=20), reason="agreed with customer"))
+    done = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
+    assert done.steps_done[-1].at.date() >= today + timedelta(days=19)
+
+
+async def test_broken_promise_to_pay_resumes_dunning(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+    promised = await handle.execute_update(DunningCase.promise_to_pay, PromiseToPay(pay_by=today + timedelta(days=25)))
+    assert promised.hold is not None and promised.hold.kind == "promise_to_pay"
+    after = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
+    assert any("Promise to pay broken" in e.text for e in after.journal)
+    assert after.steps_done[-1].at.date() >= today + timedelta(days=25)
+
+
+async def test_kept_promise_ends_the_case_without_further_steps(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+    await handle.execute_update(DunningCase.promise_to_pay, PromiseToPay(pay_by=today + timedelta(days=25)))
+    await time_env.sleep(timedelta(days=20))
+    await pay(time_env, engine, settings, "kept", 10_000)
+    result = await handle.result()
+    assert result.stage == CaseStage.PAID and [s.key for s in result.steps_done] == ["reminder"]
+
+
+async def test_dispute_pauses_until_resumed_and_escalate_now_runs_the_next_step_at_once(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    disputed = await handle.execute_update(DunningCase.dispute, Dispute(reason="customer says premium was cancelled"))
+    assert disputed.hold is not None and disputed.hold.until is None
+    await time_env.sleep(timedelta(days=40))
+    assert (await status(handle)).steps_done == []
+
+    await handle.execute_update(DunningCase.escalate_now, EscalateNow(reason="dispute rejected"))
+    escalated = await advance_until(time_env, handle, lambda s: len(s.steps_done) >= 1, step=timedelta(seconds=1))
+    assert escalated.steps_done[0].key == "reminder"
+
+
+async def test_escalate_now_never_suspends_cover_before_the_notice_deadline(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
+    with pytest.raises(WorkflowUpdateFailedError) as rejected:
+        await handle.execute_update(DunningCase.escalate_now, EscalateNow(reason="impatient"))
+    assert "deadline" in str(rejected.value.cause)
+    assert contract_status(engine, "K-100001") == "active"
+
+
+async def test_write_off_closes_the_case_and_reactivates_the_contract(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.SUSPENDED)
+    closed = await handle.execute_update(DunningCase.write_off, WriteOff(reason="hardship"))
+    assert closed.stage == CaseStage.WRITTEN_OFF and closed.closed
+    assert (await handle.result()).stage == CaseStage.WRITTEN_OFF
+    assert contract_status(engine, "K-100001") == "active"
+    with session_scope(engine) as session:
+        assert session.exec(select(Premium)).one().status == "written_off"
+
+
+async def test_cancel_closes_the_case_and_blocks_the_premium_from_the_sweep(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+    closed = await handle.execute_update(DunningCase.cancel, Cancel(reason="premium booked in error"))
+    assert closed.stage == CaseStage.CANCELLED
+    with session_scope(engine) as session:
+        assert session.exec(select(Premium)).one().dunning_blocked
+
+
+# --- duplicates ----------------------------------------------------------------------------------
+
+
+async def test_duplicate_events_change_nothing(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    first = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    second = await open_case(time_env, settings.task_queue, "K-100001", "P-1")  # the same trigger again
+    assert first.result_run_id == second.result_run_id  # joined, not a second case
+    await advance_until(time_env, first, lambda s: s.stage == CaseStage.REMINDED)
+
+    await pay(time_env, engine, settings, "dup-pay", 3_000)
+    await pay(time_env, engine, settings, "dup-pay", 3_000)  # the same webhook twice
+    await first.signal(DunningCase.premium_overdue, PremiumOverdue(premium_id="P-1"))
+    state = await advance_until(time_env, first, lambda s: s.balance_cents == 7_000, step=timedelta(minutes=1))
+    await time_env.sleep(timedelta(minutes=5))
+    assert [m.kind for m in messages(engine, "K-100001")].count("payment_receipt") == 1
+    assert [s.key for s in state.steps_done] == ["reminder"]
+    with session_scope(engine) as session:
+        assert session.exec(select(Premium)).one().paid_cents == 3_000
+
+
+# --- bad input on every update -------------------------------------------------------------------
+
+BAD_UPDATES = [
+    ("record_payment", RecordPayment(amount_cents=0, reference="x"), "amount_cents"),
+    ("record_payment", RecordPayment(amount_cents=-500, reference="x"), "amount_cents"),
+    ("record_payment", RecordPayment(amount_cents=10**12, reference="x"), "amount_cents"),
+    ("record_payment", RecordPayment(amount_cents=100, reference="  "), "reference"),
+    ("record_payment", RecordPayment(amount_cents=100, reference="x", premium_id="P-404"), "premium_id"),
+    ("hold", HoldRequest(until=date(2020, 1, 1), reason="x"), "until"),
+    ("hold", HoldRequest(until=date(2099, 1, 1), reason="x"), "until"),
+    ("hold", "TODAY+5", "reason"),
+    ("resume", Resume(), "not on hold"),
+    ("promise_to_pay", PromiseToPay(pay_by=date(2020, 1, 1)), "pay_by"),
+    ("promise_to_pay", PromiseToPay(pay_by=date(2099, 1, 1)), "pay_by"),
+    ("promise_to_pay", "AMOUNT_TOO_HIGH", "amount_cents"),
+    ("dispute", Dispute(reason=""), "reason"),
+    ("write_off", WriteOff(reason=""), "reason"),
+    ("escalate_now", EscalateNow(reason=""), "reason"),
+    ("cancel", Cancel(reason=" "), "reason"),
+    ("approve_court_filing", ApproveCourtFiling(approver="J. Richter"), "no court application"),
+    ("approve_court_filing", ApproveCourtFiling(approver=""), "approver"),
+]
+
+
+async def test_every_update_rejects_bad_input_with_a_clear_message_and_changes_nothing(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    from datetime import date as _date
+
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    before = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+    history_before = len((await handle.fetch_history()).events)
+    for name, argument, expected in BAD_UPDATES:
+        if argument == "TODAY+5":
+            argument = HoldRequest(until=today + timedelta(days=5), reason="")
+        elif argument == "AMOUNT_TOO_HIGH":
+            argument = PromiseToPay(pay_by=today + timedelta(days=5), amount_cents=before.balance_cents + 1)
+        with pytest.raises(WorkflowUpdateFailedError) as rejected:
+            await handle.execute_update(name, argument)
+        message = str(rejected.value.cause)
+        assert expected in message, f"{name}: {message!r} does not mention {expected!r}"
+    after = await status(handle)
+    assert after.model_dump() == before.model_dump()  # nothing changed
+    assert len((await handle.fetch_history()).events) == history_before  # rejected updates leave no trace
+    _ = _date
+
+
+async def test_a_closed_case_rejects_every_staff_action(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await handle.execute_update(DunningCase.cancel, Cancel(reason="test"))
+    await handle.result()
+    # A completed workflow no longer accepts updates at all: the server answers for it.
+    with pytest.raises(Exception):  # noqa: B017 — any rejection will do, the point is that nothing happens
+        await handle.execute_update(DunningCase.hold, HoldRequest(until=today + timedelta(days=5), reason="x"))
+    assert (await status(handle)).stage == CaseStage.CANCELLED

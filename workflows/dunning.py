@@ -63,7 +63,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.ledger import ContractStatus
     from models.messages import MessageKind
-    from models.plan import MESSAGE_STEPS, PlanStep, StepKind
+    from models.plan import MESSAGE_STEPS, Anchor, PlanStep, StepKind
     from models.plans import get_plan
     from workflows import search_attributes as sa
 
@@ -560,8 +560,13 @@ class DunningCase:
         require_text("reason", request.reason)
         if self.state.stage == CaseStage.COURT_APPROVAL:
             raise reject("the court application waits for approval: use approve_court_filing")
-        if next_step(self.state) is None:
+        step = next_step(self.state)
+        if step is None:
             raise reject("the plan has no further step; the case waits for payment")
+        if step.after == Anchor.DEADLINE and self.state.deadline and workflow.now() < self.state.deadline:
+            # The customer was promised this deadline in a legal notice: nothing that depends on
+            # it passing (suspension of cover above all) may happen earlier.
+            raise reject(f"step {step.key} needs the notice deadline {self.state.deadline:%Y-%m-%d %H:%M} UTC to pass first")
 
     @workflow.update(description="Stop dunning without changing the ledger (e.g. premium booked in error).")
     async def cancel(self, request: Cancel) -> CaseStatus:

@@ -1,0 +1,285 @@
+"""Staff and operations CLI: the same actions as the Temporal UI, from the shell.
+
+    python starter.py status K-1001
+    python starter.py pay K-1001 49.90 --reference BANK-2026-11-22-17
+    python starter.py hold K-1001 --until 2026-12-15 --reason "customer in hospital"
+    python starter.py sweep
+
+Bad input is rejected with a message naming the problem, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from config import get_settings
+from core.money import format_eur, parse_amount
+from models.activities import SweepRequest, SweepResult
+from models.case import (
+    ApproveCourtFiling,
+    Cancel,
+    CaseStatus,
+    Dispute,
+    EscalateNow,
+    HoldRequest,
+    PremiumOverdue,
+    PromiseToPay,
+    RecordPayment,
+    Resume,
+    WriteOff,
+)
+from runtime import connect
+from workflows.client import case_workflow_id, start_or_join_case
+from workflows.dunning import DunningCase
+from workflows.sweep import LedgerSweep
+
+app = typer.Typer(help="Dunning engine: staff actions and operations.", no_args_is_help=True, add_completion=False)
+console = Console()
+T = TypeVar("T")
+SWEEP_SCHEDULE_ID = "ledger-sweep-daily"
+
+
+class CliError(Exception):
+    pass
+
+
+def run(action: Callable[[Client], Awaitable[T]]) -> T:
+    async def main() -> T:
+        return await action(await connect(get_settings()))
+
+    try:
+        return asyncio.run(main())
+    except CliError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        message = getattr(cause, "message", None) or str(cause)
+        console.print(f"[red]rejected:[/red] {message}")
+        raise typer.Exit(2) from None
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            console.print(f"[red]error:[/red] {error.message}")
+            raise typer.Exit(2) from None
+        raise
+
+
+def handle(client: Client, contract: str) -> WorkflowHandle[DunningCase, CaseStatus]:
+    return client.get_workflow_handle_for(DunningCase.run, case_workflow_id(contract))
+
+
+def amount_cents(text: str) -> int:
+    try:
+        cents = parse_amount(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    if cents <= 0:
+        raise typer.BadParameter(f"amount must be > 0, got {text}")
+    return cents
+
+
+def show(status: CaseStatus) -> None:
+    table = Table(title=f"{status.case_id} — {status.stage}{' (closed)' if status.closed else ''}", show_header=False)
+    table.add_row("plan", f"{status.plan_id} v{status.plan_version}")
+    table.add_row("open", format_eur(status.balance_cents) + (f"  credit {format_eur(status.credit_cents)}" if status.credit_cents else ""))
+    table.add_row("hold", f"{status.hold.kind}: {status.hold.reason} until {status.hold.until or 'resumed'}" if status.hold else "—")
+    table.add_row("deadline", str(status.deadline or "—"))
+    table.add_row("next", f"{status.next_step} at {status.next_step_at}" if status.next_step else "—")
+    for item in status.items:
+        table.add_row(f"item {item.premium_id}", f"{item.period}  due {item.due_date}  {format_eur(item.open_cents)}")
+    for step in status.steps_done:
+        table.add_row(f"done {step.key}", f"{step.at:%Y-%m-%d %H:%M} {step.channel or ''} {format_eur(step.total_cents or 0)}")
+    for event in status.journal[-8:]:
+        table.add_row("journal", f"{event.at:%Y-%m-%d %H:%M} {event.text}")
+    console.print(table)
+
+
+Contract = Annotated[str, typer.Argument(help="Contract number, e.g. K-1001")]
+Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the case journal)")]
+By = Annotated[str, typer.Option("--by", help="Who does it")]
+
+
+@app.command()
+def status(contract: Contract) -> None:
+    """Show the whole state of the contract's dunning case."""
+
+    async def act(client: Client) -> CaseStatus:
+        try:
+            return await handle(client, contract).query(DunningCase.status)
+        except WorkflowQueryFailedError as error:
+            raise CliError(str(error)) from error
+
+    show(run(act))
+
+
+def update(contract: str, call: Callable[[WorkflowHandle[DunningCase, CaseStatus]], Awaitable[Any]]) -> None:
+    async def act(client: Client) -> Any:
+        return await call(handle(client, contract))
+
+    result = run(act)
+    if isinstance(result, CaseStatus):
+        show(result)
+    else:
+        console.print(result)
+
+
+@app.command()
+def pay(
+    contract: Contract,
+    amount: Annotated[str, typer.Argument(help="Amount in EUR, e.g. 49.90")],
+    reference: Annotated[str, typer.Option(help="Payment reference (books once per reference)")],
+    premium: Annotated[str | None, typer.Option(help="Premium the payer named")] = None,
+) -> None:
+    """Record a payment on the case (allocated costs → interest → principal, oldest first)."""
+    cents = amount_cents(amount)
+    update(contract, lambda h: h.execute_update(
+        DunningCase.record_payment, RecordPayment(amount_cents=cents, reference=reference, premium_id=premium)))
+
+
+@app.command()
+def hold(contract: Contract, until: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])], reason: Reason,
+         by: By = "staff") -> None:
+    """Pause escalation until a date."""
+    update(contract, lambda h: h.execute_update(DunningCase.hold, HoldRequest(until=until.date(), reason=reason, by=by)))
+
+
+@app.command()
+def resume(contract: Contract, reason: Reason = "", by: By = "staff") -> None:
+    """End a hold, promise or dispute; retry a step that needed attention."""
+    update(contract, lambda h: h.execute_update(DunningCase.resume, Resume(reason=reason, by=by)))
+
+
+@app.command()
+def promise(contract: Contract, pay_by: Annotated[datetime, typer.Option("--by-date", formats=["%Y-%m-%d"])],
+            amount: Annotated[str | None, typer.Option(help="Promised amount in EUR (default: all)")] = None,
+            note: str = "", by: By = "staff") -> None:
+    """Record a promise to pay: hold until the date, resume dunning if it is broken."""
+    cents = amount_cents(amount) if amount is not None else None
+    update(contract, lambda h: h.execute_update(
+        DunningCase.promise_to_pay, PromiseToPay(pay_by=pay_by.date(), amount_cents=cents, note=note, by=by)))
+
+
+@app.command()
+def dispute(contract: Contract, reason: Reason, by: By = "staff") -> None:
+    """The customer disputes the claim: escalation stops until resumed."""
+    update(contract, lambda h: h.execute_update(DunningCase.dispute, Dispute(reason=reason, by=by)))
+
+
+@app.command("write-off")
+def write_off(contract: Contract, reason: Reason, by: By = "staff") -> None:
+    """Write off the open balance and close the case (the contract is reactivated)."""
+    update(contract, lambda h: h.execute_update(DunningCase.write_off, WriteOff(reason=reason, by=by)))
+
+
+@app.command()
+def escalate(contract: Contract, reason: Reason, by: By = "staff") -> None:
+    """Run the next step now."""
+    update(contract, lambda h: h.execute_update(DunningCase.escalate_now, EscalateNow(reason=reason, by=by)))
+
+
+@app.command()
+def cancel(contract: Contract, reason: Reason, by: By = "staff") -> None:
+    """Stop dunning (e.g. premium booked in error); the sweep will not restart it."""
+    update(contract, lambda h: h.execute_update(DunningCase.cancel, Cancel(reason=reason, by=by)))
+
+
+@app.command("approve-court")
+def approve_court(contract: Contract, approver: Annotated[str, typer.Option()], note: str = "") -> None:
+    """Approve the prepared court dunning application."""
+    update(contract, lambda h: h.execute_update(
+        DunningCase.approve_court_filing, ApproveCourtFiling(approver=approver, note=note)))
+
+
+@app.command()
+def start(contract: Contract, premium: Annotated[str, typer.Argument(help="Overdue premium id")],
+          plan: Annotated[str | None, typer.Option(help="Plan id (default: the contract's)")] = None) -> None:
+    """Start the contract's case for an overdue premium, or add the premium to the running case."""
+    settings = get_settings()
+
+    async def act(client: Client) -> str:
+        h = await start_or_join_case(client, settings.task_queue, contract, PremiumOverdue(premium_id=premium),
+                                     plan or settings.default_plan)
+        return h.id
+
+    console.print(f"case {run(act)}")
+
+
+@app.command()
+def sweep(as_of: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None) -> None:
+    """Run the ledger sweep now (the Schedule runs it every morning)."""
+    settings = get_settings()
+    day = as_of.date() if as_of else None
+
+    async def act(client: Client) -> SweepResult:
+        wf_id = f"ledger-sweep-manual-{(day or date.today()).isoformat()}-{datetime.now():%H%M%S}"
+        return await client.execute_workflow(LedgerSweep.run, SweepRequest(as_of=day), id=wf_id, task_queue=settings.task_queue)
+
+    result = run(act)
+    console.print(f"sweep {result.as_of}: {result.premiums_seen} overdue premiums, {result.cases_signalled} cases started or joined")
+
+
+async def ensure_sweep_schedule(client: Client, task_queue: str, hour: int = 6) -> str:
+    """The daily sweep Schedule, Europe/Berlin, created once (kept as it is when it exists)."""
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(LedgerSweep.run, SweepRequest(), id="ledger-sweep", task_queue=task_queue),
+        spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(hour)])], time_zone_name="Europe/Berlin"),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
+    )
+    try:
+        await client.create_schedule(SWEEP_SCHEDULE_ID, schedule)
+        return "created"
+    except ScheduleAlreadyRunningError:
+        def keep(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(SWEEP_SCHEDULE_ID).update(keep)
+        return "updated"
+
+
+@app.command()
+def schedule() -> None:
+    """Create (or update) the daily ledger sweep Schedule."""
+    settings = get_settings()
+    console.print(f"schedule {SWEEP_SCHEDULE_ID}: {run(lambda c: ensure_sweep_schedule(c, settings.task_queue))}")
+
+
+@app.command()
+def demo() -> None:
+    """Seed the demo ledger (once per data folder) and start its cases."""
+    from demo import seed
+    from ledger.db import make_engine, migrate
+    from web.inbound import Inbound
+
+    settings = get_settings()
+    migrate(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+    done = run(lambda c: seed(Inbound(engine, c, settings)))
+    console.print("\n".join(done) if done else "demo data already seeded")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,223 @@
+"""The ledger API: master data and billing events in, contract and case state out.
+
+Every event carries an `event_id`; the same event again returns the first answer and changes
+nothing. Bad input gets 422 with a message naming the field, the value and the rule.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from sqlmodel import Session
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from ledger import service
+from models.case import CaseStatus
+from models.ledger import ContractStatus, CustomerKind
+from models.plans import BUILTIN_PLANS
+from web.deps import AppContext, context, db_session
+from workflows.client import case_workflow_id
+from workflows.dunning import DunningCase
+
+router = APIRouter(prefix="/api", tags=["ledger"])
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+Cents = Annotated[int, Field(gt=0, le=100_000_000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def berlin_today() -> date:
+    return datetime.now(ZoneInfo("Europe/Berlin")).date()
+
+
+# --- master data -----------------------------------------------------------------------------
+
+
+class CustomerIn(Strict):
+    customer_number: Id
+    kind: CustomerKind = CustomerKind.CONSUMER
+    name: str = Field(min_length=1, max_length=200)
+    street: str = Field(default="", max_length=200)
+    postal_code: str = Field(default="", max_length=10)
+    city: str = Field(default="", max_length=100)
+    state: str = Field(default="", max_length=3)
+    language: Literal["de", "en", "da"] = "de"
+    email: EmailStr | None = None
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+
+
+class ContractIn(Strict):
+    customer: CustomerIn
+    agent_code: Id | None = None
+    product: str = Field(default="", max_length=100)
+    payment_method: Literal["self_payment", "direct_debit"] = "self_payment"
+    dunning_plan: str | None = None
+
+    @field_validator("dunning_plan")
+    @classmethod
+    def _known_plan(cls, value: str | None) -> str | None:
+        if value is not None and value not in BUILTIN_PLANS:
+            raise ValueError(f"dunning_plan must be one of {sorted(BUILTIN_PLANS)}, got {value!r}")
+        return value
+
+
+class ContractOut(BaseModel):
+    contract_number: str
+    status: ContractStatus
+    payment_method: str
+    balance_cents: int
+    credit_cents: int
+    open_premiums: list[str]
+    history: list[dict[str, object]]
+    case_workflow_id: str
+
+
+@router.put("/contracts/{contract_number}", response_model=ContractOut)
+def put_contract(
+    contract_number: Id, body: ContractIn, session: Annotated[Session, Depends(db_session)]
+) -> ContractOut:
+    """Create or update a contract and its customer (master data from the policy system)."""
+    customer = service.upsert_customer(session, body.customer.customer_number, **body.customer.model_dump(exclude={"customer_number"}))
+    service.upsert_contract(
+        session, contract_number, customer, agent_code=body.agent_code, product=body.product,
+        payment_method=body.payment_method, dunning_plan=body.dunning_plan,
+    )
+    return contract_out(session, contract_number)
+
+
+@router.get("/contracts/{contract_number}", response_model=ContractOut)
+def get_contract(contract_number: Id, session: Annotated[Session, Depends(db_session)]) -> ContractOut:
+    return contract_out(session, contract_number)
+
+
+def contract_out(session: Session, contract_number: str) -> ContractOut:
+    contract = service.get_contract(session, contract_number)
+    arrears = service.arrears(session, contract_number, berlin_today())
+    return ContractOut(
+        contract_number=contract_number,
+        status=contract.status,
+        payment_method=contract.payment_method,
+        balance_cents=arrears.balance_cents,
+        credit_cents=contract.credit_cents,
+        open_premiums=[i.premium_id for i in arrears.items],
+        history=[
+            {"from": c.from_status, "to": c.to_status, "at": c.effective_at.isoformat(), "reason": c.reason}
+            for c in service.status_history(session, contract_number)
+        ],
+        case_workflow_id=case_workflow_id(contract_number),
+    )
+
+
+# --- billing events --------------------------------------------------------------------------
+
+
+class PremiumBooked(Strict):
+    """A premium was booked (the normal billing run); if it is already past due, dunning starts."""
+
+    type: Literal["premium_booked"]
+    event_id: Id
+    premium_id: Id
+    contract_number: Id
+    period_start: date
+    period_end: date
+    due_date: date
+    amount_cents: Cents
+
+    @model_validator(mode="after")
+    def _period(self) -> PremiumBooked:
+        if self.period_end < self.period_start:
+            raise ValueError(f"period_end {self.period_end} must not be before period_start {self.period_start}")
+        return self
+
+
+class PremiumDue(Strict):
+    """The premium fell due and is unpaid: start or join the contract's case now."""
+
+    type: Literal["premium_due"]
+    event_id: Id
+    premium_id: Id
+
+
+class PaymentReceived(Strict):
+    type: Literal["payment_received"]
+    event_id: Id
+    contract_number: Id
+    payment_ref: Id
+    amount_cents: Cents
+    received_at: datetime | None = None
+    premium_id: Id | None = None  # the remittance names a premium
+
+
+class DirectDebitReturned(Strict):
+    type: Literal["direct_debit_returned"]
+    event_id: Id
+    payment_ref: Id
+    reason_code: str = Field(pattern=r"^[A-Za-z]{2}[0-9]{2}$")
+
+
+LedgerEvent = Annotated[PremiumBooked | PremiumDue | PaymentReceived | DirectDebitReturned, Field(discriminator="type")]
+
+
+class EventResult(BaseModel):
+    event_id: str
+    duplicate: bool
+    result: dict[str, object]
+
+
+@router.post("/ledger/events", response_model=EventResult)
+async def ledger_event(event: LedgerEvent, ctx: Annotated[AppContext, Depends(context)]) -> EventResult:
+    """One billing event. Idempotent by `event_id`: a repeat returns the first answer."""
+    inbound = ctx.inbound
+    seen = await inbound.duplicate("ledger", event.event_id)
+    if seen is not None:
+        return EventResult(event_id=event.event_id, duplicate=True, result=seen)
+    result: dict[str, object]
+    if isinstance(event, PremiumBooked):
+        result = await inbound.premium_booked(
+            premium_id=event.premium_id, contract_number=event.contract_number, period_start=event.period_start,
+            period_end=event.period_end, due_date=event.due_date, amount_cents=event.amount_cents, today=berlin_today(),
+        )
+    elif isinstance(event, PremiumDue):
+        result = await inbound.premium_due(premium_id=event.premium_id)
+    elif isinstance(event, PaymentReceived):
+        paid = await inbound.payment(
+            contract_number=event.contract_number, external_ref=f"ledger:{event.payment_ref}",
+            amount_cents=event.amount_cents, source="ledger", received_at=event.received_at, premium_id=event.premium_id,
+        )
+        result = paid.model_dump()
+    else:
+        result = await inbound.direct_debit_returned(payment_ref=event.payment_ref, reason_code=event.reason_code)
+    await inbound.done("ledger", event.event_id, result)
+    return EventResult(event_id=event.event_id, duplicate=False, result=result)
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+def case_handle(client: Client, contract_number: str) -> WorkflowHandle[DunningCase, CaseStatus]:
+    return client.get_workflow_handle_for(DunningCase.run, case_workflow_id(contract_number))
+
+
+@router.get("/cases/{contract_number}", response_model=CaseStatus)
+async def case_status(contract_number: Id, ctx: Annotated[AppContext, Depends(context)]) -> CaseStatus:
+    """The `status` query of the contract's (latest) dunning case."""
+    try:
+        return await case_handle(ctx.client, contract_number).query(DunningCase.status)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no dunning case for contract_number {contract_number!r}") from error
+        raise
+
+
+@router.get("/plans")
+async def plans() -> dict[str, object]:
+    return {plan_id: plan.model_dump(mode="json") for plan_id, plan in BUILTIN_PLANS.items()}
+

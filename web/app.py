@@ -1,0 +1,54 @@
+"""The web app: ledger API, customer pay pages, built-in test payment provider, outbox and
+task pages for the embedded default.
+
+Run: `uvicorn web.app:app` (make run does). The app connects to Temporal at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from config import get_settings
+from ledger.db import make_engine, migrate
+from ledger.service import LedgerError, NotFound
+from runtime import connect
+from web import api, pages
+from web.deps import AppContext
+from web.inbound import Inbound
+
+
+def create_app(ctx: AppContext | None = None) -> FastAPI:
+    """`ctx` lets tests hand in their own engine and client; otherwise they come from settings."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if ctx is not None:
+            app.state.ctx = ctx
+        else:
+            settings = get_settings()
+            migrate(settings.effective_database_url)
+            engine = make_engine(settings.effective_database_url)
+            client = await connect(settings)
+            app.state.ctx = AppContext(engine, client, settings, Inbound(engine, client, settings))
+        yield
+
+    app = FastAPI(title="Dunning and reactivation engine", version="0.1.0", lifespan=lifespan)
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, error: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(error)})
+
+    @app.exception_handler(LedgerError)
+    async def bad_input(_: Request, error: LedgerError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    return app
+
+
+app = create_app()
