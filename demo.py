@@ -4,7 +4,7 @@ plan, fed through the same inbound path the ledger API uses. Seeds once per data
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -33,7 +33,9 @@ class DemoContract:
 CONTRACTS = [
     DemoContract("K-1001", "Erika Mustermann", "one overdue premium, e-mail and phone known"),
     DemoContract("K-1002", "Hans Schmidt", "no e-mail: reminders go out as letters", email=None),
-    DemoContract("K-1003", "Aylin Yılmaz", "two overdue premiums, one consolidated case", premiums_cents=(3_250, 3_250)),
+    DemoContract(
+        "K-1003", "Aylin Yılmaz", "two overdue premiums, one consolidated case", premiums_cents=(3_250, 3_250)
+    ),
     DemoContract("K-1004", "Jonas Weber", "partly paid before the case", premiums_cents=(12_000,), paid_cents=5_000),
     DemoContract("K-1005", "Mia Fischer", "paid in full: no case", paid_cents=4_990),
     DemoContract("K-1006", "Lukas Becker", "direct debit returned (AM04)", direct_debit_return="AM04"),
@@ -55,18 +57,36 @@ def _master_data(session: Session, today: date) -> None:
     service.upsert_agent(session, "A-200", name="Agentur Nordwind", email="nordwind@example.org", buddy_code="A-100")
     for c in CONTRACTS:
         customer = service.upsert_customer(
-            session, f"C-{c.number}", name=c.name, street="Musterweg 1", postal_code="10115", city="Berlin", state="BE",
-            email=c.email, phone=c.phone, kind=c.kind,
+            session,
+            f"C-{c.number}",
+            name=c.name,
+            street="Musterweg 1",
+            postal_code="10115",
+            city="Berlin",
+            state="BE",
+            email=c.email,
+            phone=c.phone,
+            kind=c.kind,
         )
         service.upsert_contract(
-            session, c.number, customer, agent_code=c.agent, product="Hausratversicherung", dunning_plan="demo",
+            session,
+            c.number,
+            customer,
+            agent_code=c.agent,
+            product="Hausratversicherung",
+            dunning_plan="demo",
             payment_method="direct_debit" if c.direct_debit_return else "self_payment",
         )
         for i, cents in enumerate(c.premiums_cents):
             due = today + timedelta(days=14) if c.not_yet_due else today - timedelta(days=len(c.premiums_cents) - 1 - i)
             service.book_premium(
-                session, external_id=f"{c.number}-P{i + 1}", contract_number=c.number, period_start=due,
-                period_end=due + timedelta(days=30), due_date=due, amount_cents=cents,
+                session,
+                external_id=f"{c.number}-P{i + 1}",
+                contract_number=c.number,
+                period_start=due,
+                period_end=due + timedelta(days=30),
+                due_date=due,
+                amount_cents=cents,
             )
 
 
@@ -77,19 +97,28 @@ async def seed(inbound: Inbound) -> list[str]:
     today = berlin_today()
     await inbound.in_transaction(lambda s: _master_data(s, today))
     done: list[str] = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for c in CONTRACTS:
         if c.direct_debit_return:
-            await inbound.payment(contract_number=c.number, external_ref=f"sepa:{c.number}-1", amount_cents=sum(c.premiums_cents),
-                                  source="direct_debit", received_at=now)
+            await inbound.payment(
+                contract_number=c.number,
+                external_ref=f"sepa:{c.number}-1",
+                amount_cents=sum(c.premiums_cents),
+                source="direct_debit",
+                received_at=now,
+            )
             await inbound.direct_debit_returned(payment_ref=f"sepa:{c.number}-1", reason_code=c.direct_debit_return)
         elif c.paid_cents:
-            await inbound.payment(contract_number=c.number, external_ref=f"demo:{c.number}-paid", amount_cents=c.paid_cents,
-                                  source="ledger", received_at=now)
+            await inbound.payment(
+                contract_number=c.number,
+                external_ref=f"demo:{c.number}-paid",
+                amount_cents=c.paid_cents,
+                source="ledger",
+                received_at=now,
+            )
         if not c.not_yet_due and not c.direct_debit_return:
             for i in range(len(c.premiums_cents)):
                 await inbound.premium_due(premium_id=f"{c.number}-P{i + 1}")
         done.append(f"{c.number}: {c.situation}")
     await inbound.done("demo", SEED_EVENT, {"contracts": len(CONTRACTS)})
     return done
-

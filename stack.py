@@ -80,37 +80,72 @@ def main() -> None:
     logs.mkdir(parents=True, exist_ok=True)
     for port in (TEMPORAL_PORT, UI_PORT, WEB_PORT):
         if port_open(port):
-            raise SystemExit(f"port {port} is already in use: is the stack already running? (stop it, or set the *_PORT variables)")
+            raise SystemExit(
+                f"port {port} is already in use: is the stack already running? (stop it, or set the *_PORT variables)"
+            )
     migrate(settings.effective_database_url)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TEMPORAL_ADDRESS=f"127.0.0.1:{TEMPORAL_PORT}",
-               PUBLIC_BASE_URL=f"http://127.0.0.1:{WEB_PORT}", TEMPORAL_UI_URL=f"http://127.0.0.1:{UI_PORT}")
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        TEMPORAL_ADDRESS=f"127.0.0.1:{TEMPORAL_PORT}",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{WEB_PORT}",
+        TEMPORAL_UI_URL=f"http://127.0.0.1:{UI_PORT}",
+    )
     os.environ.update(env)
     get_settings.cache_clear()
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
-        server = spawn("temporal", [
-            str(BIN / "temporal"), "server", "start-dev", "--db-filename", str(data / "temporal.sqlite3"),
-            "--port", str(TEMPORAL_PORT), "--ui-port", str(UI_PORT), "--ip", "127.0.0.1", "--log-level", "warn",
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal", *sa.cli_flags(),
-        ], logs, env)
+        server = spawn(
+            "temporal",
+            [
+                str(BIN / "temporal"),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(data / "temporal.sqlite3"),
+                "--port",
+                str(TEMPORAL_PORT),
+                "--ui-port",
+                str(UI_PORT),
+                "--ip",
+                "127.0.0.1",
+                "--log-level",
+                "warn",
+                "--sqlite-pragma",
+                "journal_mode=wal",
+                "--sqlite-pragma",
+                "synchronous=normal",
+                *sa.cli_flags(),
+            ],
+            logs,
+            env,
+        )
         procs.append(("temporal", server))
         wait_for_port(TEMPORAL_PORT, "temporal dev server", server)
         wait_for_port(UI_PORT, "temporal web UI", server)
         worker = spawn("worker", [sys.executable, "worker.py"], logs, env)
         procs.append(("worker", worker))
-        web = spawn("web", [sys.executable, "-m", "uvicorn", "web.app:app", "--host", "127.0.0.1", "--port", str(WEB_PORT)], logs, env)
+        web = spawn(
+            "web",
+            [sys.executable, "-m", "uvicorn", "web.app:app", "--host", "127.0.0.1", "--port", str(WEB_PORT)],
+            logs,
+            env,
+        )
         procs.append(("web", web))
         wait_for_port(WEB_PORT, "web app", web)
         seeded = asyncio.run(prepare())
         print("demo ledger: " + (f"seeded {len(seeded)} contracts" if seeded else "already seeded (resuming)"))
-        print(f"""
+        print(
+            f"""
   Temporal Web UI   http://127.0.0.1:{UI_PORT}/namespaces/default/workflows
   Back office       http://127.0.0.1:{WEB_PORT}/            (contracts, outbox with pay links, agent tasks)
   Ledger API        http://127.0.0.1:{WEB_PORT}/docs
   Logs              {logs}/
   Staff CLI         .venv/bin/python starter.py status K-1001
 
-Ctrl-C stops everything; `make run` again resumes where it was.""", flush=True)
+Ctrl-C stops everything; `make run` again resumes where it was.""",
+            flush=True,
+        )
         while True:
             for name, proc in procs:
                 if proc.poll() is not None:

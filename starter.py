@@ -105,14 +105,23 @@ def amount_cents(text: str) -> int:
 def show(status: CaseStatus) -> None:
     table = Table(title=f"{status.case_id} — {status.stage}{' (closed)' if status.closed else ''}", show_header=False)
     table.add_row("plan", f"{status.plan_id} v{status.plan_version}")
-    table.add_row("open", format_eur(status.balance_cents) + (f"  credit {format_eur(status.credit_cents)}" if status.credit_cents else ""))
-    table.add_row("hold", f"{status.hold.kind}: {status.hold.reason} until {status.hold.until or 'resumed'}" if status.hold else "—")
+    table.add_row(
+        "open",
+        format_eur(status.balance_cents)
+        + (f"  credit {format_eur(status.credit_cents)}" if status.credit_cents else ""),
+    )
+    table.add_row(
+        "hold",
+        f"{status.hold.kind}: {status.hold.reason} until {status.hold.until or 'resumed'}" if status.hold else "—",
+    )
     table.add_row("deadline", str(status.deadline or "—"))
     table.add_row("next", f"{status.next_step} at {status.next_step_at}" if status.next_step else "—")
     for item in status.items:
         table.add_row(f"item {item.premium_id}", f"{item.period}  due {item.due_date}  {format_eur(item.open_cents)}")
     for step in status.steps_done:
-        table.add_row(f"done {step.key}", f"{step.at:%Y-%m-%d %H:%M} {step.channel or ''} {format_eur(step.total_cents or 0)}")
+        table.add_row(
+            f"done {step.key}", f"{step.at:%Y-%m-%d %H:%M} {step.channel or ''} {format_eur(step.total_cents or 0)}"
+        )
     for event in status.journal[-8:]:
         table.add_row("journal", f"{event.at:%Y-%m-%d %H:%M} {event.text}")
     console.print(table)
@@ -156,15 +165,22 @@ def pay(
 ) -> None:
     """Record a payment on the case (allocated costs → interest → principal, oldest first)."""
     cents = amount_cents(amount)
-    update(contract, lambda h: h.execute_update(
-        DunningCase.record_payment, RecordPayment(amount_cents=cents, reference=reference, premium_id=premium)))
+    update(
+        contract,
+        lambda h: h.execute_update(
+            DunningCase.record_payment, RecordPayment(amount_cents=cents, reference=reference, premium_id=premium)
+        ),
+    )
 
 
 @app.command()
-def hold(contract: Contract, until: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])], reason: Reason,
-         by: By = "staff") -> None:
+def hold(
+    contract: Contract, until: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])], reason: Reason, by: By = "staff"
+) -> None:
     """Pause escalation until a date."""
-    update(contract, lambda h: h.execute_update(DunningCase.hold, HoldRequest(until=until.date(), reason=reason, by=by)))
+    update(
+        contract, lambda h: h.execute_update(DunningCase.hold, HoldRequest(until=until.date(), reason=reason, by=by))
+    )
 
 
 @app.command()
@@ -174,13 +190,21 @@ def resume(contract: Contract, reason: Reason = "", by: By = "staff") -> None:
 
 
 @app.command()
-def promise(contract: Contract, pay_by: Annotated[datetime, typer.Option("--by-date", formats=["%Y-%m-%d"])],
-            amount: Annotated[str | None, typer.Option(help="Promised amount in EUR (default: all)")] = None,
-            note: str = "", by: By = "staff") -> None:
+def promise(
+    contract: Contract,
+    pay_by: Annotated[datetime, typer.Option("--by-date", formats=["%Y-%m-%d"])],
+    amount: Annotated[str | None, typer.Option(help="Promised amount in EUR (default: all)")] = None,
+    note: str = "",
+    by: By = "staff",
+) -> None:
     """Record a promise to pay: hold until the date, resume dunning if it is broken."""
     cents = amount_cents(amount) if amount is not None else None
-    update(contract, lambda h: h.execute_update(
-        DunningCase.promise_to_pay, PromiseToPay(pay_by=pay_by.date(), amount_cents=cents, note=note, by=by)))
+    update(
+        contract,
+        lambda h: h.execute_update(
+            DunningCase.promise_to_pay, PromiseToPay(pay_by=pay_by.date(), amount_cents=cents, note=note, by=by)
+        ),
+    )
 
 
 @app.command()
@@ -210,19 +234,25 @@ def cancel(contract: Contract, reason: Reason, by: By = "staff") -> None:
 @app.command("approve-court")
 def approve_court(contract: Contract, approver: Annotated[str, typer.Option()], note: str = "") -> None:
     """Approve the prepared court dunning application."""
-    update(contract, lambda h: h.execute_update(
-        DunningCase.approve_court_filing, ApproveCourtFiling(approver=approver, note=note)))
+    update(
+        contract,
+        lambda h: h.execute_update(DunningCase.approve_court_filing, ApproveCourtFiling(approver=approver, note=note)),
+    )
 
 
 @app.command()
-def start(contract: Contract, premium: Annotated[str, typer.Argument(help="Overdue premium id")],
-          plan: Annotated[str | None, typer.Option(help="Plan id (default: the contract's)")] = None) -> None:
+def start(
+    contract: Contract,
+    premium: Annotated[str, typer.Argument(help="Overdue premium id")],
+    plan: Annotated[str | None, typer.Option(help="Plan id (default: the contract's)")] = None,
+) -> None:
     """Start the contract's case for an overdue premium, or add the premium to the running case."""
     settings = get_settings()
 
     async def act(client: Client) -> str:
-        h = await start_or_join_case(client, settings.task_queue, contract, PremiumOverdue(premium_id=premium),
-                                     plan or settings.default_plan)
+        h = await start_or_join_case(
+            client, settings.task_queue, contract, PremiumOverdue(premium_id=premium), plan or settings.default_plan
+        )
         return h.id
 
     console.print(f"case {run(act)}")
@@ -236,10 +266,15 @@ def sweep(as_of: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] 
 
     async def act(client: Client) -> SweepResult:
         wf_id = f"ledger-sweep-manual-{(day or date.today()).isoformat()}-{datetime.now():%H%M%S}"
-        return await client.execute_workflow(LedgerSweep.run, SweepRequest(as_of=day), id=wf_id, task_queue=settings.task_queue)
+        return await client.execute_workflow(
+            LedgerSweep.run, SweepRequest(as_of=day), id=wf_id, task_queue=settings.task_queue
+        )
 
     result = run(act)
-    console.print(f"sweep {result.as_of}: {result.premiums_seen} overdue premiums, {result.cases_signalled} cases started or joined")
+    console.print(
+        f"sweep {result.as_of}: {result.premiums_seen} overdue premiums, "
+        f"{result.cases_signalled} cases started or joined"
+    )
 
 
 async def ensure_sweep_schedule(client: Client, task_queue: str, hour: int = 6) -> str:
@@ -253,6 +288,7 @@ async def ensure_sweep_schedule(client: Client, task_queue: str, hour: int = 6) 
         await client.create_schedule(SWEEP_SCHEDULE_ID, schedule)
         return "created"
     except ScheduleAlreadyRunningError:
+
         def keep(_: ScheduleUpdateInput) -> ScheduleUpdate:
             return ScheduleUpdate(schedule=schedule)
 

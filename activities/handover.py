@@ -46,8 +46,9 @@ class HandoverActivities:
         except service.LedgerError as error:
             raise non_retryable(error) from error
         try:
-            self.outbox.notify_agent(request.case_id, request.contract_number, task_id, f"{request.key}:agent-mail", request.now)
+            self.outbox.notify_agent(
+                request.case_id, request.contract_number, task_id, f"{request.key}:agent-mail", request.now
+            )
         except (service.LedgerError, RenderError) as error:
             raise non_retryable(error) from error
         return HandedOver(task_id=task_id, agent_code=agent_code)
-

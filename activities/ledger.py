@@ -87,8 +87,12 @@ class LedgerActivities:
                     "contract_number": contract.contract_number,
                     "debtor_customer_number": customer.customer_number,
                     "principal": [
-                        {"premium_id": i.premium_id, "period": i.period, "due_date": i.due_date.isoformat(),
-                         "amount_cents": i.open_cents}
+                        {
+                            "premium_id": i.premium_id,
+                            "period": i.period,
+                            "due_date": i.due_date.isoformat(),
+                            "amount_cents": i.open_cents,
+                        }
                         for i in state.items
                     ],
                     "costs": [{"label": f.label, "amount_cents": f.amount_cents - f.paid_cents} for f in fees],

@@ -51,7 +51,9 @@ def recipient(channel: Channel, customer: Customer) -> str:
 
 
 def address_lines(customer: Customer) -> list[str]:
-    return [line for line in (customer.name, customer.street, f"{customer.postal_code} {customer.city}".strip()) if line]
+    return [
+        line for line in (customer.name, customer.street, f"{customer.postal_code} {customer.city}".strip()) if line
+    ]
 
 
 class Outbox:
@@ -63,7 +65,9 @@ class Outbox:
 
     def creditor(self) -> Creditor:
         s = self.settings
-        return Creditor(name=s.creditor_name, iban=s.creditor_iban, bic=s.creditor_bic, address_lines=[s.creditor_address])
+        return Creditor(
+            name=s.creditor_name, iban=s.creditor_iban, bic=s.creditor_bic, address_lines=[s.creditor_address]
+        )
 
     def pay_link(self, session: Session, contract: Contract, case_id: str, key: str, now: datetime) -> str:
         """The case's personal pay link for this step (the same link again on a retry)."""
@@ -88,11 +92,23 @@ class Outbox:
             LineItem(label=f"Beitrag {i.period}", due_date=i.due_date, amount_cents=i.open_cents) for i in arrears.items
         ]
         fees = service.open_fees(session, contract.id or 0)
-        return premiums + [LineItem(label=f.label, amount_cents=f.amount_cents - f.paid_cents, kind="fee") for f in fees]
+        return premiums + [
+            LineItem(label=f.label, amount_cents=f.amount_cents - f.paid_cents, kind="fee") for f in fees
+        ]
 
     def store(
-        self, session: Session, *, key: str, case_id: str, contract: Contract, customer: Customer,
-        channel: Channel, kind: MessageKind, rendered: RenderedMessage, total_cents: int | None, now: datetime,
+        self,
+        session: Session,
+        *,
+        key: str,
+        case_id: str,
+        contract: Contract,
+        customer: Customer,
+        channel: Channel,
+        kind: MessageKind,
+        rendered: RenderedMessage,
+        total_cents: int | None,
+        now: datetime,
     ) -> int:
         message, _ = service.add_message(
             session,
@@ -133,14 +149,21 @@ class Outbox:
             fee_cents = request.fees_cents.get(channel, 0)
             if fee_cents:
                 service.book_fee(
-                    session, key=f"{request.key}:fee", contract_number=request.contract_number,
-                    case_id=request.case_id, label=request.fee_label, amount_cents=fee_cents, at=request.now,
+                    session,
+                    key=f"{request.key}:fee",
+                    contract_number=request.contract_number,
+                    case_id=request.case_id,
+                    label=request.fee_label,
+                    amount_cents=fee_cents,
+                    at=request.now,
                 )
             arrears = service.arrears(session, request.contract_number, request.as_of)
             items = self.itemise(session, contract, arrears)
             total = sum(i.amount_cents for i in items)
             if total != arrears.balance_cents:
-                raise AmountMismatch(f"itemised {total} cents != ledger balance {arrears.balance_cents} cents", non_retryable=True)
+                raise AmountMismatch(
+                    f"itemised {total} cents != ledger balance {arrears.balance_cents} cents", non_retryable=True
+                )
             wants_link = request.kind != MessageKind.REACTIVATION and total > 0
             pay_url = self.pay_link(session, contract, request.case_id, request.key, request.now) if wants_link else ""
         deadline_date, deadline = None, None
@@ -170,17 +193,32 @@ class Outbox:
             # message whose amount is no longer true. The retry renders the new figures.
             now_balance = service.arrears(session, request.contract_number, request.as_of).balance_cents
             if now_balance != total:
-                raise ApplicationError(f"balance changed from {total} to {now_balance} cents while rendering; re-rendering")
+                raise ApplicationError(
+                    f"balance changed from {total} to {now_balance} cents while rendering; re-rendering"
+                )
             ids = [
                 self.store(
-                    session, key=f"{request.key}:{c}", case_id=request.case_id, contract=contract, customer=customer,
-                    channel=c, kind=request.kind, rendered=r, total_cents=total, now=request.now,
+                    session,
+                    key=f"{request.key}:{c}",
+                    case_id=request.case_id,
+                    contract=contract,
+                    customer=customer,
+                    channel=c,
+                    kind=request.kind,
+                    rendered=r,
+                    total_cents=total,
+                    now=request.now,
                 )
                 for c, r in rendered.items()
             ]
         return SentMessage(
-            channel=channel, copies=copies, message_ids=ids, total_cents=total, fee_cents=fee_cents,
-            deadline_date=deadline_date, deadline=deadline,
+            channel=channel,
+            copies=copies,
+            message_ids=ids,
+            total_cents=total,
+            fee_cents=fee_cents,
+            deadline_date=deadline_date,
+            deadline=deadline,
         )
 
     def notify_agent(self, case_id: str, contract_number: str, task_id: int, key: str, now: datetime) -> int:
@@ -206,10 +244,19 @@ class Outbox:
             message, _ = service.add_message(
                 session,
                 Message(
-                    idempotency_key=key, case_id=case_id, contract_id=contract.id, channel=Channel.EMAIL,
-                    kind=MessageKind.AGENT_HANDOVER, recipient=agent.email if agent else "backoffice@example.invalid",
-                    subject=rendered.subject, body_text=rendered.text, body_html=rendered.html,
-                    total_cents=arrears.balance_cents, created_at=now, sent_at=now, status="sent",
+                    idempotency_key=key,
+                    case_id=case_id,
+                    contract_id=contract.id,
+                    channel=Channel.EMAIL,
+                    kind=MessageKind.AGENT_HANDOVER,
+                    recipient=agent.email if agent else "backoffice@example.invalid",
+                    subject=rendered.subject,
+                    body_text=rendered.text,
+                    body_html=rendered.html,
+                    total_cents=arrears.balance_cents,
+                    created_at=now,
+                    sent_at=now,
+                    status="sent",
                 ),
             )
             return message.id or 0

@@ -36,7 +36,11 @@ class SweepActivities:
                 break
             for row_id, contract_number, premium_id, plan in page:
                 await start_or_join_case(
-                    self.client, self.task_queue, contract_number, PremiumOverdue(premium_id=premium_id), plan or self.default_plan
+                    self.client,
+                    self.task_queue,
+                    contract_number,
+                    PremiumOverdue(premium_id=premium_id),
+                    plan or self.default_plan,
                 )
                 signalled += 1
                 after_id = row_id

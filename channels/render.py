@@ -85,9 +85,7 @@ def format_eur(cents: int, locale: str = "de_DE") -> str:
     return format_currency(Decimal(cents) / 100, "EUR", locale=locale)
 
 
-def format_datum(
-    value: date, locale: str = "de_DE", pattern: str = "dd.MM.yyyy"
-) -> str:
+def format_datum(value: date, locale: str = "de_DE", pattern: str = "dd.MM.yyyy") -> str:
     """Format a date; refuses None so a missing deadline fails loudly instead of printing "None"."""
     if not isinstance(value, date):
         raise TypeError(f"expected a date, got {type(value).__name__}")
@@ -102,9 +100,7 @@ def _environment(language: str) -> Environment:
         search.append(TEMPLATES_DIR / DEFAULT_LANGUAGE)
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(str(path)) for path in search]),
-        autoescape=select_autoescape(
-            enabled_extensions=("html",), default_for_string=False, default=False
-        ),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -112,9 +108,7 @@ def _environment(language: str) -> Environment:
     )
     loc = _locale_for(language)
     env.filters["eur"] = lambda cents: format_eur(cents, loc.babel_locale)
-    env.filters["datum"] = lambda value: format_datum(
-        value, loc.babel_locale, loc.date_pattern
-    )
+    env.filters["datum"] = lambda value: format_datum(value, loc.babel_locale, loc.date_pattern)
     return env
 
 
@@ -126,16 +120,12 @@ def _template_exists(env: Environment, name: str) -> bool:
     return True
 
 
-def supported_channels(
-    kind: MessageKind, language: str = DEFAULT_LANGUAGE
-) -> set[Channel]:
+def supported_channels(kind: MessageKind, language: str = DEFAULT_LANGUAGE) -> set[Channel]:
     """Channels a kind has templates for, so callers can pick a fallback before rendering."""
     env = _environment(_effective_language(language))
     main_part = {Channel.EMAIL: "txt", Channel.SMS: "txt", Channel.LETTER: "html"}
     return {
-        channel
-        for channel in Channel
-        if _template_exists(env, f"{kind.value}.{channel.value}.{main_part[channel]}")
+        channel for channel in Channel if _template_exists(env, f"{kind.value}.{channel.value}.{main_part[channel]}")
     }
 
 
@@ -148,16 +138,16 @@ def _check_context(context: MessageContext) -> None:
     if context.items:
         item_sum = sum(item.amount_cents for item in context.items)
         if item_sum != context.total_cents:
-            raise RenderError(
-                f"total_cents {context.total_cents} does not equal the sum of items {item_sum}"
-            )
+            raise RenderError(f"total_cents {context.total_cents} does not equal the sum of items {item_sum}")
     if context.kind is MessageKind.QUALIFIED_NOTICE:
         if context.deadline is None:
             raise RenderError("a qualified notice needs a deadline")
         if not context.items:
             raise RenderError("a qualified notice needs itemised arrears")
-        if context.deadline <= context.letter_date:
-            raise RenderError("the deadline must lie after the letter date")
+        if context.deadline < context.letter_date:  # demo plans: same day (minutes), never before
+            raise RenderError(
+                f"the deadline {context.deadline} must not lie before the letter date {context.letter_date}"
+            )
     if context.kind is MessageKind.PAY_LINK_SMS and not context.pay_url:
         raise RenderError("a pay-link SMS needs a pay_url")
     if context.kind is MessageKind.AGENT_HANDOVER and not context.task_url:
@@ -203,9 +193,7 @@ def girocode_data_uri(context: MessageContext) -> str:
     return uri
 
 
-def _template_vars(
-    context: MessageContext, channel: Channel, language: str
-) -> dict[str, Any]:
+def _template_vars(context: MessageContext, channel: Channel, language: str) -> dict[str, Any]:
     """Everything a template may use: the context fields plus values derived once here.
 
     ``channel`` lets the shared body partials say "dieses Schreiben" or "diese E-Mail".
@@ -238,12 +226,10 @@ def _html_to_pdf(html: str) -> tuple[bytes, set[str]]:
     The fetcher allows only data: URIs and aborts on anything else, so a template that starts
     pulling a remote logo or font fails in tests instead of slowing down every letter.
     """
-    import weasyprint  # type: ignore[import-untyped]  # heavy; only letters pay for it
+    import weasyprint  # heavy; only letters pay for it
 
     fetcher = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
-    document = weasyprint.HTML(
-        string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher
-    ).render()
+    document = weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher).render()
     first_page_anchors = set(document.pages[0].anchors) if document.pages else set()
     pdf: bytes = document.write_pdf()
     return pdf, first_page_anchors
@@ -267,9 +253,7 @@ def render_message(channel: Channel, context: MessageContext) -> RenderedMessage
         return RenderedMessage(text=to_gsm7(" ".join(text.split())))
 
     try:
-        subject = _render(
-            env, [f"{prefix}.subject.txt", f"{kind}.email.subject.txt"], values
-        )
+        subject = _render(env, [f"{prefix}.subject.txt", f"{kind}.email.subject.txt"], values)
         values["subject"] = " ".join(subject.split())
         if channel is Channel.EMAIL:
             return RenderedMessage(
@@ -281,15 +265,10 @@ def render_message(channel: Channel, context: MessageContext) -> RenderedMessage
         text = _tidy_text(_render(env, [f"{prefix}.txt"], values))
         html = _render(env, [f"{prefix}.html"], values)
     except TemplateNotFound as exc:
-        raise RenderError(
-            f"no {channel.value} template for {kind}: {exc.name}"
-        ) from exc
+        raise RenderError(f"no {channel.value} template for {kind}: {exc.name}") from exc
 
     pdf, anchors = _html_to_pdf(html)
-    if (
-        context.kind is MessageKind.QUALIFIED_NOTICE
-        and CONSEQUENCES_ANCHOR not in anchors
-    ):
+    if context.kind is MessageKind.QUALIFIED_NOTICE and CONSEQUENCES_ANCHOR not in anchors:
         # A long list of arrears pushed the §38 box off page 1, where the law wants it seen
         # (DOMAIN §2). Move the box above the table and check again.
         values["consequences_before_items"] = True

@@ -51,5 +51,7 @@ def notice_deadline(
         moment = dispatched_at + receipt + plan.payment_period
         return local_date(moment, plan.timezone), moment
     receipt_day = local_date(dispatched_at, plan.timezone) + timedelta(days=receipt.days)
-    last_day = next_working_day(receipt_day + timedelta(days=plan.payment_period.days), plan.holiday_country, subdivision)
+    last_day = next_working_day(
+        receipt_day + timedelta(days=plan.payment_period.days), plan.holiday_country, subdivision
+    )
     return last_day, start_of_day(last_day + timedelta(days=1), plan.timezone)

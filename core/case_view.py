@@ -37,7 +37,11 @@ def case_status_word(state: CaseState) -> str:
     if state.stage in CLOSED_STAGES:
         return "closed"
     if state.hold is not None:
-        return "disputed" if state.hold.kind == "dispute" else ("attention" if state.hold.kind == "attention" else "on_hold")
+        return (
+            "disputed"
+            if state.hold.kind == "dispute"
+            else ("attention" if state.hold.kind == "attention" else "on_hold")
+        )
     return "running"
 
 
@@ -72,7 +76,8 @@ def current_details(state: CaseState, step: PlanStep | None, step_at: datetime |
     if state.steps_done:
         lines += ["", "Steps done:"]
         lines += [
-            f"- {local(s.at, tz)} {s.key}" + (f" via {s.channel}" if s.channel else "")
+            f"- {local(s.at, tz)} {s.key}"
+            + (f" via {s.channel}" if s.channel else "")
             + (f", {format_eur(s.total_cents)}" if s.total_cents is not None else "")
             for s in state.steps_done
         ]

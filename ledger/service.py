@@ -291,7 +291,9 @@ def book_payment(
     session.flush()
     assert payment.id is not None
     for share in result.shares:
-        session.add(Allocation(payment_id=payment.id, target=share.debt.kind, target_id=share.debt.id, amount_cents=share.cents))
+        session.add(
+            Allocation(payment_id=payment.id, target=share.debt.kind, target_id=share.debt.id, amount_cents=share.cents)
+        )
         if share.debt.kind == "premium":
             premium_row = session.get(Premium, share.debt.id)
             assert premium_row is not None

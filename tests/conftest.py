@@ -14,16 +14,19 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from sqlalchemy import Engine, text
+from sqlmodel import select
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
+from models.ledger import Contract
 from runtime import build_worker
 from workflows import search_attributes as sa
 
@@ -76,8 +79,11 @@ def settings(tmp_path: Path) -> Settings:
 
 
 async def register_search_attributes(client: Client) -> None:
-    types = {"KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
-             "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME}
+    types = {
+        "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "INT": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+        "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    }
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(
             namespace=client.namespace,
@@ -103,6 +109,19 @@ async def worker(time_env: WorkflowEnvironment, engine: Engine, settings: Settin
         w = build_worker(time_env.client, engine, settings, executor)
         async with w:
             yield w
+            await terminate_cases(time_env.client, engine)
+
+
+async def terminate_cases(client: Client, engine: Engine) -> None:
+    """Tests share one server and reuse contract numbers: end this test's cases so the next test
+    starts fresh instead of joining a case whose worker is gone."""
+    with session_scope(engine) as session:
+        numbers = [c.contract_number for c in session.exec(select(Contract))]
+    for number in numbers:
+        try:
+            await client.get_workflow_handle(f"dunning-{number}").terminate("test finished")
+        except RPCError:
+            pass  # not running
 
 
 def seed_contract(
@@ -118,12 +137,24 @@ def seed_contract(
     with session_scope(engine) as session:
         service.upsert_agent(session, "A-7", name="Max Agent", email="max.agent@example.org")
         customer = service.upsert_customer(
-            session, f"C-{contract_number}", name="Erika Mustermann", street="Heidestraße 17", postal_code="51147",
-            city="Köln", state="NW", email=email, phone=phone,
+            session,
+            f"C-{contract_number}",
+            name="Erika Mustermann",
+            street="Heidestraße 17",
+            postal_code="51147",
+            city="Köln",
+            state="NW",
+            email=email,
+            phone=phone,
         )
         service.upsert_contract(session, contract_number, customer, agent_code=agent, product="Hausrat")
         for premium_id, due, cents in premiums or []:
             service.book_premium(
-                session, external_id=premium_id, contract_number=contract_number,
-                period_start=due, period_end=due + timedelta(days=30), due_date=due, amount_cents=cents,
+                session,
+                external_id=premium_id,
+                contract_number=contract_number,
+                period_start=due,
+                period_end=due + timedelta(days=30),
+                due_date=due,
+                amount_cents=cents,
             )

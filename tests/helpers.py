@@ -22,13 +22,13 @@ def berlin_today(env_now: datetime) -> date:
     return env_now.astimezone(ZoneInfo("Europe/Berlin")).date()
 
 
-async def status(handle: WorkflowHandle[DunningCase, object]) -> CaseStatus:
+async def status(handle: WorkflowHandle[DunningCase, CaseStatus]) -> CaseStatus:
     return await handle.query(DunningCase.status)
 
 
 async def advance_until(
     env: WorkflowEnvironment,
-    handle: WorkflowHandle[DunningCase, object],
+    handle: WorkflowHandle[DunningCase, CaseStatus],
     done: Callable[[CaseStatus], bool],
     step: timedelta = timedelta(hours=6),
     limit: timedelta = timedelta(days=200),
@@ -38,16 +38,21 @@ async def advance_until(
     current = await status(handle)
     while not done(current):
         if waited >= limit:
-            raise AssertionError(f"case never got there within {limit}: stage={current.stage} journal={current.journal}")
+            raise AssertionError(
+                f"case never got there within {limit}: stage={current.stage} journal={current.journal}"
+            )
         await env.sleep(step)
         waited += step
         current = await status(handle)
     return current
 
 
-async def open_case(env: WorkflowEnvironment, task_queue: str, contract_number: str, premium_id: str,
-                    plan_id: str = "de-follow-up") -> WorkflowHandle[DunningCase, object]:
-    return await start_or_join_case(env.client, task_queue, contract_number, PremiumOverdue(premium_id=premium_id), plan_id)
+async def open_case(
+    env: WorkflowEnvironment, task_queue: str, contract_number: str, premium_id: str, plan_id: str = "de-follow-up"
+) -> WorkflowHandle[DunningCase, CaseStatus]:
+    return await start_or_join_case(
+        env.client, task_queue, contract_number, PremiumOverdue(premium_id=premium_id), plan_id
+    )
 
 
 def messages(engine: Engine, contract_number: str) -> list[Message]:

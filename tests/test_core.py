@@ -425,7 +425,7 @@ def test_format_eur_then_parse_amount_round_trips(cents: int) -> None:
 
 
 def plan_with(steps: list[PlanStep], **fields: object) -> DunningPlan:
-    return DunningPlan(id="test-plan", version=1, title="Test", steps=steps, **fields)  # type: ignore[arg-type]
+    return DunningPlan(id="test-plan", version=1, title="Test", steps=steps, **fields)
 
 
 def notice(key: str = "notice", offset: timedelta = 14 * DAY, channels: list[Channel] | None = None) -> PlanStep:
@@ -557,7 +557,7 @@ def case_state(plan: DunningPlan, items: list[OpenItem], **fields: object) -> Ca
         plan=plan,
         opened_at=datetime(2026, 3, 1, 8, 0, tzinfo=UTC),
         arrears=Arrears(contract_number="K-1", items=items, balance_cents=sum(i.open_cents for i in items)),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 

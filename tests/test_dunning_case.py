@@ -4,17 +4,35 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
 from ledger.db import session_scope
-from models.case import ApproveCourtFiling, CaseStage, RecordPayment
-from models.ledger import AgentTask, ContractStatusChange, CourtApplication
+from models.case import (
+    ApproveCourtFiling,
+    Cancel,
+    CaseStage,
+    CaseStatus,
+    Dispute,
+    EscalateNow,
+    HoldRequest,
+    PaymentResult,
+    PremiumOverdue,
+    PromiseToPay,
+    RecordPayment,
+    Resume,
+    WriteOff,
+)
+from models.ledger import AgentTask, ContractStatusChange, CourtApplication, Premium
 from tests.conftest import seed_contract
 from tests.helpers import advance_until, berlin_today, contract_status, messages, open_case, status
+from web.inbound import Inbound
 from workflows.dunning import DunningCase
 
 
@@ -44,10 +62,14 @@ async def test_full_path_reaches_court_approval_and_payment_then_reactivates(
         assert (task.agent_code, task.status, task.open_cents) == ("A-7", "open", 12_150)
         assert session.exec(select(CourtApplication)).one().status == "prepared"
 
-    approved = await handle.execute_update(DunningCase.approve_court_filing, ApproveCourtFiling(approver="J. Richter"))
+    approved = await handle.execute_update(
+        "approve_court_filing", result_type=CaseStatus, arg=ApproveCourtFiling(approver="J. Richter")
+    )
     assert approved.stage == CaseStage.COURT_FILED
 
-    await handle.execute_update(DunningCase.record_payment, RecordPayment(amount_cents=12_150, reference="counter-1"))
+    await handle.execute_update(
+        "record_payment", result_type=PaymentResult, arg=RecordPayment(amount_cents=12_150, reference="counter-1")
+    )
     result = await handle.result()
     assert result.stage == CaseStage.PAID and result.closed
     assert contract_status(engine, "K-100001") == "active"
@@ -58,34 +80,23 @@ async def test_full_path_reaches_court_approval_and_payment_then_reactivates(
         assert session.exec(select(CourtApplication)).one().approved_by == "J. Richter"
     assert messages(engine, "K-100001")[-1].kind == "reactivation"
     assert (await status(handle)).closed
-    _ = timedelta
 
 
 # --- payments ------------------------------------------------------------------------------------
 
-import pytest  # noqa: E402
-from temporalio.client import WorkflowUpdateFailedError  # noqa: E402
 
-from models.case import (  # noqa: E402
-    Cancel,
-    Dispute,
-    EscalateNow,
-    HoldRequest,
-    PremiumOverdue,
-    PromiseToPay,
-    Resume,
-    WriteOff,
-)
-from models.ledger import Premium  # noqa: E402
-from web.inbound import Inbound  # noqa: E402
-
-
-async def pay(time_env: WorkflowEnvironment, engine: Engine, settings: Settings, ref: str, cents: int,
-              contract: str = "K-100001") -> None:
+async def pay(
+    time_env: WorkflowEnvironment, engine: Engine, settings: Settings, ref: str, cents: int, contract: str = "K-100001"
+) -> None:
     """Pay the way a provider webhook does: book in the ledger, then signal the case."""
     inbound = Inbound(engine, time_env.client, settings)
-    await inbound.payment(contract_number=contract, external_ref=ref, amount_cents=cents, source="testpay",
-                          received_at=await time_env.get_current_time())
+    await inbound.payment(
+        contract_number=contract,
+        external_ref=ref,
+        amount_cents=cents,
+        source="testpay",
+        received_at=await time_env.get_current_time(),
+    )
 
 
 async def test_partial_payment_sends_receipt_then_full_payment_reactivates_and_closes(
@@ -113,8 +124,13 @@ async def test_partial_payment_sends_receipt_then_full_payment_reactivates_and_c
 
 
 STAGES_IN_ORDER = [
-    CaseStage.OVERDUE, CaseStage.REMINDED, CaseStage.NOTICE_SENT, CaseStage.SUSPENDED,
-    CaseStage.SMS_SENT, CaseStage.AGENCY, CaseStage.COURT_APPROVAL,
+    CaseStage.OVERDUE,
+    CaseStage.REMINDED,
+    CaseStage.NOTICE_SENT,
+    CaseStage.SUSPENDED,
+    CaseStage.SMS_SENT,
+    CaseStage.AGENCY,
+    CaseStage.COURT_APPROVAL,
 ]
 
 
@@ -168,7 +184,9 @@ async def test_hold_stops_escalation_until_resumed(
     handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
 
-    held = await handle.execute_update(DunningCase.hold, HoldRequest(until=today + timedelta(days=60), reason="in hospital"))
+    held = await handle.execute_update(
+        DunningCase.hold, HoldRequest(until=today + timedelta(days=60), reason="in hospital")
+    )
     assert held.hold is not None and held.hold.kind == "hold"
     await time_env.sleep(timedelta(days=30))  # the notice would have gone out on day 14
     during = await status(handle)
@@ -176,7 +194,9 @@ async def test_hold_stops_escalation_until_resumed(
 
     resumed = await handle.execute_update(DunningCase.resume, Resume(reason="back home"))
     assert resumed.hold is None
-    after = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT, step=timedelta(minutes=30))
+    after = await advance_until(
+        time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT, step=timedelta(minutes=30)
+    )
     assert [s.key for s in after.steps_done] == ["reminder", "notice"]
 
 
@@ -187,7 +207,9 @@ async def test_hold_ends_by_itself_on_its_date(
     seed_contract(engine, premiums=[("P-1", today, 10_000)])
     handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
-    await handle.execute_update(DunningCase.hold, HoldRequest(until=today + timedelta(days=20), reason="agreed with customer"))
+    await handle.execute_update(
+        DunningCase.hold, HoldRequest(until=today + timedelta(days=20), reason="agreed with customer")
+    )
     done = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
     assert done.steps_done[-1].at.date() >= today + timedelta(days=19)
 
@@ -256,7 +278,7 @@ async def test_write_off_closes_the_case_and_reactivates_the_contract(
     seed_contract(engine, premiums=[("P-1", today, 10_000)])
     handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.SUSPENDED)
-    closed = await handle.execute_update(DunningCase.write_off, WriteOff(reason="hardship"))
+    closed = await handle.execute_update("write_off", result_type=CaseStatus, arg=WriteOff(reason="hardship"))
     assert closed.stage == CaseStage.WRITTEN_OFF and closed.closed
     assert (await handle.result()).stage == CaseStage.WRITTEN_OFF
     assert contract_status(engine, "K-100001") == "active"
@@ -271,7 +293,7 @@ async def test_cancel_closes_the_case_and_blocks_the_premium_from_the_sweep(
     seed_contract(engine, premiums=[("P-1", today, 10_000)])
     handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
-    closed = await handle.execute_update(DunningCase.cancel, Cancel(reason="premium booked in error"))
+    closed = await handle.execute_update("cancel", result_type=CaseStatus, arg=Cancel(reason="premium booked in error"))
     assert closed.stage == CaseStage.CANCELLED
     with session_scope(engine) as session:
         assert session.exec(select(Premium)).one().dunning_blocked
@@ -328,13 +350,11 @@ BAD_UPDATES = [
 async def test_every_update_rejects_bad_input_with_a_clear_message_and_changes_nothing(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    from datetime import date as _date
-
     today = berlin_today(await time_env.get_current_time())
     seed_contract(engine, premiums=[("P-1", today, 10_000)])
     handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
     before = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
-    history_before = len((await handle.fetch_history()).events)
+    events_before = len((await handle.fetch_history()).events)
     for name, argument, expected in BAD_UPDATES:
         if argument == "TODAY+5":
             argument = HoldRequest(until=today + timedelta(days=5), reason="")
@@ -346,8 +366,15 @@ async def test_every_update_rejects_bad_input_with_a_clear_message_and_changes_n
         assert expected in message, f"{name}: {message!r} does not mention {expected!r}"
     after = await status(handle)
     assert after.model_dump() == before.model_dump()  # nothing changed
-    assert len((await handle.fetch_history()).events) == history_before  # rejected updates leave no trace
-    _ = _date
+    # Rejected in the validator: no update was accepted and nothing was scheduled. (The time-skipping
+    # server still records the workflow task that ran the validator; the real server drops it.)
+    new_events = (await handle.fetch_history()).events[events_before:]
+    kinds = {EventType.Name(e.event_type) for e in new_events}
+    assert kinds <= {
+        "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
+        "EVENT_TYPE_WORKFLOW_TASK_STARTED",
+        "EVENT_TYPE_WORKFLOW_TASK_COMPLETED",
+    }, kinds
 
 
 async def test_a_closed_case_rejects_every_staff_action(
@@ -356,7 +383,7 @@ async def test_a_closed_case_rejects_every_staff_action(
     today = berlin_today(await time_env.get_current_time())
     seed_contract(engine, premiums=[("P-1", today, 10_000)])
     handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
-    await handle.execute_update(DunningCase.cancel, Cancel(reason="test"))
+    await handle.execute_update("cancel", result_type=CaseStatus, arg=Cancel(reason="test"))
     await handle.result()
     # A completed workflow no longer accepts updates at all: the server answers for it.
     with pytest.raises(Exception):  # noqa: B017 — any rejection will do, the point is that nothing happens

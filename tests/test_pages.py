@@ -116,15 +116,21 @@ async def web(engine: Engine, web_settings: Settings) -> AsyncIterator[Web]:
         yield Web(http, app, temporal, engine, web_settings)
 
 
-def add_pay_link(engine: Engine, settings: Settings, token_id: str = "tok-reminder", *, expires_in: timedelta = timedelta(days=30)) -> str:
+def add_pay_link(
+    engine: Engine, settings: Settings, token_id: str = "tok-reminder", *, expires_in: timedelta = timedelta(days=30)
+) -> str:
     """A pay link of the contract's case, as the messaging activity makes one; returns the signed token."""
     now = datetime.now(UTC)
     with session_scope(engine) as session:
         contract = service.get_contract(session, CONTRACT)
         session.add(
             PayLink(
-                token_id=token_id, case_id=f"dunning-{CONTRACT}/20260101T000000", contract_id=contract.id or 0,
-                step="reminder", created_at=now - timedelta(days=1), expires_at=now + expires_in,
+                token_id=token_id,
+                case_id=f"dunning-{CONTRACT}/20260101T000000",
+                contract_id=contract.id or 0,
+                step="reminder",
+                created_at=now - timedelta(days=1),
+                expires_at=now + expires_in,
             )
         )
     return sign(settings.link_secret, PAY_LINK_SALT, token_id)
@@ -140,14 +146,18 @@ def checkout_sessions(engine: Engine) -> list[tables.TestPaySession]:
         return list(session.exec(select(tables.TestPaySession)))
 
 
-def signed(settings: Settings, event: dict[str, Any], *, at: int | None = None, secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+def signed(
+    settings: Settings, event: dict[str, Any], *, at: int | None = None, secret: str | None = None
+) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(event).encode()
     stamp = int(time.time()) if at is None else at
     header = header_value(secret or settings.testpay_webhook_secret, body, stamp)
     return body, {HEADER: header, "Content-Type": "application/json"}
 
 
-def completed_event(session_id: str = "tps_direct", amount_cents: int = 2_000, event_id: str | None = None) -> dict[str, Any]:
+def completed_event(
+    session_id: str = "tps_direct", amount_cents: int = 2_000, event_id: str | None = None
+) -> dict[str, Any]:
     return {
         "id": event_id or f"evt_{session_id}",
         "type": "checkout.session.completed",
@@ -188,8 +198,12 @@ async def test_pay_page_of_a_cleared_contract_says_nothing_is_open(web: Web) -> 
     token = add_pay_link(web.engine, web.settings)
     with session_scope(web.engine) as session:
         service.book_payment(
-            session, contract_number=CONTRACT, external_ref="bank:1", amount_cents=17_050,
-            received_at=datetime.now(UTC), source="bank",
+            session,
+            contract_number=CONTRACT,
+            external_ref="bank:1",
+            amount_cents=17_050,
+            received_at=datetime.now(UTC),
+            source="bank",
         )
 
     response = await web.http.get(f"/pay/{token}")
@@ -231,7 +245,9 @@ async def test_an_expired_pay_link_is_link_expired_410_and_cannot_start_a_checko
     ("typed", "cents"),
     [("70,50", 7_050), ("70.50", 7_050), ("170,50 €", 17_050), (" 50 ", 5_000), ("0,01", 1)],
 )
-async def test_checkout_accepts_german_and_english_decimal_amounts_up_to_the_balance(web: Web, typed: str, cents: int) -> None:
+async def test_checkout_accepts_german_and_english_decimal_amounts_up_to_the_balance(
+    web: Web, typed: str, cents: int
+) -> None:
     token = add_pay_link(web.engine, web.settings)
 
     session_id = await start_checkout(web, token, typed)
@@ -460,23 +476,40 @@ def add_messages(engine: Engine, pay_url: str) -> tuple[int, int]:
     with session_scope(engine) as session:
         contract = service.get_contract(session, CONTRACT)
         base = datetime.now(UTC) - timedelta(hours=2)
-        common: dict[str, Any] = {"case_id": f"dunning-{CONTRACT}/20260101T000000", "contract_id": contract.id, "status": "sent"}
+        common: dict[str, Any] = {
+            "case_id": f"dunning-{CONTRACT}/20260101T000000",
+            "contract_id": contract.id,
+            "status": "sent",
+        }
         email, _ = service.add_message(
             session,
             Message(
-                idempotency_key="m1", channel="email", kind="reminder", recipient="erika@example.org",
-                subject="Erinnerung: Beitrag offen", body_text=f"Bitte zahlen Sie hier: {pay_url}.",
-                body_html=f'<p>Bitte <a href="{pay_url}">jetzt bezahlen</a></p>', total_cents=17_050,
-                created_at=base, **common,
+                idempotency_key="m1",
+                channel="email",
+                kind="reminder",
+                recipient="erika@example.org",
+                subject="Erinnerung: Beitrag offen",
+                body_text=f"Bitte zahlen Sie hier: {pay_url}.",
+                body_html=f'<p>Bitte <a href="{pay_url}">jetzt bezahlen</a></p>',
+                total_cents=17_050,
+                created_at=base,
+                **common,
             ),
         )
         letter, _ = service.add_message(
             session,
             Message(
-                idempotency_key="m2", channel="letter", kind="qualified_notice", recipient="Erika Mustermann\nKöln",
-                subject="Qualifizierte Mahnung", body_text="Mahnung", body_html="<p>Mahnung</p>",
-                pdf=b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", total_cents=17_200,
-                created_at=base + timedelta(hours=1), **common,
+                idempotency_key="m2",
+                channel="letter",
+                kind="qualified_notice",
+                recipient="Erika Mustermann\nKöln",
+                subject="Qualifizierte Mahnung",
+                body_text="Mahnung",
+                body_html="<p>Mahnung</p>",
+                pdf=b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+                total_cents=17_200,
+                created_at=base + timedelta(hours=1),
+                **common,
             ),
         )
         return email.id or 0, letter.id or 0
@@ -529,16 +562,30 @@ async def test_contract_page_shows_status_history_premiums_payments_case_link_an
         now = datetime.now(UTC)
         session.add(
             PayLink(
-                token_id="tok-newest", case_id="c", contract_id=service.get_contract(session, CONTRACT).id or 0,
-                step="sms", created_at=now, expires_at=now + timedelta(days=30),
+                token_id="tok-newest",
+                case_id="c",
+                contract_id=service.get_contract(session, CONTRACT).id or 0,
+                step="sms",
+                created_at=now,
+                expires_at=now + timedelta(days=30),
             )
         )
         service.set_contract_status(
-            session, contract_number=CONTRACT, to_status=ContractStatus.SUSPENDED, key="s1", case_id="case-1",
-            reason="Notice deadline passed with arrears (§38(2) VVG)", at=now - timedelta(days=2),
+            session,
+            contract_number=CONTRACT,
+            to_status=ContractStatus.SUSPENDED,
+            key="s1",
+            case_id="case-1",
+            reason="Notice deadline passed with arrears (§38(2) VVG)",
+            at=now - timedelta(days=2),
         )
         service.book_payment(
-            session, contract_number=CONTRACT, external_ref="bank:77", amount_cents=1_000, received_at=now, source="bank"
+            session,
+            contract_number=CONTRACT,
+            external_ref="bank:77",
+            amount_cents=1_000,
+            received_at=now,
+            source="bank",
         )
 
     response = await web.http.get(f"/contracts/{CONTRACT}")
@@ -579,8 +626,13 @@ async def test_tasks_list_and_task_page_show_the_agent_handover(web: Web) -> Non
         task, _ = service.add_agent_task(
             session,
             AgentTask(
-                idempotency_key="h1", case_id="dunning-K-100001/20260101T000000", contract_id=contract.id or 0,
-                agent_code="A-7", open_cents=17_050, created_at=now, due_at=now + timedelta(hours=24),
+                idempotency_key="h1",
+                case_id="dunning-K-100001/20260101T000000",
+                contract_id=contract.id or 0,
+                agent_code="A-7",
+                open_cents=17_050,
+                created_at=now,
+                due_at=now + timedelta(hours=24),
             ),
         )
         task_id = task.id
@@ -593,4 +645,3 @@ async def test_tasks_list_and_task_page_show_the_agent_handover(web: Web) -> Non
     for expected in ["dunning-K-100001/20260101T000000", "K-100001", "A-7", "Max Agent", "170,50 €", "open"]:
         assert expected in detail.text
     assert (await web.http.get("/tasks/99999")).status_code == 404
-

@@ -32,24 +32,18 @@ from models.messages import (
 )
 
 PAY_URL_PREFIX = "https://pay.beispiel-versicherung.de/p/"
-PAY_URL = (
-    PAY_URL_PREFIX + "x7Kp2QvL9mZt4RwB8nYc3HdF6sJ0aGeU1iO5"[: 70 - len(PAY_URL_PREFIX)]
-)
+PAY_URL = PAY_URL_PREFIX + "x7Kp2QvL9mZt4RwB8nYc3HdF6sJ0aGeU1iO5"[: 70 - len(PAY_URL_PREFIX)]
 
 EXPECTED_CHANNELS: dict[MessageKind, set[Channel]] = {
     MessageKind.REMINDER: {Channel.EMAIL, Channel.LETTER},
     MessageKind.QUALIFIED_NOTICE: {Channel.EMAIL, Channel.LETTER},
-    MessageKind.PAY_LINK_SMS: {Channel.SMS},
+    MessageKind.PAY_LINK_SMS: {Channel.SMS, Channel.EMAIL, Channel.LETTER},  # no phone: e-mail, else letter
     MessageKind.PAYMENT_RECEIPT: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
     MessageKind.REACTIVATION: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
     MessageKind.AGENT_HANDOVER: {Channel.EMAIL},
 }
 
-ALL_TEMPLATE_PAIRS = [
-    (kind, channel)
-    for kind, channels in EXPECTED_CHANNELS.items()
-    for channel in sorted(channels)
-]
+ALL_TEMPLATE_PAIRS = [(kind, channel) for kind, channels in EXPECTED_CHANNELS.items() for channel in sorted(channels)]
 
 
 def make_context(**overrides: Any) -> MessageContext:
@@ -163,9 +157,7 @@ def test_a_language_without_folder_falls_back_to_german(
 ) -> None:
     german = render_message(Channel.EMAIL, sample_context)
     for language in ("fr", "de-AT", "../../etc", ""):
-        other = render_message(
-            Channel.EMAIL, sample_context.model_copy(update={"language": language})
-        )
+        other = render_message(Channel.EMAIL, sample_context.model_copy(update={"language": language}))
         assert other.text == german.text
 
 
@@ -193,13 +185,9 @@ def test_datum_formats_day_month_year_and_refuses_none() -> None:
 
 def test_messages_whose_only_point_is_a_link_are_refused_without_it() -> None:
     with pytest.raises(RenderError, match="pay_url"):
-        render_message(
-            Channel.SMS, make_context(kind=MessageKind.PAY_LINK_SMS, pay_url="")
-        )
+        render_message(Channel.SMS, make_context(kind=MessageKind.PAY_LINK_SMS, pay_url=""))
     with pytest.raises(RenderError, match="task_url"):
-        render_message(
-            Channel.EMAIL, make_context(kind=MessageKind.AGENT_HANDOVER, task_url="")
-        )
+        render_message(Channel.EMAIL, make_context(kind=MessageKind.AGENT_HANDOVER, task_url=""))
 
 
 def test_a_total_that_differs_from_its_items_is_refused() -> None:
@@ -252,9 +240,7 @@ def test_qualified_notice_consequences_come_right_after_the_table(
     assert 0 < box_start - table_end < 40
 
 
-def test_a_long_arrears_list_moves_the_consequences_above_it_to_keep_them_on_page_one() -> (
-    None
-):
+def test_a_long_arrears_list_moves_the_consequences_above_it_to_keep_them_on_page_one() -> None:
     items = [
         LineItem(
             label=f"Beitrag {month:02d}/2025",
@@ -274,9 +260,7 @@ def test_a_long_arrears_list_moves_the_consequences_above_it_to_keep_them_on_pag
     message = render_message(Channel.LETTER, context)
     pages = pdf_pages(message)
 
-    assert message.html.index('id="legal-consequences"') < message.html.index(
-        'class="items"'
-    )
+    assert message.html.index('id="legal-consequences"') < message.html.index('class="items"')
     assert len(pages) >= 2
     for phrase in CONSEQUENCE_PHRASES:
         assert phrase in pages[0], phrase
@@ -326,9 +310,7 @@ def test_letters_show_a_girocode_only_when_something_is_owed(
     notice = render_message(Channel.LETTER, sample_context)
     assert 'src="data:image/svg+xml' in notice.html
 
-    cleared = sample_context.model_copy(
-        update={"kind": MessageKind.REACTIVATION, "items": [], "total_cents": 0}
-    )
+    cleared = sample_context.model_copy(update={"kind": MessageKind.REACTIVATION, "items": [], "total_cents": 0})
     assert epc_fields(cleared) is None
     assert "data:image" not in render_message(Channel.LETTER, cleared).html
 
@@ -379,12 +361,8 @@ def test_pay_link_sms_fits_one_segment_with_a_70_character_url() -> None:
 
 
 def test_sms_output_is_forced_into_gsm7_even_if_data_is_not() -> None:
-    creditor = make_context().creditor.model_copy(
-        update={"name": "Beispiel’s Versicherung – AG"}
-    )
-    text = render_message(
-        Channel.SMS, make_context(kind=MessageKind.PAY_LINK_SMS, creditor=creditor)
-    ).text
+    creditor = make_context().creditor.model_copy(update={"name": "Beispiel’s Versicherung – AG"})
+    text = render_message(Channel.SMS, make_context(kind=MessageKind.PAY_LINK_SMS, creditor=creditor)).text
     assert is_gsm7(text)
     assert text.startswith("Beispiel's Versicherung - AG:")
 
@@ -469,9 +447,7 @@ def test_agent_handover_names_case_contract_amount_and_task_but_no_customer_cont
 
 def test_reactivation_mentions_a_credit_only_when_there_is_one() -> None:
     cleared = {"kind": MessageKind.REACTIVATION, "items": [], "total_cents": 0}
-    with_credit = render_message(
-        Channel.EMAIL, make_context(**cleared, credit_cents=2345)
-    )
+    with_credit = render_message(Channel.EMAIL, make_context(**cleared, credit_cents=2345))
     without = render_message(Channel.EMAIL, make_context(**cleared, credit_cents=0))
     assert "Guthaben von 23,45 €" in squash(with_credit.text)
     assert "Guthaben" not in without.text
@@ -489,14 +465,8 @@ def test_payment_receipt_states_amount_received_and_remaining_balance(
 
 
 def test_reminder_charges_no_fee_wording_and_has_a_pay_link() -> None:
-    items = [
-        LineItem(
-            label="Beitrag November 2026", due_date=date(2026, 11, 2), amount_cents=4990
-        )
-    ]
-    context = make_context(
-        kind=MessageKind.REMINDER, items=items, total_cents=4990, deadline=None
-    )
+    items = [LineItem(label="Beitrag November 2026", due_date=date(2026, 11, 2), amount_cents=4990)]
+    context = make_context(kind=MessageKind.REMINDER, items=items, total_cents=4990, deadline=None)
     for channel in (Channel.EMAIL, Channel.LETTER):
         message = render_message(channel, context)
         assert PAY_URL in message.text and PAY_URL in message.html

@@ -85,10 +85,17 @@ def put_contract(
     contract_number: Id, body: ContractIn, session: Annotated[Session, Depends(db_session)]
 ) -> ContractOut:
     """Create or update a contract and its customer (master data from the policy system)."""
-    customer = service.upsert_customer(session, body.customer.customer_number, **body.customer.model_dump(exclude={"customer_number"}))
+    customer = service.upsert_customer(
+        session, body.customer.customer_number, **body.customer.model_dump(exclude={"customer_number"})
+    )
     service.upsert_contract(
-        session, contract_number, customer, agent_code=body.agent_code, product=body.product,
-        payment_method=body.payment_method, dunning_plan=body.dunning_plan,
+        session,
+        contract_number,
+        customer,
+        agent_code=body.agent_code,
+        product=body.product,
+        payment_method=body.payment_method,
+        dunning_plan=body.dunning_plan,
     )
     return contract_out(session, contract_number)
 
@@ -182,15 +189,24 @@ async def ledger_event(event: LedgerEvent, ctx: Annotated[AppContext, Depends(co
     result: dict[str, object]
     if isinstance(event, PremiumBooked):
         result = await inbound.premium_booked(
-            premium_id=event.premium_id, contract_number=event.contract_number, period_start=event.period_start,
-            period_end=event.period_end, due_date=event.due_date, amount_cents=event.amount_cents, today=berlin_today(),
+            premium_id=event.premium_id,
+            contract_number=event.contract_number,
+            period_start=event.period_start,
+            period_end=event.period_end,
+            due_date=event.due_date,
+            amount_cents=event.amount_cents,
+            today=berlin_today(),
         )
     elif isinstance(event, PremiumDue):
         result = await inbound.premium_due(premium_id=event.premium_id)
     elif isinstance(event, PaymentReceived):
         paid = await inbound.payment(
-            contract_number=event.contract_number, external_ref=f"ledger:{event.payment_ref}",
-            amount_cents=event.amount_cents, source="ledger", received_at=event.received_at, premium_id=event.premium_id,
+            contract_number=event.contract_number,
+            external_ref=f"ledger:{event.payment_ref}",
+            amount_cents=event.amount_cents,
+            source="ledger",
+            received_at=event.received_at,
+            premium_id=event.premium_id,
         )
         result = paid.model_dump()
     else:
@@ -220,4 +236,3 @@ async def case_status(contract_number: Id, ctx: Annotated[AppContext, Depends(co
 @router.get("/plans")
 async def plans() -> dict[str, object]:
     return {plan_id: plan.model_dump(mode="json") for plan_id, plan in BUILTIN_PLANS.items()}
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from sqlalchemy import Engine
@@ -55,7 +55,7 @@ class Inbound:
     async def done(self, source: str, event_id: str, result: dict[str, object]) -> None:
         def record(session: Session) -> None:
             if service.seen_event(session, source, event_id) is None:
-                service.record_event(session, source, event_id, datetime.now(timezone.utc), result)
+                service.record_event(session, source, event_id, datetime.now(UTC), result)
 
         await self.in_transaction(record)
 
@@ -66,7 +66,11 @@ class Inbound:
     async def open_case(self, contract_number: str, premium_id: str, reason: str = "overdue") -> str:
         plan = await self.plan_for(contract_number)
         handle = await start_or_join_case(
-            self.client, self.settings.task_queue, contract_number, PremiumOverdue(premium_id=premium_id, reason=reason), plan
+            self.client,
+            self.settings.task_queue,
+            contract_number,
+            PremiumOverdue(premium_id=premium_id, reason=reason),
+            plan,
         )
         return handle.id
 
@@ -83,28 +87,47 @@ class Inbound:
         premium_id: str | None = None,
     ) -> PaymentResult:
         """Book a payment (once per reference) and tell the contract's case about it."""
-        at = received_at or datetime.now(timezone.utc)
+        at = received_at or datetime.now(UTC)
         result = await self.in_transaction(
             lambda s: service.book_payment(
-                s, contract_number=contract_number, external_ref=external_ref, amount_cents=amount_cents,
-                received_at=at, source=source, designated_premium=premium_id,
+                s,
+                contract_number=contract_number,
+                external_ref=external_ref,
+                amount_cents=amount_cents,
+                received_at=at,
+                source=source,
+                designated_premium=premium_id,
             )
         )
         # Signalled even when the booking is a repeat: the first attempt may have failed
         # right after booking. The case ignores a payment reference it has seen.
-        await notify_payment(self.client, contract_number, PaymentBooked(payment_ref=external_ref, amount_cents=amount_cents))
+        await notify_payment(
+            self.client, contract_number, PaymentBooked(payment_ref=external_ref, amount_cents=amount_cents)
+        )
         return result
 
     # --- premiums ----------------------------------------------------------------------------
 
     async def premium_booked(
-        self, *, premium_id: str, contract_number: str, period_start: date, period_end: date, due_date: date,
-        amount_cents: int, today: date,
+        self,
+        *,
+        premium_id: str,
+        contract_number: str,
+        period_start: date,
+        period_end: date,
+        due_date: date,
+        amount_cents: int,
+        today: date,
     ) -> dict[str, object]:
         premium, created = await self.in_transaction(
             lambda s: service.book_premium(
-                s, external_id=premium_id, contract_number=contract_number, period_start=period_start,
-                period_end=period_end, due_date=due_date, amount_cents=amount_cents,
+                s,
+                external_id=premium_id,
+                contract_number=contract_number,
+                period_start=period_start,
+                period_end=period_end,
+                due_date=due_date,
+                amount_cents=amount_cents,
             )
         )
         result: dict[str, object] = {"premium_id": premium_id, "booked": created, "case": None}
@@ -139,9 +162,14 @@ class Inbound:
                 service.add_agent_task(
                     session,
                     AgentTask(
-                        idempotency_key=f"ddreturn:{payment_ref}", case_id="", contract_id=contract.id or 0,
-                        agent_code="backoffice", kind="manual_review", open_cents=payment.amount_cents,
-                        created_at=datetime.now(timezone.utc), due_at=datetime.now(timezone.utc),
+                        idempotency_key=f"ddreturn:{payment_ref}",
+                        case_id="",
+                        contract_id=contract.id or 0,
+                        agent_code="backoffice",
+                        kind="manual_review",
+                        open_cents=payment.amount_cents,
+                        created_at=datetime.now(UTC),
+                        due_at=datetime.now(UTC),
                     ),
                 )
             return contract.contract_number, reopened, changed
@@ -150,7 +178,9 @@ class Inbound:
         result: dict[str, object] = {"payment_ref": payment_ref, "reopened": reopened, "changed": changed, "case": None}
         if code not in TO_A_PERSON:
             for premium_id in reopened:
-                result["case"] = await self.open_case(contract_number, premium_id, reason=f"direct debit returned ({code})")
+                result["case"] = await self.open_case(
+                    contract_number, premium_id, reason=f"direct debit returned ({code})"
+                )
         else:
             result["note"] = "MD07: automated dunning stopped; a back-office task was created"
         return result

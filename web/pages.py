@@ -140,7 +140,9 @@ templates.env.filters["when"] = format_when
 templates.env.filters["linkify"] = linkify
 
 
-def page(request: Request, name: str, status_code: int = 200, headers: dict[str, str] | None = None, **values: Any) -> Response:
+def page(
+    request: Request, name: str, status_code: int = 200, headers: dict[str, str] | None = None, **values: Any
+) -> Response:
     settings = context(request).settings
     ui = settings.temporal_ui_url.rstrip("/")
     common = {
@@ -376,7 +378,10 @@ async def deliver_webhook(
     """POST the signed event to the engine's webhook endpoint (real HTTP unless a transport is given)."""
     body = json.dumps(event, separators=(",", ":")).encode()
     now = int(time.time())
-    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: header_value(settings.testpay_webhook_secret, body, now)}
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: header_value(settings.testpay_webhook_secret, body, now),
+    }
     url = f"{settings.public_base_url.rstrip('/')}/webhooks/testpay"
     async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(15.0)) as client:
         return await client.post(url, content=body, headers=headers)
@@ -547,7 +552,9 @@ def contracts_overview(session: Session, as_of: date, limit: int = LIST_LIMIT) -
         int(contract_id): int(total or 0)
         for contract_id, total in session.exec(
             select(Premium.contract_id, func.sum(col(Premium.amount_cents) - col(Premium.paid_cents)))
-            .where(col(Premium.contract_id).in_(ids), Premium.status == PremiumStatus.OPEN, col(Premium.due_date) <= as_of)
+            .where(
+                col(Premium.contract_id).in_(ids), Premium.status == PremiumStatus.OPEN, col(Premium.due_date) <= as_of
+            )
             .group_by(col(Premium.contract_id))
         )
     }
@@ -605,7 +612,9 @@ def outbox(request: Request) -> Response:
     ctx = context(request)
     with session_scope(ctx.engine) as session:
         messages = list(
-            session.exec(select(Message).order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(LIST_LIMIT))
+            session.exec(
+                select(Message).order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(LIST_LIMIT)
+            )
         )
         numbers = _contract_numbers(session, [m.contract_id for m in messages])
     rows = [MessageRow(m, numbers.get(m.contract_id) if m.contract_id else None) for m in messages]
@@ -691,7 +700,9 @@ class PayLinkView:
 
 def newest_pay_link(session: Session, settings: Settings, contract_id: int) -> PayLinkView | None:
     link = session.exec(
-        select(PayLink).where(PayLink.contract_id == contract_id).order_by(col(PayLink.created_at).desc(), col(PayLink.id).desc())
+        select(PayLink)
+        .where(PayLink.contract_id == contract_id)
+        .order_by(col(PayLink.created_at).desc(), col(PayLink.id).desc())
     ).first()
     if link is None:
         return None
@@ -717,12 +728,16 @@ def contract_page(request: Request, contract_number: str) -> Response:
         history = service.status_history(session, contract_number)
         premiums = list(
             session.exec(
-                select(Premium).where(Premium.contract_id == contract.id).order_by(col(Premium.due_date).desc(), col(Premium.id))
+                select(Premium)
+                .where(Premium.contract_id == contract.id)
+                .order_by(col(Premium.due_date).desc(), col(Premium.id))
             )
         )
         payments = list(
             session.exec(
-                select(Payment).where(Payment.contract_id == contract.id).order_by(col(Payment.received_at).desc(), col(Payment.id))
+                select(Payment)
+                .where(Payment.contract_id == contract.id)
+                .order_by(col(Payment.received_at).desc(), col(Payment.id))
             )
         )
         fees = list(session.exec(select(Fee).where(Fee.contract_id == contract.id).order_by(col(Fee.booked_at).desc())))

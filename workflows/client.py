@@ -7,7 +7,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.case_view import summary_line
-from models.case import CaseInput, PaymentBooked, PremiumOverdue
+from models.case import CaseInput, CaseStatus, PaymentBooked, PremiumOverdue
 from workflows import search_attributes as sa
 from workflows.dunning import DunningCase
 
@@ -18,7 +18,7 @@ def case_workflow_id(contract_number: str) -> str:
 
 async def start_or_join_case(
     client: Client, task_queue: str, contract_number: str, premium: PremiumOverdue, plan_id: str
-) -> WorkflowHandle[DunningCase, object]:
+) -> WorkflowHandle[DunningCase, CaseStatus]:
     """Signal-with-start: the contract's running case gets the premium, or a new case starts.
 
     Idempotent: the case ignores a premium it already holds, so the same event twice (or a
@@ -36,7 +36,7 @@ async def start_or_join_case(
         search_attributes=TypedSearchAttributes(
             [SearchAttributePair(sa.CONTRACT_NUMBER, contract_number), SearchAttributePair(sa.DUNNING_PLAN, plan_id)]
         ),
-    )  # type: ignore[return-value]
+    )
 
 
 async def notify_payment(client: Client, contract_number: str, payment: PaymentBooked) -> bool:

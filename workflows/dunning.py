@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -157,9 +158,15 @@ class DunningCase:
             if step.kind in MESSAGE_STEPS:
                 sent = await self._send(
                     SendMessage(
-                        case_id=state.case_id, contract_number=state.contract_number, key=key,
-                        kind=MESSAGE_KIND[step.kind], channels=step.channels, copies=step.copies,
-                        fees_cents=step.fees_cents, now=now, as_of=self._today(),
+                        case_id=state.case_id,
+                        contract_number=state.contract_number,
+                        key=key,
+                        kind=MESSAGE_KIND[step.kind],
+                        channels=step.channels,
+                        copies=step.copies,
+                        fees_cents=step.fees_cents,
+                        now=now,
+                        as_of=self._today(),
                         notice_plan=state.plan if step.kind == StepKind.QUALIFIED_NOTICE else None,
                     ),
                     summary=f"{step.key}: {step.summary or step.kind}",
@@ -172,17 +179,25 @@ class DunningCase:
                 await workflow.execute_activity_method(
                     LedgerActivities.change_contract_status,
                     ChangeContractStatus(
-                        contract_number=state.contract_number, to_status=ContractStatus.SUSPENDED,
-                        reason="Notice deadline passed with arrears (§38(2) VVG)", key=key, case_id=state.case_id, at=now,
+                        contract_number=state.contract_number,
+                        to_status=ContractStatus.SUSPENDED,
+                        reason="Notice deadline passed with arrears (§38(2) VVG)",
+                        key=key,
+                        case_id=state.case_id,
+                        at=now,
                     ),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Suspend cover",
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=RETRY,
+                    summary="Suspend cover",
                 )
                 state.arrears.contract_status = ContractStatus.SUSPENDED
             elif step.kind == StepKind.AGENCY_HANDOVER:
                 handed = await workflow.execute_activity_method(
                     HandoverActivities.hand_over_to_agent,
                     HandOver(case_id=state.case_id, contract_number=state.contract_number, key=key, now=now),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Create the agent's task",
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=RETRY,
+                    summary="Create the agent's task",
                 )
                 state.handover_at = now
                 record.note = f"task {handed.task_id} for agent {handed.agent_code}"
@@ -191,14 +206,16 @@ class DunningCase:
                 prepared = await workflow.execute_activity_method(
                     LedgerActivities.prepare_court_application,
                     PrepareCourtApplication(case_id=state.case_id, contract_number=state.contract_number, now=now),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Prepare court application",
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=RETRY,
+                    summary="Prepare court application",
                 )
                 record.total_cents = prepared.claimed_cents
                 record.note = f"application {prepared.application_id} waits for approval"
         except ActivityError as error:
             # Bad master data (no such contract, an amount that does not add up): stop here
             # and ask a person; `resume` tries the same step again with the same key.
-            cause = error.cause.message if error.cause is not None else str(error)
+            cause = str(error.cause) if error.cause is not None else str(error)
             state.hold = Hold(kind=HoldKind.ATTENTION, reason=f"step {step.key} failed: {cause}")
             self._note(f"Step {step.key} failed and needs a person: {cause}")
             return
@@ -219,7 +236,9 @@ class DunningCase:
         arrears = await workflow.execute_activity_method(
             LedgerActivities.load_arrears,
             LoadArrears(contract_number=self.state.contract_number, as_of=self._today()),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Read arrears from the ledger",
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+            summary="Read arrears from the ledger",
         )
         now = workflow.now()
         for item in arrears.items:
@@ -235,9 +254,13 @@ class DunningCase:
             self.state.receipts_sent += 1
             await self._send(
                 SendMessage(
-                    case_id=self.state.case_id, contract_number=self.state.contract_number,
-                    key=f"{self.state.case_id}:receipt:{ref}", kind=MessageKind.PAYMENT_RECEIPT,
-                    channels=self.state.plan.steps[0].channels or [], now=workflow.now(), as_of=self._today(),
+                    case_id=self.state.case_id,
+                    contract_number=self.state.contract_number,
+                    key=f"{self.state.case_id}:receipt:{ref}",
+                    kind=MessageKind.PAYMENT_RECEIPT,
+                    channels=self.state.plan.steps[0].channels or [],
+                    now=workflow.now(),
+                    as_of=self._today(),
                 ),
                 summary="Receipt for a partial payment",
             )
@@ -250,18 +273,29 @@ class DunningCase:
             await workflow.execute_activity_method(
                 LedgerActivities.change_contract_status,
                 ChangeContractStatus(
-                    contract_number=state.contract_number, to_status=ContractStatus.ACTIVE,
-                    reason="Arrears paid: cover restored", key=f"{state.case_id}:reactivate", case_id=state.case_id, at=now,
+                    contract_number=state.contract_number,
+                    to_status=ContractStatus.ACTIVE,
+                    reason="Arrears paid: cover restored",
+                    key=f"{state.case_id}:reactivate",
+                    case_id=state.case_id,
+                    at=now,
                 ),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Reactivate the contract",
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+                summary="Reactivate the contract",
             )
             state.arrears.contract_status = ContractStatus.ACTIVE
             self._note("Contract reactivated")
         if state.steps_done or state.payments_seen:
             await self._send(
                 SendMessage(
-                    case_id=state.case_id, contract_number=state.contract_number, key=f"{state.case_id}:paid",
-                    kind=MessageKind.REACTIVATION, channels=state.plan.steps[0].channels, now=now, as_of=self._today(),
+                    case_id=state.case_id,
+                    contract_number=state.contract_number,
+                    key=f"{state.case_id}:paid",
+                    kind=MessageKind.REACTIVATION,
+                    channels=state.plan.steps[0].channels,
+                    now=now,
+                    as_of=self._today(),
                 ),
                 summary="Confirmation: balance cleared",
             )
@@ -272,10 +306,16 @@ class DunningCase:
         await workflow.execute_activity_method(
             LedgerActivities.close_case,
             CloseCase(
-                case_id=self.state.case_id, contract_number=self.state.contract_number, action=action,
-                reason=reason, now=now, as_of=self._today(),
+                case_id=self.state.case_id,
+                contract_number=self.state.contract_number,
+                action=action,
+                reason=reason,
+                now=now,
+                as_of=self._today(),
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=f"Close case: {action}",
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+            summary=f"Close case: {action}",
         )
         self.state.closed_at = now
         self.state.closed_reason = reason
@@ -314,7 +354,7 @@ class DunningCase:
                 lambda: self._changes != seen, timeout=delay, timeout_summary=f"{what} at {wake_at:%Y-%m-%d %H:%M} UTC"
             )
             return False
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
 
     def _release_expired_hold(self) -> bool:
@@ -361,7 +401,7 @@ class DunningCase:
             "agent": state.arrears.agent_code or "",
         }
         if values != self._published:
-            updates = [
+            updates: list[SearchAttributeUpdate[Any]] = [
                 sa.CONTRACT_NUMBER.value_set(state.contract_number),
                 sa.DUNNING_PLAN.value_set(state.plan.id),
                 sa.DUNNING_STAGE.value_set(state.stage.value),
@@ -387,17 +427,28 @@ class DunningCase:
         state = self.state
         step = self._due_step() if not self.closed else None
         return CaseStatus(
-            case_id=state.case_id, contract_number=state.contract_number, plan_id=state.plan.id,
-            plan_version=state.plan.version, stage=state.stage, closed=self.closed, hold=state.hold,
-            balance_cents=state.arrears.balance_cents, credit_cents=state.arrears.credit_cents,
-            items=state.arrears.items, deadline=state.deadline,
-            next_step=step.key if step else None, next_step_at=self._wake_at(step) if step else None,
-            steps_done=state.steps_done, journal=state.journal,
+            case_id=state.case_id,
+            contract_number=state.contract_number,
+            plan_id=state.plan.id,
+            plan_version=state.plan.version,
+            stage=state.stage,
+            closed=self.closed,
+            hold=state.hold,
+            balance_cents=state.arrears.balance_cents,
+            credit_cents=state.arrears.credit_cents,
+            items=state.arrears.items,
+            deadline=state.deadline,
+            next_step=step.key if step else None,
+            next_step_at=self._wake_at(step) if step else None,
+            steps_done=state.steps_done,
+            journal=state.journal,
         )
 
     # --- ledger events (signals) -------------------------------------------------------------
 
-    @workflow.signal(description="A premium of this contract is overdue (or a direct debit came back): it joins the case.")
+    @workflow.signal(
+        description="A premium of this contract is overdue (or a direct debit came back): it joins the case."
+    )
     def premium_overdue(self, premium: PremiumOverdue) -> None:
         if not self.closed:
             self._join(premium)
@@ -428,11 +479,16 @@ class DunningCase:
             result = await workflow.execute_activity_method(
                 LedgerActivities.book_payment,
                 BookPayment(
-                    contract_number=self.state.contract_number, external_ref=f"{request.source}:{request.reference}",
-                    amount_cents=request.amount_cents, received_at=workflow.now(), source=request.source,
+                    contract_number=self.state.contract_number,
+                    external_ref=f"{request.source}:{request.reference}",
+                    amount_cents=request.amount_cents,
+                    received_at=workflow.now(),
+                    source=request.source,
                     premium_id=request.premium_id,
                 ),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Book the staff payment",
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+                summary="Book the staff payment",
             )
         if result.booked:
             self.payment_booked(PaymentBooked(payment_ref=result.payment_ref, amount_cents=request.amount_cents))
@@ -473,7 +529,9 @@ class DunningCase:
         self.state.hold = None
         self._changes += 1
         kind = previous.kind if previous else "hold"
-        self._enter(self.state.stage, f"Resumed from {kind} by {request.by}" + (f": {request.reason}" if request.reason else ""))
+        self._enter(
+            self.state.stage, f"Resumed from {kind} by {request.by}" + (f": {request.reason}" if request.reason else "")
+        )
         return self._status()
 
     @resume.validator
@@ -489,8 +547,12 @@ class DunningCase:
         if plan.demo:
             until = workflow.now() + plan.promise_grace
         self.state.hold = Hold(
-            kind=HoldKind.PROMISE, reason=request.note or "promise to pay", until=until,
-            promised_cents=request.amount_cents, balance_at_promise_cents=self.state.arrears.balance_cents, set_by=request.by,
+            kind=HoldKind.PROMISE,
+            reason=request.note or "promise to pay",
+            until=until,
+            promised_cents=request.amount_cents,
+            balance_at_promise_cents=self.state.arrears.balance_cents,
+            set_by=request.by,
         )
         self._changes += 1
         self._enter(self.state.stage, f"Promise to pay by {request.pay_by:%d.%m.%Y} recorded by {request.by}")
@@ -530,11 +592,16 @@ class DunningCase:
                 await workflow.execute_activity_method(
                     LedgerActivities.change_contract_status,
                     ChangeContractStatus(
-                        contract_number=state.contract_number, to_status=ContractStatus.ACTIVE,
-                        reason=f"Arrears written off: {request.reason}", key=f"{state.case_id}:reactivate",
-                        case_id=state.case_id, at=now,
+                        contract_number=state.contract_number,
+                        to_status=ContractStatus.ACTIVE,
+                        reason=f"Arrears written off: {request.reason}",
+                        key=f"{state.case_id}:reactivate",
+                        case_id=state.case_id,
+                        at=now,
                     ),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Reactivate after write-off",
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=RETRY,
+                    summary="Reactivate after write-off",
                 )
                 state.arrears.contract_status = ContractStatus.ACTIVE
             await self._close(CaseStage.WRITTEN_OFF, f"Written off by {request.by}: {request.reason}", "write_off")
@@ -566,7 +633,9 @@ class DunningCase:
         if step.after == Anchor.DEADLINE and self.state.deadline and workflow.now() < self.state.deadline:
             # The customer was promised this deadline in a legal notice: nothing that depends on
             # it passing (suspension of cover above all) may happen earlier.
-            raise reject(f"step {step.key} needs the notice deadline {self.state.deadline:%Y-%m-%d %H:%M} UTC to pass first")
+            raise reject(
+                f"step {step.key} needs the notice deadline {self.state.deadline:%Y-%m-%d %H:%M} UTC to pass first"
+            )
 
     @workflow.update(description="Stop dunning without changing the ledger (e.g. premium booked in error).")
     async def cancel(self, request: Cancel) -> CaseStatus:
@@ -587,7 +656,9 @@ class DunningCase:
             await workflow.execute_activity_method(
                 LedgerActivities.approve_court_application,
                 ApproveCourtApplication(case_id=self.state.case_id, approver=request.approver, now=workflow.now()),
-                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary="Record approval and file",
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+                summary="Record approval and file",
             )
             self.state.court_approved_by = request.approver
             self._changes += 1
@@ -600,4 +671,3 @@ class DunningCase:
         require_text("approver", request.approver, 100)
         if self.state.stage != CaseStage.COURT_APPROVAL:
             raise reject(f"no court application waits for approval (stage is {self.state.stage})")
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 CONTRACT_NUMBER = SearchAttributeKey.for_keyword("ContractNumber")
@@ -12,8 +14,15 @@ NEXT_ACTION_TIME = SearchAttributeKey.for_datetime("NextActionTime")
 DUNNING_PLAN = SearchAttributeKey.for_keyword("DunningPlan")
 AGENT_CODE = SearchAttributeKey.for_keyword("AgentCode")
 
-ALL = [CONTRACT_NUMBER, DUNNING_STAGE, CASE_STATUS, OPEN_AMOUNT_CENTS, NEXT_ACTION_TIME, DUNNING_PLAN, AGENT_CODE]
-
+ALL: list[SearchAttributeKey[Any]] = [
+    CONTRACT_NUMBER,
+    DUNNING_STAGE,
+    CASE_STATUS,
+    OPEN_AMOUNT_CENTS,
+    NEXT_ACTION_TIME,
+    DUNNING_PLAN,
+    AGENT_CODE,
+]
 
 
 def cli_flags() -> list[str]:

