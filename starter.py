@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -61,6 +62,7 @@ app = typer.Typer(help="Dunning engine: staff actions and operations.", no_args_
 console = Console()
 T = TypeVar("T")
 SWEEP_SCHEDULE_ID = "ledger-sweep-daily"
+BERLIN = ZoneInfo("Europe/Berlin")
 
 
 class CliError(Exception):
@@ -102,6 +104,10 @@ def amount_cents(text: str) -> int:
     return cents
 
 
+def local(moment: datetime | None) -> str:
+    return moment.astimezone(BERLIN).strftime("%d.%m.%Y %H:%M:%S") if moment else "—"
+
+
 def show(status: CaseStatus) -> None:
     table = Table(title=f"{status.case_id} — {status.stage}{' (closed)' if status.closed else ''}", show_header=False)
     table.add_row("plan", f"{status.plan_id} v{status.plan_version}")
@@ -114,8 +120,8 @@ def show(status: CaseStatus) -> None:
         "hold",
         f"{status.hold.kind}: {status.hold.reason} until {status.hold.until or 'resumed'}" if status.hold else "—",
     )
-    table.add_row("deadline", str(status.deadline or "—"))
-    table.add_row("next", f"{status.next_step} at {status.next_step_at}" if status.next_step else "—")
+    table.add_row("deadline", local(status.deadline))
+    table.add_row("next", f"{status.next_step} at {local(status.next_step_at)}" if status.next_step else "—")
     for item in status.items:
         table.add_row(f"item {item.premium_id}", f"{item.period}  due {item.due_date}  {format_eur(item.open_cents)}")
     for step in status.steps_done:
@@ -123,7 +129,7 @@ def show(status: CaseStatus) -> None:
             f"done {step.key}", f"{step.at:%Y-%m-%d %H:%M} {step.channel or ''} {format_eur(step.total_cents or 0)}"
         )
     for event in status.journal[-8:]:
-        table.add_row("journal", f"{event.at:%Y-%m-%d %H:%M} {event.text}")
+        table.add_row("journal", f"{local(event.at)} {event.text}")
     console.print(table)
 
 

@@ -17,6 +17,8 @@ from runtime import build_worker, connect
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)  # one INFO line per layout step otherwise
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     settings = get_settings()
     migrate(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
