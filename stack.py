@@ -73,7 +73,15 @@ async def prepare() -> list[str]:
     return await seed(Inbound(engine, client, settings))
 
 
+def interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
+    # Explicit handlers: Ctrl-C in a terminal, SIGTERM from a supervisor, and SIGINT even when a
+    # parent started us with SIGINT ignored (background jobs) all stop the stack the same way.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     settings = get_settings()
     data = settings.data_dir
     logs = data / "logs"
