@@ -1,10 +1,10 @@
 # Two commands: `make run` (the whole stack with demo data) and `make test` (lint, types, tests).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,6 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(PY) -m pytest -q
-
-bench: $(STAMP)
-	$(PY) -m bench.run
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -107,9 +107,8 @@ class LedgerActivities:
                         case_id=request.case_id, contract_id=contract.id or 0, record=record, prepared_at=request.now
                     ),
                 )
-                return CourtApplicationPrepared(
-                    application_id=application.id or 0, claimed_cents=int(str(application.record["claimed_cents"]))
-                )
+                return CourtApplicationPrepared(application_id=application.id or 0, claimed_cents=state.balance_cents)
+
         except service.LedgerError as error:
             raise non_retryable(error) from error
 

@@ -79,6 +79,8 @@ class DunningPlan(BaseModel):
         default_factory=lambda: {Channel.LETTER: timedelta(days=3), Channel.EMAIL: timedelta(0)}
     )
     promise_grace: timedelta = timedelta(days=1)
+    # Receipts for partial payments and the confirmation when the balance clears.
+    confirmation_channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL, Channel.LETTER])
     steps: list[PlanStep]
 
     @model_validator(mode="after")

@@ -143,6 +143,8 @@ class Inbound:
         assert contract is not None
         if premium.status != "open":
             return {"premium_id": premium_id, "case": None, "note": f"premium is {premium.status}"}
+        if premium.dunning_blocked:
+            return {"premium_id": premium_id, "case": None, "note": "dunning was stopped for this premium by staff"}
         return {"premium_id": premium_id, "case": await self.open_case(contract.contract_number, premium_id)}
 
     async def direct_debit_returned(self, *, payment_ref: str, reason_code: str) -> dict[str, object]:
