@@ -176,21 +176,9 @@ class DunningCase:
                 if sent.deadline is not None:
                     state.deadline = sent.deadline
             elif step.kind == StepKind.SUSPEND_COVER:
-                await workflow.execute_activity_method(
-                    LedgerActivities.change_contract_status,
-                    ChangeContractStatus(
-                        contract_number=state.contract_number,
-                        to_status=ContractStatus.SUSPENDED,
-                        reason="Notice deadline passed with arrears (§38(2) VVG)",
-                        key=key,
-                        case_id=state.case_id,
-                        at=now,
-                    ),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=RETRY,
-                    summary="Suspend cover",
+                await self._change_contract_status(
+                    ContractStatus.SUSPENDED, "Notice deadline passed with arrears (§38(2) VVG)", key, "Suspend cover"
                 )
-                state.arrears.contract_status = ContractStatus.SUSPENDED
             elif step.kind == StepKind.AGENCY_HANDOVER:
                 handed = await workflow.execute_activity_method(
                     HandoverActivities.hand_over_to_agent,
@@ -269,23 +257,7 @@ class DunningCase:
     async def _settle(self) -> None:
         """Balance cleared: reactivate at once, confirm, close."""
         state, now = self.state, workflow.now()
-        if state.arrears.contract_status == ContractStatus.SUSPENDED:
-            await workflow.execute_activity_method(
-                LedgerActivities.change_contract_status,
-                ChangeContractStatus(
-                    contract_number=state.contract_number,
-                    to_status=ContractStatus.ACTIVE,
-                    reason="Arrears paid: cover restored",
-                    key=f"{state.case_id}:reactivate",
-                    case_id=state.case_id,
-                    at=now,
-                ),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=RETRY,
-                summary="Reactivate the contract",
-            )
-            state.arrears.contract_status = ContractStatus.ACTIVE
-            self._note("Contract reactivated")
+        await self._reactivate("Arrears paid: cover restored")
         if state.steps_done or state.payments_seen:
             await self._send(
                 SendMessage(
@@ -300,6 +272,32 @@ class DunningCase:
                 summary="Confirmation: balance cleared",
             )
         await self._close(CaseStage.PAID, "Balance cleared", "paid")
+
+    async def _reactivate(self, reason: str) -> None:
+        """Arrears gone: cover back at once (once per case, whichever way the balance cleared)."""
+        if self.state.arrears.contract_status == ContractStatus.SUSPENDED:
+            await self._change_contract_status(
+                ContractStatus.ACTIVE, reason, f"{self.state.case_id}:reactivate", "Reactivate the contract"
+            )
+            self._note(f"Contract reactivated: {reason}")
+
+    async def _change_contract_status(self, to: ContractStatus, reason: str, key: str, summary: str) -> None:
+        state = self.state
+        await workflow.execute_activity_method(
+            LedgerActivities.change_contract_status,
+            ChangeContractStatus(
+                contract_number=state.contract_number,
+                to_status=to,
+                reason=reason,
+                key=key,
+                case_id=state.case_id,
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RETRY,
+            summary=summary,
+        )
+        state.arrears.contract_status = to
 
     async def _close(self, stage: CaseStage, reason: str, action: str) -> None:
         now = workflow.now()
@@ -587,23 +585,7 @@ class DunningCase:
         async with self._lock:
             if self.closed:
                 return self._status()
-            state, now = self.state, workflow.now()
-            if state.arrears.contract_status == ContractStatus.SUSPENDED:
-                await workflow.execute_activity_method(
-                    LedgerActivities.change_contract_status,
-                    ChangeContractStatus(
-                        contract_number=state.contract_number,
-                        to_status=ContractStatus.ACTIVE,
-                        reason=f"Arrears written off: {request.reason}",
-                        key=f"{state.case_id}:reactivate",
-                        case_id=state.case_id,
-                        at=now,
-                    ),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=RETRY,
-                    summary="Reactivate after write-off",
-                )
-                state.arrears.contract_status = ContractStatus.ACTIVE
+            await self._reactivate(f"Arrears written off: {request.reason}")
             await self._close(CaseStage.WRITTEN_OFF, f"Written off by {request.by}: {request.reason}", "write_off")
             self._changes += 1
         return self._status()
