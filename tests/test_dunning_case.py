@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -17,6 +17,7 @@ from ledger.db import session_scope
 from models.case import (
     ApproveCourtFiling,
     Cancel,
+    CaseInput,
     CaseStage,
     CaseStatus,
     Dispute,
@@ -389,3 +390,17 @@ async def test_a_closed_case_rejects_every_staff_action(
     with pytest.raises(Exception):  # noqa: B017 — any rejection will do, the point is that nothing happens
         await handle.execute_update(DunningCase.hold, HoldRequest(until=today + timedelta(days=5), reason="x"))
     assert (await status(handle)).stage == CaseStage.CANCELLED
+
+
+async def test_a_case_started_with_an_unknown_plan_fails_at_once_with_the_reason(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    seed_contract(engine, premiums=[])
+    with pytest.raises(WorkflowFailureError) as failed:
+        await time_env.client.execute_workflow(
+            DunningCase.run,
+            CaseInput(contract_number="K-100001", plan_id="no-such-plan"),
+            id="dunning-K-100001",
+            task_queue=settings.task_queue,
+        )
+    assert "unknown dunning plan 'no-such-plan'" in str(failed.value.cause)

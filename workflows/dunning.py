@@ -97,7 +97,12 @@ class DunningCase:
             self.state = input.state
         else:
             now = workflow.now()
-            plan = input.plan or get_plan(input.plan_id or "de-follow-up")
+            try:
+                plan = input.plan or get_plan(input.plan_id or "de-follow-up")
+            except KeyError as error:
+                # Fail the workflow with the reason; any other exception would fail the task and
+                # retry forever while the case looks RUNNING.
+                raise ApplicationError(str(error.args[0]), type="InvalidInput", non_retryable=True) from None
             self.state = CaseState(
                 case_id=f"{workflow.info().workflow_id}/{now:%Y%m%dT%H%M%S}",
                 contract_number=input.contract_number,
