@@ -19,15 +19,13 @@ from channels.render import RenderError, render_message
 from config import Settings
 from core.calendar import notice_deadline
 from core.references import rf_reference
-from core.tokens import derive_token_id, sign
+from core.tokens import derive_token_id, pay_link_url
 from ledger import service
 from ledger.db import session_scope
 from models.activities import SendMessage, SentMessage
 from models.case import Arrears
 from models.ledger import Contract, Customer, Message, PayLink
 from models.messages import Channel, Creditor, LineItem, MessageContext, MessageKind, RenderedMessage
-
-PAY_LINK_SALT = "pay-link"
 
 
 class AmountMismatch(ApplicationError):
@@ -84,7 +82,7 @@ class Outbox:
                 )
             )
             session.flush()
-        return f"{self.settings.public_base_url}/pay/{sign(self.settings.link_secret, PAY_LINK_SALT, token_id)}"
+        return pay_link_url(self.settings.public_base_url, self.settings.link_secret, token_id)
 
     def itemise(self, session: Session, contract: Contract, arrears: Arrears) -> list[LineItem]:
         """Every open premium and fee as its own line: the lines add up to the ledger balance."""

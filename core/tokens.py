@@ -14,6 +14,14 @@ def derive_token_id(secret: str, *parts: str) -> str:
     return mac[:32]
 
 
+PAY_LINK_SALT = "pay-link"
+
+
+def pay_link_url(base_url: str, secret: str, token_id: str) -> str:
+    """The customer's pay link: /pay/<signed token id>."""
+    return f"{base_url.rstrip('/')}/pay/{sign(secret, PAY_LINK_SALT, token_id)}"
+
+
 def sign(secret: str, salt: str, token_id: str) -> str:
     return str(URLSafeSerializer(secret, salt=salt).dumps(token_id))
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -13,6 +14,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def make_engine(url: str) -> Engine:
@@ -60,6 +62,16 @@ def migrate(url: str) -> None:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), "head")
+
+
+async def transaction_in_thread(engine: Engine, work: Callable[[Session], T]) -> T:
+    """One transaction in a worker thread, so async code never blocks its event loop on the DB."""
+
+    def run() -> T:
+        with session_scope(engine) as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
 
 
 @contextmanager

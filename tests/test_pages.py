@@ -29,9 +29,8 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import Client
 
-from activities.messaging import PAY_LINK_SALT
 from config import Settings
-from core.tokens import sign
+from core.tokens import PAY_LINK_SALT, sign
 from ledger import service
 from ledger.db import session_scope
 from models import ledger as tables

@@ -9,7 +9,6 @@ repeats (1) and (2) harmlessly.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TypeVar
@@ -20,7 +19,7 @@ from temporalio.client import Client
 
 from config import Settings
 from ledger import service
-from ledger.db import session_scope
+from ledger.db import transaction_in_thread
 from models.case import PaymentBooked, PaymentResult, PremiumOverdue
 from models.ledger import AgentTask
 from workflows.client import notify_payment, start_or_join_case
@@ -41,11 +40,7 @@ class Inbound:
         self.settings = settings
 
     async def in_transaction(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with session_scope(self.engine) as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
+        return await transaction_in_thread(self.engine, work)
 
     async def duplicate(self, source: str, event_id: str) -> dict[str, object] | None:
         """The recorded result if this event was processed before."""

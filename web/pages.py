@@ -15,14 +15,13 @@ Three audiences, three groups of routes:
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,16 +34,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
-from sqlalchemy import Engine, func, update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from activities.messaging import PAY_LINK_SALT
 from config import Settings
 from core.money import format_eur, parse_amount
 from core.references import mask_contract_number
-from core.tokens import sign, unsign
+from core.tokens import PAY_LINK_SALT, pay_link_url, sign, unsign
 from ledger import service
-from ledger.db import session_scope
+from ledger.db import session_scope, transaction_in_thread
 from models.ledger import (
     AgentTask,
     Contract,
@@ -162,17 +160,10 @@ def case_url(settings: Settings, contract_number: str) -> str:
 
 
 def pay_url(settings: Settings, token_id: str) -> str:
-    return f"{settings.public_base_url.rstrip('/')}/pay/{sign(settings.link_secret, PAY_LINK_SALT, token_id)}"
+    return pay_link_url(settings.public_base_url, settings.link_secret, token_id)
 
 
-async def in_thread(engine: Engine, work: Callable[[Session], T]) -> T:
-    """One transaction in a worker thread, so async handlers never block the event loop on the DB."""
-
-    def run() -> T:
-        with session_scope(engine) as session:
-            return work(session)
-
-    return await asyncio.to_thread(run)
+in_thread = transaction_in_thread
 
 
 # --- customer pay page ------------------------------------------------------------------------
