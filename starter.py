@@ -147,6 +147,10 @@ def status(contract: Contract) -> None:
             return await handle(client, contract).query(DunningCase.status)
         except WorkflowQueryFailedError as error:
             raise CliError(str(error)) from error
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise CliError(f"no dunning case for contract_number {contract!r}") from error
+            raise
 
     show(run(act))
 
@@ -278,8 +282,8 @@ def sweep(as_of: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] 
 
     result = run(act)
     console.print(
-        f"sweep {result.as_of}: {result.premiums_seen} overdue premiums, "
-        f"{result.cases_signalled} cases started or joined"
+        f"sweep {result.as_of}: {result.premiums_seen} overdue premiums signalled to their cases "
+        f"({result.cases_signalled} start-or-join calls)"
     )
 
 

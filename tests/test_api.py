@@ -629,12 +629,6 @@ async def test_a_debit_returned_because_the_debtor_died_starts_no_case_and_asks_
     assert await case_running(time_env, number) is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: payment_received books the ref as 'ledger:<payment_ref>' (web/api.py:205) but "
-    "direct_debit_returned looks up the raw payment_ref (web/api.py:213), so the billing system "
-    "cannot return a debit it reported itself (404)",
-    strict=True,
-)
 async def test_a_debit_reported_through_the_api_can_be_returned_through_the_api_by_the_same_reference(
     time_env: WorkflowEnvironment, api: httpx.AsyncClient, engine: Engine
 ) -> None:

@@ -174,6 +174,6 @@ async def test_status_of_a_contract_without_a_case_is_a_clear_error_not_a_traceb
     result = await cli(cli_env, "status", "K-404")
 
     assert result.exit_code == 2, result.output
-    assert "error:" in output(result) and "dunning-K-404" in output(result)
+    assert "no dunning case for contract_number 'K-404'" in output(result)
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)  # typer.Exit(2), not an uncaught error

@@ -210,7 +210,10 @@ async def ledger_event(event: LedgerEvent, ctx: Annotated[AppContext, Depends(co
         )
         result = paid.model_dump()
     else:
-        result = await inbound.direct_debit_returned(payment_ref=event.payment_ref, reason_code=event.reason_code)
+        # The billing system names the debit as it reported it: payment_received booked it as
+        # "ledger:<ref>"; debits from other feeds (bank, demo) carry their own prefix.
+        ref = await inbound.known_payment_ref(f"ledger:{event.payment_ref}", event.payment_ref)
+        result = await inbound.direct_debit_returned(payment_ref=ref, reason_code=event.reason_code)
     await inbound.done("ledger", event.event_id, result)
     return EventResult(event_id=event.event_id, duplicate=False, result=result)
 

@@ -101,6 +101,14 @@ class Inbound:
         )
         return result
 
+    async def known_payment_ref(self, *candidates: str) -> str:
+        """The first reference the ledger knows; else the last (so an error names what was sent)."""
+
+        def first_known(session: Session) -> str:
+            return next((ref for ref in candidates if service.find_payment(session, ref)), candidates[-1])
+
+        return await self.in_transaction(first_known)
+
     # --- premiums ----------------------------------------------------------------------------
 
     async def premium_booked(

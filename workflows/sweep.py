@@ -31,6 +31,7 @@ class LedgerSweep:
             summary=f"Start or join cases for premiums overdue on {as_of}",
         )
         workflow.set_current_details(
-            f"Sweep {as_of}: {result.premiums_seen} overdue premiums, {result.cases_signalled} cases started or joined"
+            f"Sweep {as_of}: {result.premiums_seen} overdue premiums, each signalled to its contract's case "
+            f"({result.cases_signalled} start-or-join calls)"
         )
         return result
