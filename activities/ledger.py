@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from core.calendar import next_working_day
+from core.interest import MARGIN_PERCENT, default_interest, total_cents
 from ledger import service
 from ledger.db import session_scope
 from models.activities import (
@@ -18,10 +22,46 @@ from models.activities import (
     LoadArrears,
     PrepareCourtApplication,
 )
-from models.case import Arrears, PaymentResult
-from models.ledger import CourtApplication
+from models.case import Arrears, OpenItem, PaymentResult
+from models.ledger import CourtApplication, CustomerKind
+from models.rates import load_base_rates
 
 COURT_FEE_MINIMUM_CENTS = 3800  # GKG Nr. 1100, half fee, minimum since 2025-06-01
+
+
+def court_interest(
+    items: list[OpenItem], kind: CustomerKind, as_of: date, state: str | None
+) -> list[dict[str, object]]:
+    """Default interest per premium as a side claim (§690 ZPO): rate and period, accrued to `as_of`.
+
+    Default starts the day after the due date, which is first moved to a working day (§§193, 286 BGB).
+    """
+    lines: list[dict[str, object]] = []
+    table = load_base_rates()
+    for item in items:
+        default_from = next_working_day(item.due_date, "DE", state or None) + timedelta(days=1)
+        periods = default_interest(item.open_cents, default_from, max(as_of, default_from), kind, table)
+        lines.append(
+            {
+                "premium_id": item.premium_id,
+                "principal_cents": item.open_cents,
+                "interest_from": default_from.isoformat(),
+                "margin": f"base rate + {MARGIN_PERCENT[kind]} percentage points (§288 BGB)",
+                "accrued_to": as_of.isoformat(),
+                "accrued_cents": total_cents(periods),
+                "periods": [
+                    {
+                        "from": p.start.isoformat(),
+                        "to": p.end.isoformat(),
+                        "days": p.days,
+                        "rate_percent": str(p.rate_percent),
+                        "cents": p.cents,
+                    }
+                    for p in periods
+                ],
+            }
+        )
+    return lines
 
 
 def non_retryable(error: ValueError) -> ApplicationError:
@@ -96,7 +136,7 @@ class LedgerActivities:
                         for i in state.items
                     ],
                     "costs": [{"label": f.label, "amount_cents": f.amount_cents - f.paid_cents} for f in fees],
-                    "interest": [],  # default interest is tracked separately and not claimed here yet
+                    "interest": court_interest(state.items, customer.kind, request.now.date(), customer.state),
                     "court_fee_estimate_cents": COURT_FEE_MINIMUM_CENTS,
                     "claimed_cents": state.balance_cents,
                     "prepared_at": request.now.isoformat(),

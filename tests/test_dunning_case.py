@@ -61,7 +61,12 @@ async def test_full_path_reaches_court_approval_and_payment_then_reactivates(
     with session_scope(engine) as session:
         task = session.exec(select(AgentTask)).one()
         assert (task.agent_code, task.status, task.open_cents) == ("A-7", "open", 12_150)
-        assert session.exec(select(CourtApplication)).one().status == "prepared"
+        application = session.exec(select(CourtApplication)).one()
+        assert application.status == "prepared"
+        interest = application.record["interest"]
+        assert isinstance(interest, list) and interest[0]["premium_id"] == "P-1"
+        assert interest[0]["principal_cents"] == 12_000 and interest[0]["accrued_cents"] > 0
+        assert all(p["rate_percent"] for p in interest[0]["periods"])
 
     approved = await handle.execute_update(
         "approve_court_filing", result_type=CaseStatus, arg=ApproveCourtFiling(approver="J. Richter")
