@@ -33,15 +33,15 @@ def summary_line(contract_number: str, plan_id: str) -> str:
     return f"Dunning case for contract {contract_number} (plan {plan_id})"
 
 
+# The CaseStatus search attribute for each kind of hold; plain holds and promises are "on_hold".
+HOLD_STATUS = {"dispute": "disputed", "attention": "attention", "small_shortfall": "review"}
+
+
 def case_status_word(state: CaseState) -> str:
     if state.stage in CLOSED_STAGES:
         return "closed"
     if state.hold is not None:
-        return (
-            "disputed"
-            if state.hold.kind == "dispute"
-            else ("attention" if state.hold.kind == "attention" else "on_hold")
-        )
+        return HOLD_STATUS.get(state.hold.kind, "on_hold")
     return "running"
 
 

@@ -48,6 +48,7 @@ class HoldKind(StrEnum):
     PROMISE = "promise_to_pay"
     DISPUTE = "dispute"  # manual review: no end date, only `resume` ends it
     ATTENTION = "attention"  # a step failed on bad data: a person fixes it, then `resume` retries
+    SMALL_SHORTFALL = "small_shortfall"  # a payment left only a few cents: a person decides, no escalation
 
 
 class Hold(BaseModel):

@@ -79,6 +79,9 @@ class DunningPlan(BaseModel):
         default_factory=lambda: {Channel.LETTER: timedelta(days=3), Channel.EMAIL: timedelta(0)}
     )
     promise_grace: timedelta = timedelta(days=1)
+    # A payment that leaves less than this open goes to manual review instead of escalating
+    # (DOMAIN.md §2: there is no tolerance in law, so a person decides). 0 switches it off.
+    small_shortfall_cents: int = Field(default=100, ge=0)
     # Receipts for partial payments and the confirmation when the balance clears.
     confirmation_channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL, Channel.LETTER])
     steps: list[PlanStep]

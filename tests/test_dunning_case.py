@@ -409,3 +409,35 @@ async def test_a_case_started_with_an_unknown_plan_fails_at_once_with_the_reason
             task_queue=settings.task_queue,
         )
     assert "unknown dunning plan 'no-such-plan'" in str(failed.value.cause)
+
+
+async def test_a_small_shortfall_goes_to_manual_review_instead_of_escalating(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+
+    await pay(time_env, engine, settings, "almost", 9_950)  # 0.50 EUR short, below the 1.00 EUR threshold
+    review = await advance_until(time_env, handle, lambda s: s.hold is not None, step=timedelta(minutes=1))
+    assert review.hold is not None and review.hold.kind == "small_shortfall" and review.balance_cents == 50
+    await time_env.sleep(timedelta(days=60))  # the notice would have gone out long ago
+    still = await status(handle)
+    assert [s.key for s in still.steps_done] == ["reminder"] and still.stage == CaseStage.REMINDED
+    assert "payment_receipt" not in [m.kind for m in messages(engine, "K-100001")]
+
+    closed = await handle.execute_update("write_off", result_type=CaseStatus, arg=WriteOff(reason="0.50 EUR shortfall"))
+    assert closed.stage == CaseStage.WRITTEN_OFF
+
+
+async def test_a_shortfall_at_or_above_the_threshold_keeps_dunning(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+    await pay(time_env, engine, settings, "short-by-one-euro", 9_900)
+    after = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
+    assert after.hold is None and after.balance_cents == 100 + 150  # rest + the notice's letter fee

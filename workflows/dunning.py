@@ -244,6 +244,9 @@ class DunningCase:
             ref = self._pending_payments.pop(0)
             if self.state.arrears.balance_cents <= 0:
                 continue  # _settle sends the one confirmation
+            if self._small_shortfall():
+                self._review_shortfall(ref)
+                continue
             self.state.receipts_sent += 1
             await self._send(
                 SendMessage(
@@ -258,6 +261,17 @@ class DunningCase:
                 summary="Receipt for a partial payment",
             )
             self._note(f"Partial payment {ref}: receipt sent, {self.state.arrears.balance_cents} cents still open")
+
+    def _small_shortfall(self) -> bool:
+        balance, threshold = self.state.arrears.balance_cents, self.state.plan.small_shortfall_cents
+        return bool(self.state.payments_seen) and 0 < balance < threshold
+
+    def _review_shortfall(self, ref: str) -> None:
+        """Nearly paid: no receipt, no escalation; a person resumes, writes off or books the rest."""
+        if self.state.hold is None or self.state.hold.kind != HoldKind.SMALL_SHORTFALL:
+            balance = self.state.arrears.balance_cents
+            self.state.hold = Hold(kind=HoldKind.SMALL_SHORTFALL, reason=f"only {balance} cents open after {ref}")
+            self._enter(self.state.stage, f"Small shortfall of {balance} cents after payment {ref}: manual review")
 
     async def _settle(self) -> None:
         """Balance cleared: reactivate at once, confirm, close."""

@@ -8,7 +8,7 @@ from temporalio.common import SearchAttributeKey
 
 CONTRACT_NUMBER = SearchAttributeKey.for_keyword("ContractNumber")
 DUNNING_STAGE = SearchAttributeKey.for_keyword("DunningStage")
-CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")  # running | on_hold | disputed | attention | closed
+CASE_STATUS = SearchAttributeKey.for_keyword("CaseStatus")  # running | on_hold | disputed | attention | review | closed
 OPEN_AMOUNT_CENTS = SearchAttributeKey.for_int("OpenAmountCents")
 NEXT_ACTION_TIME = SearchAttributeKey.for_datetime("NextActionTime")
 DUNNING_PLAN = SearchAttributeKey.for_keyword("DunningPlan")
