@@ -314,6 +314,30 @@ def schedule() -> None:
 
 
 @app.command()
+def covered(
+    contract: Contract,
+    at: Annotated[str, typer.Option(help="Moment with offset, e.g. 2026-11-22T10:00:00+01:00")],
+) -> None:
+    """Was the contract covered at that moment? (from its status history in the ledger)"""
+    from core.coverage import status_at
+    from ledger.db import make_engine, session_scope
+    from ledger.service import NotFound, coverage_history
+
+    try:
+        moment = datetime.fromisoformat(at)
+        with session_scope(make_engine(get_settings().effective_database_url)) as session:
+            answer = status_at(coverage_history(session, contract), moment)
+    except NotFound as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--at") from None
+    since = f" since {local(answer.since)}" if answer.since else ""
+    verdict = "[green]covered[/green]" if answer.covered else "[red]NOT covered[/red]"
+    console.print(f"{contract} at {local(moment)}: {verdict} ({answer.status}{since}: {answer.reason})")
+
+
+@app.command()
 def demo() -> None:
     """Seed the demo ledger (once per data folder) and start its cases."""
     from demo import seed

@@ -7,13 +7,14 @@ rule; the transaction is rolled back, so nothing is half-applied.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from core.allocation import Debt, allocate
+from core.coverage import StatusChange
 from models.case import Arrears, OpenItem, PaymentResult
 from models.ledger import (
     Agent,
@@ -465,6 +466,19 @@ def status_history(session: Session, contract_number: str) -> list[ContractStatu
         .order_by(col(ContractStatusChange.effective_at), col(ContractStatusChange.id))
     )
     return list(session.exec(query))
+
+
+def coverage_history(session: Session, contract_number: str) -> list[StatusChange]:
+    """The status history as the coverage question needs it (SQLite returns naive UTC times)."""
+    return [
+        StatusChange(
+            c.effective_at if c.effective_at.tzinfo else c.effective_at.replace(tzinfo=UTC),
+            c.from_status,
+            c.to_status,
+            c.reason,
+        )
+        for c in status_history(session, contract_number)
+    ]
 
 
 # --- outbox, tasks, court --------------------------------------------------------------------

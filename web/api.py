@@ -6,6 +6,7 @@ nothing. Bad input gets 422 with a message naming the field, the value and the r
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from sqlmodel import Session
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.coverage import status_at
 from ledger import service
 from models.case import CaseStatus
 from models.ledger import ContractStatus, CustomerKind
@@ -121,6 +123,24 @@ def contract_out(session: Session, contract_number: str) -> ContractOut:
         ],
         case_workflow_id=case_workflow_id(contract_number),
     )
+
+
+class CoverageOut(BaseModel):
+    contract_number: str
+    at: datetime
+    covered: bool
+    status: ContractStatus
+    since: datetime | None
+    reason: str
+
+
+@router.get("/contracts/{contract_number}/coverage", response_model=CoverageOut)
+def coverage(contract_number: Id, at: datetime, session: Annotated[Session, Depends(db_session)]) -> CoverageOut:
+    """Was the contract covered at `at` (ISO 8601 with time zone, e.g. 2026-11-22T10:00:00+01:00)?"""
+    if at.tzinfo is None:
+        raise HTTPException(422, f"at must carry a time zone offset, got {at.isoformat()}")
+    answer = status_at(service.coverage_history(session, contract_number), at)
+    return CoverageOut(contract_number=contract_number, at=at, **asdict(answer))
 
 
 # --- billing events --------------------------------------------------------------------------
