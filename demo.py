@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
 from ledger import service
+from web.deps import berlin_today
 from web.inbound import Inbound
 
 SEED_EVENT = "demo-seed-v1"
@@ -46,10 +46,6 @@ CONTRACTS = [
     DemoContract("K-1011", "Felix Koch", "small premium", premiums_cents=(1_250,)),
     DemoContract("K-1012", "Emma Richter", "overpaid: the rest stays as credit", paid_cents=6_000),
 ]
-
-
-def berlin_today() -> date:
-    return datetime.now(ZoneInfo("Europe/Berlin")).date()
 
 
 def _master_data(session: Session, today: date) -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -40,9 +40,7 @@ from workflows.dunning import DunningCase
 async def test_full_path_reaches_court_approval_and_payment_then_reactivates(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 12_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 12_000)
 
     final = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.COURT_APPROVAL)
 
@@ -91,6 +89,15 @@ async def test_full_path_reaches_court_approval_and_payment_then_reactivates(
 # --- payments ------------------------------------------------------------------------------------
 
 
+async def one_premium_case(
+    time_env: WorkflowEnvironment, engine: Engine, settings: Settings, cents: int
+) -> tuple[date, WorkflowHandle[DunningCase, CaseStatus]]:
+    """Contract K-100001 with one premium P-1 due today, and its case started."""
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, cents)])
+    return today, await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+
+
 async def pay(
     time_env: WorkflowEnvironment, engine: Engine, settings: Settings, ref: str, cents: int, contract: str = "K-100001"
 ) -> None:
@@ -108,9 +115,7 @@ async def pay(
 async def test_partial_payment_sends_receipt_then_full_payment_reactivates_and_closes(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.SUSPENDED)
     assert contract_status(engine, "K-100001") == "suspended"
 
@@ -144,9 +149,7 @@ STAGES_IN_ORDER = [
 async def test_full_payment_during_any_stage_closes_the_case_and_leaves_the_contract_active(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings, stage: CaseStage
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     reached = await advance_until(time_env, handle, lambda s: s.stage == stage and s.balance_cents > 0)
     steps_before = [s.key for s in reached.steps_done]
 
@@ -185,9 +188,7 @@ async def test_partial_payment_reanchors_next_step_on_the_oldest_unpaid_premium_
 async def test_hold_stops_escalation_until_resumed(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
 
     held = await handle.execute_update(
@@ -209,9 +210,7 @@ async def test_hold_stops_escalation_until_resumed(
 async def test_hold_ends_by_itself_on_its_date(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
     await handle.execute_update(
         DunningCase.hold, HoldRequest(until=today + timedelta(days=20), reason="agreed with customer")
@@ -223,9 +222,7 @@ async def test_hold_ends_by_itself_on_its_date(
 async def test_broken_promise_to_pay_resumes_dunning(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
     promised = await handle.execute_update(DunningCase.promise_to_pay, PromiseToPay(pay_by=today + timedelta(days=25)))
     assert promised.hold is not None and promised.hold.kind == "promise_to_pay"
@@ -237,9 +234,7 @@ async def test_broken_promise_to_pay_resumes_dunning(
 async def test_kept_promise_ends_the_case_without_further_steps(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
     await handle.execute_update(DunningCase.promise_to_pay, PromiseToPay(pay_by=today + timedelta(days=25)))
     await time_env.sleep(timedelta(days=20))
@@ -251,9 +246,7 @@ async def test_kept_promise_ends_the_case_without_further_steps(
 async def test_dispute_pauses_until_resumed_and_escalate_now_runs_the_next_step_at_once(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     disputed = await handle.execute_update(DunningCase.dispute, Dispute(reason="customer says premium was cancelled"))
     assert disputed.hold is not None and disputed.hold.until is None
     await time_env.sleep(timedelta(days=40))
@@ -267,9 +260,7 @@ async def test_dispute_pauses_until_resumed_and_escalate_now_runs_the_next_step_
 async def test_escalate_now_never_suspends_cover_before_the_notice_deadline(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
     with pytest.raises(WorkflowUpdateFailedError) as rejected:
         await handle.execute_update(DunningCase.escalate_now, EscalateNow(reason="impatient"))
@@ -280,9 +271,7 @@ async def test_escalate_now_never_suspends_cover_before_the_notice_deadline(
 async def test_write_off_closes_the_case_and_reactivates_the_contract(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.SUSPENDED)
     closed = await handle.execute_update("write_off", result_type=CaseStatus, arg=WriteOff(reason="hardship"))
     assert closed.stage == CaseStage.WRITTEN_OFF and closed.closed
@@ -295,9 +284,7 @@ async def test_write_off_closes_the_case_and_reactivates_the_contract(
 async def test_cancel_closes_the_case_and_blocks_the_premium_from_the_sweep(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
     closed = await handle.execute_update("cancel", result_type=CaseStatus, arg=Cancel(reason="premium booked in error"))
     assert closed.stage == CaseStage.CANCELLED
@@ -356,9 +343,7 @@ BAD_UPDATES = [
 async def test_every_update_rejects_bad_input_with_a_clear_message_and_changes_nothing(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     before = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
     events_before = len((await handle.fetch_history()).events)
     for name, argument, expected in BAD_UPDATES:
@@ -386,9 +371,7 @@ async def test_every_update_rejects_bad_input_with_a_clear_message_and_changes_n
 async def test_a_closed_case_rejects_every_staff_action(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await handle.execute_update("cancel", result_type=CaseStatus, arg=Cancel(reason="test"))
     await handle.result()
     # A completed workflow no longer accepts updates at all: the server answers for it.
@@ -414,9 +397,7 @@ async def test_a_case_started_with_an_unknown_plan_fails_at_once_with_the_reason
 async def test_a_small_shortfall_goes_to_manual_review_instead_of_escalating(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
 
     await pay(time_env, engine, settings, "almost", 9_950)  # 0.50 EUR short, below the 1.00 EUR threshold
@@ -434,9 +415,7 @@ async def test_a_small_shortfall_goes_to_manual_review_instead_of_escalating(
 async def test_a_shortfall_at_or_above_the_threshold_keeps_dunning(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_contract(engine, premiums=[("P-1", today, 10_000)])
-    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    today, handle = await one_premium_case(time_env, engine, settings, 10_000)
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
     await pay(time_env, engine, settings, "short-by-one-euro", 9_900)
     after = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
@@ -22,7 +21,7 @@ from ledger import service
 from models.case import CaseStatus
 from models.ledger import ContractStatus, CustomerKind
 from models.plans import BUILTIN_PLANS
-from web.deps import AppContext, context, db_session
+from web.deps import AppContext, berlin_today, context, db_session
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 
@@ -34,10 +33,6 @@ Cents = Annotated[int, Field(gt=0, le=100_000_000)]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-def berlin_today() -> date:
-    return datetime.now(ZoneInfo("Europe/Berlin")).date()
 
 
 # --- master data -----------------------------------------------------------------------------

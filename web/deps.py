@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 from fastapi import Request
 from sqlalchemy import Engine
@@ -11,8 +12,14 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from config import Settings
+from core.calendar import local_date
 from ledger.db import session_scope
 from web.inbound import Inbound
+
+
+def berlin_today() -> date:
+    """Today where the insurer books (the ledger's "as of" date for requests)."""
+    return local_date(datetime.now(UTC), "Europe/Berlin")
 
 
 @dataclass

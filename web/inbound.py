@@ -21,7 +21,7 @@ from config import Settings
 from ledger import service
 from ledger.db import transaction_in_thread
 from models.case import PaymentBooked, PaymentResult, PremiumOverdue
-from models.ledger import AgentTask
+from models.ledger import AgentTask, Contract, Premium
 from workflows.client import notify_payment, start_or_join_case
 
 T = TypeVar("T")
@@ -141,14 +141,19 @@ class Inbound:
 
     async def premium_due(self, *, premium_id: str) -> dict[str, object]:
         """The billing system says this premium fell due and is unpaid: start or join its case."""
-        premium = await self.in_transaction(lambda s: service.get_premium(s, premium_id))
-        contract = await self.in_transaction(lambda s: s.get(service.Contract, premium.contract_id))
-        assert contract is not None
+
+        def read(session: Session) -> tuple[Premium, str]:
+            premium = service.get_premium(session, premium_id)
+            contract = session.get(Contract, premium.contract_id)
+            assert contract is not None  # foreign key
+            return premium, contract.contract_number
+
+        premium, contract_number = await self.in_transaction(read)
         if premium.status != "open":
             return {"premium_id": premium_id, "case": None, "note": f"premium is {premium.status}"}
         if premium.dunning_blocked:
             return {"premium_id": premium_id, "case": None, "note": "dunning was stopped for this premium by staff"}
-        return {"premium_id": premium_id, "case": await self.open_case(contract.contract_number, premium_id)}
+        return {"premium_id": premium_id, "case": await self.open_case(contract_number, premium_id)}
 
     async def direct_debit_returned(self, *, payment_ref: str, reason_code: str) -> dict[str, object]:
         code = reason_code.upper()
@@ -157,7 +162,7 @@ class Inbound:
 
         def reverse(session: Session) -> tuple[str, list[str], bool]:
             payment, reopened, changed = service.reverse_payment(session, payment_ref, code)
-            contract = session.get(service.Contract, payment.contract_id)
+            contract = session.get(Contract, payment.contract_id)
             assert contract is not None
             if code in SWITCH_TO_SELF_PAYMENT:
                 contract.payment_method = "self_payment"

@@ -54,7 +54,7 @@ from models.ledger import (
     PremiumStatus,
     TestPaySession,
 )
-from web.deps import context
+from web.deps import berlin_today, context
 from web.testpay_signature import HEADER as SIGNATURE_HEADER
 from web.testpay_signature import SignatureError, header_value, verify
 from workflows.client import case_workflow_id
@@ -126,10 +126,6 @@ def amount_input(cents: int) -> str:
     """How an amount is prefilled in the form: German decimal comma, no thousands separator."""
     euros, rest = divmod(cents, 100)
     return f"{euros},{rest:02d}"
-
-
-def berlin_today() -> date:
-    return datetime.now(BERLIN).date()
 
 
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
