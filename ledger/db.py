@@ -61,7 +61,7 @@ def migrate(url: str) -> None:
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "heads")
 
 
 async def transaction_in_thread(engine: Engine, work: Callable[[Session], T]) -> T:

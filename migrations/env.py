@@ -1,11 +1,21 @@
-"""Alembic environment: migrations for the ledger tables in models/ledger.py."""
+"""Alembic environment: migrations for every table module in models/.
+
+Each feature keeps its tables in its own module and its own migration branch off 0001 (the
+app upgrades to "heads"), so features can grow their schema independently.
+"""
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from alembic import context
 from sqlmodel import SQLModel
 
-import models.ledger  # noqa: F401  (registers the tables on SQLModel.metadata)
+import models
+
+for module in pkgutil.iter_modules(models.__path__):  # registers every table on SQLModel.metadata
+    importlib.import_module(f"models.{module.name}")
 from ledger.db import make_engine
 
 config = context.config
