@@ -351,5 +351,9 @@ def demo() -> None:
     console.print("\n".join(done) if done else "demo data already seeded")
 
 
+from bank_cli import bank_app  # noqa: E402  (sub-commands live in their own modules)
+
+app.add_typer(bank_app, name="bank")
+
 if __name__ == "__main__":
     app()

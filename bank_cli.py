@@ -1,0 +1,109 @@
+"""`starter.py bank …`: import camt.053 statements and work the manual queue from the shell.
+
+python starter.py bank import statement.xml --staff mia
+python starter.py bank queue
+python starter.py bank assign 17 K-1001 --staff mia
+python starter.py bank dismiss 18 "sent back to the payer" --staff mia
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client
+
+from banking import service as bank
+from banking.camt import parse_camt053
+from banking.inbound import BankStatements
+from config import get_settings
+from core.money import format_eur
+from ledger.db import make_engine, migrate, session_scope
+from ledger.service import LedgerError
+from runtime import connect
+from web.inbound import Inbound
+
+bank_app = typer.Typer(help="Bank statements (camt.053) and the manual queue.", no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+Staff = Annotated[str, typer.Option("--staff", help="Who does this (recorded with the line)")]
+
+
+def with_statements(action: Callable[[BankStatements], Awaitable[T]]) -> T:
+    settings = get_settings()
+    migrate(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+
+    async def main() -> T:
+        client: Client = await connect(settings)
+        return await action(BankStatements(Inbound(engine, client, settings)))
+
+    try:
+        return asyncio.run(main())
+    except LedgerError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+
+
+def _staff(staff: str) -> str:
+    if not 1 <= len(staff.strip()) <= 64:
+        raise typer.BadParameter("must be 1..64 characters", param_hint="--staff")
+    return staff.strip()
+
+
+@bank_app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)], staff: Staff
+) -> None:
+    """Import a camt.053 file: matched credits are booked and their cases told; the rest is queued."""
+    who = _staff(staff)
+    data = file.read_bytes()
+    try:
+        parse_camt053(data)  # a broken file is refused before anything connects or changes
+    except LedgerError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    report = with_statements(lambda s: s.import_camt053(data, who))
+    console.print(
+        f"{report.lines} lines: {report.booked} booked, {report.queued} queued, "
+        f"{report.ignored} ignored (money out), {report.duplicates} already imported"
+    )
+
+
+@bank_app.command()
+def queue() -> None:
+    """The manual queue: credits no rule could match."""
+    settings = get_settings()
+    with session_scope(make_engine(settings.effective_database_url)) as session:
+        lines = bank.queue(session)
+        table = Table("line", "booked", "amount", "reference / text", "why")
+        for line in lines:
+            amount = (
+                format_eur(line.amount_cents) if line.currency == "EUR" else f"{line.amount_cents} {line.currency} ct"
+            )
+            text = f"{line.creditor_reference or line.end_to_end_id or ''} {line.remittance}".strip()
+            table.add_row(str(line.id), str(line.booking_date or ""), amount, text, line.reason)
+    console.print(table if lines else "the queue is empty")
+
+
+@bank_app.command()
+def assign(line: int, contract: str, staff: Staff) -> None:
+    """Book a queued line to a contract (the paying account is remembered for next time)."""
+    who = _staff(staff)
+    booked = with_statements(lambda s: s.assign(line, contract, who))
+    console.print(f"line {line} booked to {booked.contract_number} as {booked.payment_ref}")
+
+
+@bank_app.command()
+def dismiss(line: int, reason: str, staff: Staff) -> None:
+    """Take a queued line out of the queue without booking it, with the reason."""
+    who = _staff(staff)
+    if not 3 <= len(reason.strip()) <= 500:
+        raise typer.BadParameter("must be 3..500 characters", param_hint="REASON")
+    with_statements(lambda s: s.dismiss(line, reason.strip(), who))
+    console.print(f"line {line} dismissed")

@@ -1,0 +1,160 @@
+"""Bank statements: camt.053 upload (API and staff page) and the manual queue of lines no rule
+could match. Staff book a queued line to a contract or dismiss it with a reason."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+
+from banking import service as bank
+from banking.inbound import BankStatements
+from ledger.db import session_scope
+from ledger.service import LedgerError
+from models.banking import LineStatus
+from web.deps import context, db_session
+from web.pages import page
+
+router = APIRouter(tags=["bank"])
+
+Staff = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class AssignIn(Strict):
+    contract_number: str = Field(min_length=1, max_length=64)
+    staff: Staff
+    premium_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class DismissIn(Strict):
+    reason: str = Field(min_length=3, max_length=500)
+    staff: Staff
+
+
+class LineOut(BaseModel):
+    id: int
+    entry_ref: str
+    booking_date: str | None
+    amount_cents: int
+    currency: str
+    status: LineStatus
+    reason: str
+    creditor_reference: str | None
+    end_to_end_id: str | None
+    remittance: str
+    has_debtor_iban: bool
+
+
+def statements(request: Request) -> BankStatements:
+    return BankStatements(context(request).inbound)
+
+
+@router.post("/api/bank/statements")
+async def import_statement(request: Request, imported_by: str = "api") -> dict[str, object]:
+    """Body: the camt.053 XML file as is (Content-Type application/xml)."""
+    if not 1 <= len(imported_by) <= 64:
+        raise LedgerError("imported_by must be 1..64 characters")
+    report = await statements(request).import_camt053(await request.body(), imported_by)
+    return report.as_dict()
+
+
+@router.get("/api/bank/queue", response_model=list[LineOut])
+def manual_queue(session: Session = Depends(db_session)) -> list[LineOut]:
+    return [
+        LineOut(
+            id=line.id or 0,
+            entry_ref=line.entry_ref,
+            booking_date=line.booking_date.isoformat() if line.booking_date else None,
+            amount_cents=line.amount_cents,
+            currency=line.currency,
+            status=line.status,
+            reason=line.reason,
+            creditor_reference=line.creditor_reference,
+            end_to_end_id=line.end_to_end_id,
+            remittance=line.remittance,
+            has_debtor_iban=line.debtor_iban is not None,
+        )
+        for line in bank.queue(session)
+    ]
+
+
+@router.post("/api/bank/lines/{line_id}/assign")
+async def assign(request: Request, line_id: int, body: AssignIn) -> dict[str, object]:
+    booked = await statements(request).assign(line_id, body.contract_number, body.staff, body.premium_id)
+    return {"line_id": line_id, "contract_number": booked.contract_number, "payment_ref": booked.payment_ref}
+
+
+@router.post("/api/bank/lines/{line_id}/dismiss")
+async def dismiss(request: Request, line_id: int, body: DismissIn) -> dict[str, object]:
+    await statements(request).dismiss(line_id, body.reason, body.staff)
+    return {"line_id": line_id, "status": LineStatus.DISMISSED.value}
+
+
+# --- staff page ------------------------------------------------------------------------------
+
+
+def bank_page(request: Request, message: str = "", error: str = "", status_code: int = 200) -> Response:
+    with session_scope(context(request).engine) as session:
+        lines = bank.queue(session)
+        return page(request, "bank.html", status_code, lines=lines, message=message, error=error)
+
+
+def done(message: str) -> Response:
+    return RedirectResponse(f"/bank?message={quote(message)}", status_code=303)
+
+
+@router.get("/bank", response_class=HTMLResponse)
+def bank_index(request: Request, message: str = "") -> Response:
+    return bank_page(request, message=message[:200])
+
+
+@router.post("/bank/import", response_class=HTMLResponse)
+async def bank_import(
+    request: Request, file: Annotated[UploadFile, File()], staff: Annotated[str, Form()] = ""
+) -> Response:
+    if not 1 <= len(staff.strip()) <= 64:
+        return bank_page(request, error="Enter your name (1–64 characters) before importing.", status_code=422)
+    try:
+        report = await statements(request).import_camt053(await file.read(), staff.strip())
+    except LedgerError as error:
+        return bank_page(request, error=f"Nothing imported: {error}", status_code=422)
+    text = (
+        f"Imported {report.lines} lines: {report.booked} booked, {report.queued} to the queue, "
+        f"{report.ignored} ignored, {report.duplicates} already imported."
+    )
+    return done(text)
+
+
+@router.post("/bank/lines/{line_id}/assign", response_class=HTMLResponse)
+async def bank_assign(
+    request: Request,
+    line_id: int,
+    contract_number: Annotated[str, Form()] = "",
+    staff: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        body = AssignIn(contract_number=contract_number, staff=staff)
+        booked = await statements(request).assign(line_id, body.contract_number, body.staff)
+    except (LedgerError, ValueError) as error:
+        return bank_page(request, error=f"Line {line_id} not booked: {error}", status_code=422)
+    return done(f"Line {line_id} booked to {booked.contract_number}.")
+
+
+@router.post("/bank/lines/{line_id}/dismiss", response_class=HTMLResponse)
+async def bank_dismiss(
+    request: Request, line_id: int, reason: Annotated[str, Form()] = "", staff: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        body = DismissIn(reason=reason, staff=staff)
+        await statements(request).dismiss(line_id, body.reason, body.staff)
+    except (LedgerError, ValueError) as error:
+        return bank_page(request, error=f"Line {line_id} not dismissed: {error}", status_code=422)
+    return done(f"Line {line_id} dismissed.")
