@@ -60,6 +60,7 @@ class MessageContext(BaseModel):
     paid_cents: int = 0  # for receipts: the payment just received
     credit_cents: int = 0  # overpayment kept as credit
     deadline: date | None = None  # qualified notice: pay by this date
+    legal_basis: str = "vvg38"  # which law the notice follows (the plan's LegalBasis): its consequences text
     pay_url: str = ""
     payment_reference: str = ""  # RF creditor reference for bank transfers
     creditor: Creditor

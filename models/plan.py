@@ -15,6 +15,11 @@ from pydantic import BaseModel, Field, model_validator
 from models.messages import Channel
 
 LEGAL_MIN_PAYMENT_PERIOD = timedelta(days=14)  # §38(1) VVG: at least two weeks from receipt
+# Denmark, renteloven §9b: a reminder fee of at most 100 DKK, for at most 3 reminders on the same
+# debt, sent at least 10 days apart.
+DK_FEE_CAP_CENTS = 10_000
+DK_MAX_REMINDERS = 3
+DK_MIN_REMINDER_GAP = timedelta(days=10)
 
 
 class StepKind(StrEnum):
@@ -36,6 +41,14 @@ class Anchor(StrEnum):
 
 # Steps that send a message to the customer, and which template family they use.
 MESSAGE_STEPS = {StepKind.REMINDER, StepKind.QUALIFIED_NOTICE, StepKind.PAY_LINK_SMS}
+
+
+class LegalBasis(StrEnum):
+    """Which law the plan's notices follow; the validator enforces its rules on the plan."""
+
+    FOLLOW_UP_PREMIUM = "vvg38"  # Germany, follow-up premium: qualified notice, suspension, reactivation
+    FIRST_PREMIUM = "vvg37"  # Germany, first premium: no cover until paid, separate text-form notice
+    DENMARK = "dk"  # Denmark: renteloven §9b limits on reminders and fees
 
 
 class PlanStep(BaseModel):
@@ -74,6 +87,8 @@ class DunningPlan(BaseModel):
     anchor_mode: Literal["due_date", "joined"] = "due_date"
     # Demo plans may use minute-long deadlines; they are marked as not legally effective.
     demo: bool = False
+    legal_basis: LegalBasis = LegalBasis.FOLLOW_UP_PREMIUM
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     payment_period: timedelta = timedelta(days=14)
     receipt_delay: dict[Channel, timedelta] = Field(
         default_factory=lambda: {Channel.LETTER: timedelta(days=3), Channel.EMAIL: timedelta(0)}
@@ -110,7 +125,46 @@ class DunningPlan(BaseModel):
                 raise ValueError(f"step {step.key}: offsets from '{step.after}' must not decrease along the plan")
             last_offset[step.after] = step.offset
             seen.add(step.kind)
+        if self.legal_basis == LegalBasis.FIRST_PREMIUM:
+            self._check_first_premium()
+        if self.legal_basis == LegalBasis.DENMARK:
+            self._check_denmark()
         return self
+
+    def _check_first_premium(self) -> None:
+        """§37 VVG: while the first premium is unpaid there is no cover to suspend; the insurer is
+        free only if a separate text-form notice told the customer so. Withdrawal (Rücktritt) is a
+        person's decision, never a plan step (Art. 22 GDPR)."""
+        kinds = [s.kind for s in self.steps]
+        if StepKind.QUALIFIED_NOTICE not in kinds:
+            raise ValueError(f"plan {self.id}: a first-premium plan needs the separate §37 notice (qualified_notice)")
+        if StepKind.SUSPEND_COVER in kinds:
+            raise ValueError(f"plan {self.id}: a first premium has no cover yet: no suspend_cover step")
+
+    def _check_denmark(self) -> None:
+        if self.currency != "DKK":
+            raise ValueError(f"plan {self.id}: a Danish plan books in DKK, got {self.currency}")
+        reminders = [s for s in self.steps if s.kind in MESSAGE_STEPS]
+        if len(reminders) > DK_MAX_REMINDERS:
+            raise ValueError(
+                f"plan {self.id}: at most {DK_MAX_REMINDERS} reminders for the same debt (renteloven §9b), "
+                f"got {len(reminders)}"
+            )
+        for step in reminders:
+            if step.after != Anchor.DUE:
+                raise ValueError(f"step {step.key}: Danish reminders count from the due date (gaps must be checkable)")
+            for channel, fee in step.fees_cents.items():
+                if fee > DK_FEE_CAP_CENTS:
+                    raise ValueError(
+                        f"step {step.key}: reminder fee for {channel} is {fee / 100:.2f} DKK, "
+                        f"the cap is {DK_FEE_CAP_CENTS / 100:.2f} DKK (renteloven §9b)"
+                    )
+        for earlier, later in zip(reminders, reminders[1:], strict=False):
+            if later.offset - earlier.offset < DK_MIN_REMINDER_GAP:
+                raise ValueError(
+                    f"steps {earlier.key} → {later.key}: reminders must be at least 10 days apart (renteloven §9b), "
+                    f"got {later.offset - earlier.offset}"
+                )
 
     def step(self, key: str) -> PlanStep:
         for s in self.steps:

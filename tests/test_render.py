@@ -473,3 +473,16 @@ def test_reminder_charges_no_fee_wording_and_has_a_pay_link() -> None:
         assert "49,90 €" in squash(message.text)
         assert "gebühr" not in message.text.lower()
         assert "§ 38" not in message.text
+
+
+def test_a_first_premium_notice_states_the_section_37_consequences_instead(sample_context: MessageContext) -> None:
+    context = sample_context.model_copy(update={"legal_basis": "vvg37"})
+    letter = render_message(Channel.LETTER, context)
+    first = pdf_pages(letter)[0]
+    assert "solange der Erstbeitrag nicht bezahlt ist (§ 37 VVG)" in first
+    assert "vom Vertrag zurücktreten" in first and "bis zum 08.12.2026" in first
+    assert "§ 38 VVG" not in first and "ohne Einhaltung einer Kündigungsfrist" not in first
+    assert "§ 37 VVG" in letter.subject
+    email = render_message(Channel.EMAIL, context)
+    assert "§ 37 VVG" in email.subject and "ERSTBEITRAG NICHT BEZAHLT" in email.text
+    assert "Zahlungsaufforderung nach § 37 VVG in Textform" in email.text
