@@ -29,6 +29,23 @@ def next_working_day(day: date, country: str = "DE", subdivision: str | None = N
     return day
 
 
+DISPATCH_FROM = time(8)  # letters, e-mails, SMS and agent tasks go out on working days 08:00–20:00
+DISPATCH_UNTIL = time(20)
+
+
+def dispatch_moment(moment: datetime, tz: str, country: str = "DE") -> datetime:
+    """The first moment at or after `moment` when the insurer sends: a working day between 08:00
+    and 20:00 local time. A step due at midnight on a Saturday goes out on Monday at 08:00 (or
+    later, after a holiday); daylight-saving changes are handled by the time zone."""
+    zone = ZoneInfo(tz)
+    local = moment.astimezone(zone)
+    day = local.date() + timedelta(days=1 if local.time() >= DISPATCH_UNTIL else 0)
+    working = next_working_day(day, country)
+    if working == local.date() and DISPATCH_FROM <= local.time() < DISPATCH_UNTIL:
+        return moment
+    return datetime.combine(working, DISPATCH_FROM, tzinfo=zone)
+
+
 def start_of_day(day: date, tz: str) -> datetime:
     return datetime.combine(day, time.min, tzinfo=ZoneInfo(tz))
 

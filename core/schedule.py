@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.calendar import start_of_day
+from core.calendar import dispatch_moment, start_of_day
 from models.case import CaseState
-from models.plan import Anchor, PlanStep
+from models.plan import Anchor, PlanStep, StepKind
 
 
 def due_anchor(state: CaseState) -> datetime:
@@ -42,4 +42,9 @@ def step_due_at(state: CaseState, step: PlanStep) -> datetime:
         if state.handover_at is None:
             raise ValueError(f"step {step.key} counts from the handover, which has not happened")
         base = state.handover_at
-    return base + step.offset
+    due = base + step.offset
+    if state.plan.demo or step.kind == StepKind.SUSPEND_COVER:
+        return due  # suspension is a legal effect at the deadline, not something sent
+    # Everything sent or handed to a person waits for a working day, 08:00–20:00 local time.
+    # (Reads the holiday calendar: the workflow calls this inside sandbox_unrestricted.)
+    return dispatch_moment(due, state.plan.timezone, state.plan.holiday_country)

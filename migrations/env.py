@@ -13,10 +13,10 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import models
+from ledger.db import make_engine
 
 for module in pkgutil.iter_modules(models.__path__):  # registers every table on SQLModel.metadata
     importlib.import_module(f"models.{module.name}")
-from ledger.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

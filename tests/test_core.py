@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.allocation import Debt, allocate, allocation_order
-from core.calendar import is_working_day, next_working_day, notice_deadline
+from core.calendar import dispatch_moment, is_working_day, next_working_day, notice_deadline
 from core.money import format_eur, parse_amount
 from core.references import is_valid_rf_reference, mask_contract_number, rf_reference
 from core.schedule import due_anchor, step_due_at
@@ -575,11 +575,12 @@ def test_after_the_oldest_item_is_paid_the_next_step_re_anchors_to_the_next_item
     plan = get_plan("de-follow-up")
     state = case_state(plan, [item("P-1", date(2026, 1, 1)), item("P-2", date(2026, 2, 1))], next_step=1)
     notice_step = plan.steps[1]
-    assert step_due_at(state, notice_step) == datetime(2026, 1, 15, 0, 0, tzinfo=BERLIN)
+    assert step_due_at(state, notice_step) == datetime(2026, 1, 15, 8, 0, tzinfo=BERLIN)  # a Thursday
 
     state.arrears.items = [i for i in state.arrears.items if i.premium_id != "P-1"]
 
-    assert step_due_at(state, notice_step) == datetime(2026, 2, 15, 0, 0, tzinfo=BERLIN)
+    # 2026-02-15 is a Sunday: the notice goes out on Monday morning
+    assert step_due_at(state, notice_step) == datetime(2026, 2, 16, 8, 0, tzinfo=BERLIN)
 
 
 def test_with_only_fees_open_the_due_anchor_is_the_case_opening() -> None:
@@ -607,8 +608,9 @@ def test_steps_after_the_deadline_count_from_the_deadline_and_fail_clearly_witho
     with pytest.raises(ValueError, match="no notice set one"):
         step_due_at(state, sms)
 
-    state.deadline = datetime(2026, 2, 1, 0, 0, tzinfo=BERLIN)
-    assert step_due_at(state, sms) == state.deadline + DAY
+    state.deadline = datetime(2026, 2, 3, 0, 0, tzinfo=BERLIN)
+    assert step_due_at(state, sms) == datetime(2026, 2, 4, 8, 0, tzinfo=BERLIN)
+    assert step_due_at(state, plan.step("suspend")) == state.deadline  # a legal effect, not a dispatch
 
 
 def test_steps_after_the_handover_count_from_the_handover_and_fail_clearly_without_one() -> None:
@@ -621,3 +623,31 @@ def test_steps_after_the_handover_count_from_the_handover_and_fail_clearly_witho
 
     state.handover_at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     assert step_due_at(state, court) == state.handover_at + 30 * DAY
+
+
+# --- dispatch on working days ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("due", "sent"),
+    [
+        (datetime(2026, 11, 21, 0, 0), datetime(2026, 11, 23, 8, 0)),  # Saturday midnight → Monday 08:00
+        (datetime(2026, 11, 23, 0, 0), datetime(2026, 11, 23, 8, 0)),  # Monday midnight → same morning
+        (datetime(2026, 11, 23, 9, 30), datetime(2026, 11, 23, 9, 30)),  # inside the window: as is
+        (datetime(2026, 11, 23, 20, 0), datetime(2026, 11, 24, 8, 0)),  # evening → next morning
+        (datetime(2026, 12, 24, 21, 0), datetime(2026, 12, 28, 8, 0)),  # Christmas days and Sunday skipped
+        (datetime(2027, 3, 28, 0, 0), datetime(2027, 3, 30, 8, 0)),  # Easter Sunday (DST starts), Easter Monday
+        (datetime(2026, 10, 25, 12, 0), datetime(2026, 10, 26, 8, 0)),  # Sunday when DST ends
+    ],
+)
+def test_messages_go_out_on_working_days_between_eight_and_eight(due: datetime, sent: datetime) -> None:
+    moved = dispatch_moment(due.replace(tzinfo=BERLIN), "Europe/Berlin")
+    assert moved == sent.replace(tzinfo=BERLIN)
+    assert moved.astimezone(BERLIN).utcoffset() == sent.replace(tzinfo=BERLIN).utcoffset()
+
+
+def test_demo_plans_send_at_the_exact_minute() -> None:
+    plan = get_plan("demo")
+    state = case_state(plan, [item("P-1", date(2026, 11, 21))])  # joined mode: anchored on the opening
+    state.opened_at = datetime(2026, 11, 21, 23, 0, tzinfo=BERLIN)  # Saturday night
+    assert step_due_at(state, plan.steps[0]) == state.opened_at + plan.steps[0].offset

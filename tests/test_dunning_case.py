@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
@@ -13,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
+from core.calendar import dispatch_moment, is_working_day, start_of_day
 from ledger.db import session_scope
 from models.case import (
     ApproveCourtFiling,
@@ -87,6 +89,9 @@ async def test_full_path_reaches_court_approval_and_payment_then_reactivates(
 
 
 # --- payments ------------------------------------------------------------------------------------
+
+
+BERLIN = "Europe/Berlin"
 
 
 async def one_premium_case(
@@ -178,7 +183,9 @@ async def test_partial_payment_reanchors_next_step_on_the_oldest_unpaid_premium_
     moved = await advance_until(time_env, handle, lambda s: s.balance_cents == 5_000, step=timedelta(minutes=1))
     assert moved.next_step == "notice"  # the same step, not skipped and not repeated
     assert moved.next_step_at is not None and notice_for_p1 is not None
-    assert moved.next_step_at - notice_for_p1 == timedelta(days=10)  # now counted from P-2's due date
+    # now counted from P-2's due date (14 days), on the next working-day morning
+    assert moved.next_step_at == dispatch_moment(start_of_day(today + timedelta(days=14), BERLIN), BERLIN)
+    assert moved.next_step_at > notice_for_p1
     assert [s.key for s in moved.steps_done] == ["reminder"]
 
 
@@ -420,3 +427,24 @@ async def test_a_shortfall_at_or_above_the_threshold_keeps_dunning(
     await pay(time_env, engine, settings, "short-by-one-euro", 9_900)
     after = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
     assert after.hold is None and after.balance_cents == 100 + 150  # rest + the notice's letter fee
+
+
+async def test_every_step_that_sends_waits_for_a_working_day_morning(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    berlin = ZoneInfo(BERLIN)
+    _, handle = await one_premium_case(time_env, engine, settings, 10_000)
+    await advance_until(time_env, handle, lambda s: s.balance_cents > 0, step=timedelta(seconds=1))  # ledger read
+    seen: list[tuple[str, object]] = []
+    for _ in range(3):  # reminder, notice, suspension
+        current = await status(handle)
+        assert current.next_step is not None and current.next_step_at is not None
+        local = current.next_step_at.astimezone(berlin)
+        seen.append((current.next_step, local))
+        if current.next_step != "suspend":
+            assert is_working_day(local.date()) and local.time() == time(8), (current.next_step, local)
+        else:  # the deadline ends at midnight, whatever the weekday
+            assert local.time() == time(0)
+        done = len(current.steps_done)
+        await advance_until(time_env, handle, lambda s, n=done: len(s.steps_done) > n)  # type: ignore[misc]
+    assert [key for key, _ in seen] == ["reminder", "notice", "suspend"]
