@@ -10,15 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.calendar import dispatch_moment, start_of_day
-from models.case import CaseState
+from models.case import CaseState, OpenItem
 from models.plan import Anchor, PlanStep, StepKind
 
+SUPPLEMENT = "_supplement_"
 
-def due_anchor(state: CaseState) -> datetime:
+
+def due_anchor(state: CaseState, items: list[OpenItem] | None = None) -> datetime:
     """The anchor of the oldest unpaid item (or the case opening if only fees are open)."""
     plan = state.plan
     anchors: list[datetime] = []
-    for item in state.arrears.items:
+    for item in state.arrears.items if items is None else items:
         if plan.anchor_mode == "due_date":
             anchors.append(start_of_day(item.due_date, plan.timezone))
         else:
@@ -27,12 +29,50 @@ def due_anchor(state: CaseState) -> datetime:
 
 
 def next_step(state: CaseState) -> PlanStep | None:
+    """The next plan step, or a supplementary notice if that is due earlier."""
     steps = state.plan.steps
-    return steps[state.next_step] if state.next_step < len(steps) else None
+    planned = steps[state.next_step] if state.next_step < len(steps) else None
+    supplement = supplement_step(state)
+    if supplement is None:
+        return planned
+    if planned is None or step_due_at(state, supplement) <= step_due_at(state, planned):
+        return supplement
+    return planned
+
+
+def unnoticed_items(state: CaseState) -> list[OpenItem]:
+    """Open premiums the qualified notice did not itemise (they joined the case after it)."""
+    if state.deadline is None or state.noticed_items is None:
+        return []
+    return [i for i in state.arrears.items if i.premium_id not in state.noticed_items]
+
+
+def supplement_step(state: CaseState) -> PlanStep | None:
+    """A premium that falls due after the qualified notice is not covered by it (§38 VVG needs a
+    notice that names the amount): it gets a supplementary qualified notice of its own, itemising
+    everything open, timed like the plan's notice from that premium's due date."""
+    if not unnoticed_items(state):
+        return None
+    notice = next((s for s in state.plan.steps if s.kind == StepKind.QUALIFIED_NOTICE), None)
+    if notice is None:
+        return None
+    return notice.model_copy(
+        update={
+            "key": f"{notice.key}{SUPPLEMENT}{state.supplements + 1}",
+            "after": Anchor.DUE,
+            "summary": "Supplementary qualified notice for premiums that joined after the notice",
+        }
+    )
+
+
+def is_supplement(step: PlanStep) -> bool:
+    return SUPPLEMENT in step.key
 
 
 def step_due_at(state: CaseState, step: PlanStep) -> datetime:
-    if step.after == Anchor.DUE:
+    if is_supplement(step):
+        base = due_anchor(state, unnoticed_items(state))
+    elif step.after == Anchor.DUE:
         base = due_anchor(state)
     elif step.after == Anchor.DEADLINE:
         if state.deadline is None:

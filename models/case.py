@@ -122,6 +122,10 @@ class CaseState(BaseModel):
     next_step: int = 0  # index into plan.steps; only moves forward, one step at a time
     steps_done: list[StepRecord] = Field(default_factory=list)
     deadline: datetime | None = None
+    # Premiums the last qualified notice itemised. None: a case from before supplementary notices
+    # existed (treated as "all noticed", so old cases never send one they did not plan).
+    noticed_items: list[str] | None = None
+    supplements: int = 0  # supplementary notices sent for premiums that joined after the notice
     handover_at: datetime | None = None
     hold: Hold | None = None
     escalate_requested: bool = False

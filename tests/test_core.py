@@ -15,7 +15,7 @@ from core.allocation import Debt, allocate, allocation_order
 from core.calendar import dispatch_moment, is_working_day, next_working_day, notice_deadline
 from core.money import format_eur, parse_amount
 from core.references import is_valid_rf_reference, mask_contract_number, rf_reference
-from core.schedule import due_anchor, step_due_at
+from core.schedule import due_anchor, next_step, step_due_at
 from models.case import Arrears, CaseState, OpenItem
 from models.messages import Channel
 from models.plan import Anchor, DunningPlan, PlanStep, StepKind
@@ -651,3 +651,49 @@ def test_demo_plans_send_at_the_exact_minute() -> None:
     state = case_state(plan, [item("P-1", date(2026, 11, 21))])  # joined mode: anchored on the opening
     state.opened_at = datetime(2026, 11, 21, 23, 0, tzinfo=BERLIN)  # Saturday night
     assert step_due_at(state, plan.steps[0]) == state.opened_at + plan.steps[0].offset
+
+
+# --- supplementary notices ---------------------------------------------------------------------
+
+
+def test_a_premium_the_notice_did_not_name_gets_a_supplement_timed_like_the_notice() -> None:
+    plan = get_plan("de-follow-up")
+    state = case_state(
+        plan,
+        [item("P-1", date(2026, 1, 1)), item("P-2", date(2026, 1, 20))],
+        next_step=2,
+        deadline=datetime(2026, 2, 4, 0, 0, tzinfo=BERLIN),
+        noticed_items=["P-1"],
+    )
+    supplement = next_step(state)
+    assert supplement is not None and supplement.key == "notice_supplement_1"
+    assert supplement.kind == StepKind.QUALIFIED_NOTICE
+    # 14 days after P-2 fell due (2026-02-03, a Tuesday), before the suspension at the deadline
+    assert step_due_at(state, supplement) == datetime(2026, 2, 3, 8, 0, tzinfo=BERLIN)
+
+    state.noticed_items = ["P-1", "P-2"]
+    assert next_step(state) == plan.steps[2]  # everything named: back to the plan
+
+
+def test_the_suspension_comes_first_when_it_is_due_before_the_supplement() -> None:
+    plan = get_plan("de-follow-up")
+    state = case_state(
+        plan,
+        [item("P-1", date(2026, 1, 1)), item("P-2", date(2026, 1, 30))],
+        next_step=2,
+        deadline=datetime(2026, 2, 4, 0, 0, tzinfo=BERLIN),
+        noticed_items=["P-1"],
+    )
+    assert next_step(state) == plan.step("suspend")
+
+
+def test_cases_from_before_supplements_existed_never_send_one() -> None:
+    plan = get_plan("de-follow-up")
+    state = case_state(
+        plan,
+        [item("P-1", date(2026, 1, 1)), item("P-2", date(2026, 1, 20))],
+        next_step=2,
+        deadline=datetime(2026, 2, 4, 0, 0, tzinfo=BERLIN),
+    )
+    assert state.noticed_items is None
+    assert next_step(state) == plan.step("suspend")

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from config import Settings
 from core.calendar import dispatch_moment, is_working_day, start_of_day
+from ledger import service
 from ledger.db import session_scope
 from models.case import (
     ApproveCourtFiling,
@@ -448,3 +449,48 @@ async def test_every_step_that_sends_waits_for_a_working_day_morning(
         done = len(current.steps_done)
         await advance_until(time_env, handle, lambda s, n=done: len(s.steps_done) > n)  # type: ignore[misc]
     assert [key for key, _ in seen] == ["reminder", "notice", "suspend"]
+
+
+async def test_a_premium_falling_due_after_the_notice_gets_a_supplementary_notice_before_suspension(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    _, handle = await one_premium_case(time_env, engine, settings, 10_000)
+    noticed = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
+    first_deadline = noticed.deadline
+    assert first_deadline is not None
+
+    # the next monthly premium falls due after the notice went out: the notice did not name it
+    later = berlin_today(await time_env.get_current_time())
+    with session_scope(engine) as session:
+        service.book_premium(
+            session,
+            external_id="P-2",
+            contract_number="K-100001",
+            period_start=later,
+            period_end=later + timedelta(days=30),
+            due_date=later,
+            amount_cents=5_000,
+        )
+    await open_case(time_env, settings.task_queue, "K-100001", "P-2")
+
+    done = await advance_until(time_env, handle, lambda s: any(r.key == "notice_supplement_1" for r in s.steps_done))
+    keys = [r.key for r in done.steps_done]
+    supplement = next(r for r in done.steps_done if r.key == "notice_supplement_1")
+    # the supplement itemises everything still open (both premiums, the first letter's fee and its
+    # own) and its later deadline governs the suspension that had not happened yet
+    assert (supplement.total_cents, supplement.fee_cents) == (10_000 + 5_000 + 150 + 150, 150)
+    assert supplement.deadline is not None and supplement.deadline > first_deadline
+    assert done.deadline == supplement.deadline
+    assert "suspend" not in keys[: keys.index("notice_supplement_1")]
+    assert done.stage == CaseStage.NOTICE_SENT  # a supplement moves neither stage nor plan pointer
+    assert done.next_step == "suspend"
+
+    letters = [m for m in messages(engine, "K-100001") if m.kind == "qualified_notice" and m.channel == "letter"]
+    assert [m.total_cents for m in letters] == [10_150, 15_300]
+    assert "fällig am" in letters[0].body_text and ": 50,00" not in letters[0].body_text
+    assert ": 50,00" in letters[1].body_text and ": 100,00" in letters[1].body_text
+    assert "Offener Gesamtbetrag: 153,00" in letters[1].body_text
+
+    suspended = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.SUSPENDED)
+    assert suspended.steps_done[-1].at >= supplement.deadline
+    assert [r.key for r in suspended.steps_done].count("notice_supplement_1") == 1  # sent once

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.messaging import Outbox
     from core.calendar import local_date, start_of_day
     from core.case_view import case_status_word, current_details
-    from core.schedule import next_step, step_due_at
+    from core.schedule import is_supplement, next_step, step_due_at
     from models.activities import (
         ApproveCourtApplication,
         BookPayment,
@@ -75,6 +75,8 @@ MESSAGE_KIND = {
     StepKind.QUALIFIED_NOTICE: MessageKind.QUALIFIED_NOTICE,
     StepKind.PAY_LINK_SMS: MessageKind.PAY_LINK_SMS,
 }
+# Patches (docs): histories recorded before a patch replay on the old path.
+SUPPLEMENTARY_NOTICES = "supplementary-notices"  # since 2026-11: premiums joining after the notice get one
 MAX_PAYMENT_CENTS = 100_000_000  # 1 million EUR: anything larger is a typo
 
 
@@ -178,8 +180,11 @@ class DunningCase:
                 )
                 record.channel, record.copies, record.total_cents = sent.channel, sent.copies, sent.total_cents
                 record.fee_cents, record.message_ids, record.deadline = sent.fee_cents, sent.message_ids, sent.deadline
-                if sent.deadline is not None:
-                    state.deadline = sent.deadline
+                if sent.deadline is not None and not (is_supplement(step) and self._suspended()):
+                    state.deadline = sent.deadline  # a later, consolidated deadline before suspension governs
+                if step.kind == StepKind.QUALIFIED_NOTICE and workflow.patched(SUPPLEMENTARY_NOTICES):
+                    itemised = {i.premium_id for i in state.arrears.items}
+                    state.noticed_items = sorted(itemised.union(state.noticed_items or []))
             elif step.kind == StepKind.SUSPEND_COVER:
                 await self._change_contract_status(
                     ContractStatus.SUSPENDED, "Notice deadline passed with arrears (§38(2) VVG)", key, "Suspend cover"
@@ -214,6 +219,11 @@ class DunningCase:
             return
         state.steps_done.append(record)
         self._needs_refresh = True  # fees booked by the step change the balance
+        if is_supplement(step):  # not a plan step: the pointer and the stage stay where they are
+            state.supplements += 1
+            state.escalate_requested = False
+            self._note(f"Supplementary notice {step.key} sent for premiums that joined after the notice")
+            return
         state.next_step += 1
         state.escalate_requested = False
         self._enter(STAGE_AFTER_STEP[step.kind], f"Step {step.key} done" + (f" ({record.note})" if record.note else ""))
@@ -344,7 +354,11 @@ class DunningCase:
     def _due_step(self) -> PlanStep | None:
         if self.state.stage == CaseStage.COURT_APPROVAL:
             return None  # a person must approve before anything else happens
-        return next_step(self.state)
+        with workflow.unsafe.sandbox_unrestricted():  # compares due times: reads the holiday calendar
+            return next_step(self.state)
+
+    def _suspended(self) -> bool:
+        return any(done.kind == StepKind.SUSPEND_COVER for done in self.state.steps_done)
 
     def _wake_at(self, step: PlanStep | None) -> datetime | None:
         hold = self.state.hold
@@ -631,7 +645,7 @@ class DunningCase:
         require_text("reason", request.reason)
         if self.state.stage == CaseStage.COURT_APPROVAL:
             raise reject("the court application waits for approval: use approve_court_filing")
-        step = next_step(self.state)
+        step = self._due_step()
         if step is None:
             raise reject("the plan has no further step; the case waits for payment")
         if step.after == Anchor.DEADLINE and self.state.deadline and workflow.now() < self.state.deadline:
