@@ -16,7 +16,7 @@ from config import get_settings
 from ledger.db import make_engine, migrate
 from ledger.service import LedgerError, NotFound
 from runtime import connect
-from web import api, bank, pages
+from web import api, bank, evidence, pages
 from web.deps import AppContext
 from web.inbound import Inbound
 
@@ -49,6 +49,7 @@ def create_app(ctx: AppContext | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(bank.router)
+    app.include_router(evidence.router)
     return app
 
 
