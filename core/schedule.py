@@ -69,7 +69,10 @@ def is_supplement(step: PlanStep) -> bool:
     return SUPPLEMENT in step.key
 
 
-def step_due_at(state: CaseState, step: PlanStep) -> datetime:
+def step_due_at(state: CaseState, step: PlanStep, now: datetime | None = None) -> datetime:
+    """When the step runs. With `now`, a step already overdue (a hold or promise just ended, a
+    payment re-anchored it) runs at the next dispatch moment from now: a promise broken on a
+    Saturday resumes dunning on Monday morning, not at midnight."""
     if is_supplement(step):
         base = due_anchor(state, unnoticed_items(state))
     elif step.after == Anchor.DUE:
@@ -83,6 +86,8 @@ def step_due_at(state: CaseState, step: PlanStep) -> datetime:
             raise ValueError(f"step {step.key} counts from the handover, which has not happened")
         base = state.handover_at
     due = base + step.offset
+    if now is not None and due < now:
+        due = now
     if state.plan.demo or step.kind == StepKind.SUSPEND_COVER:
         return due  # suspension is a legal effect at the deadline, not something sent
     # Everything sent or handed to a person waits for a working day, 08:00–20:00 local time.

@@ -236,7 +236,9 @@ async def test_broken_promise_to_pay_resumes_dunning(
     assert promised.hold is not None and promised.hold.kind == "promise_to_pay"
     after = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
     assert any("Promise to pay broken" in e.text for e in after.journal)
-    assert after.steps_done[-1].at.date() >= today + timedelta(days=25)
+    resumed = after.steps_done[-1].at.astimezone(ZoneInfo(BERLIN))
+    assert resumed.date() > today + timedelta(days=25)  # the day after the promised date at the earliest
+    assert is_working_day(resumed.date()) and (resumed.hour, resumed.minute) == (8, 0)  # a working-day morning
 
 
 async def test_kept_promise_ends_the_case_without_further_steps(

@@ -371,7 +371,7 @@ class DunningCase:
         # The holiday calendar (holidays package) reads translation files when first used for a
         # year; its data is part of the code, so the result is the same on every replay.
         with workflow.unsafe.sandbox_unrestricted():
-            return step_due_at(self.state, step)
+            return step_due_at(self.state, step, workflow.now())
 
     async def _sleep_until(self, wake_at: datetime | None, step: PlanStep | None) -> bool:
         """True when the time came; False when a signal or update changed something first."""
