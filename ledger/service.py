@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core.allocation import Debt, allocate
+from core.allocation import Debt, Share, allocate
 from core.coverage import StatusChange
 from models.case import Arrears, OpenItem, PaymentResult
 from models.ledger import (
@@ -154,6 +154,8 @@ def book_premium(
     )
     session.add(premium)
     session.flush()
+    if contract.credit_cents > 0:  # money the customer already paid covers the new premium
+        apply_credit(session, get_contract(session, contract_number, lock=True), due_date)
     return premium, True
 
 
@@ -291,9 +293,23 @@ def book_payment(
     session.add(payment)
     session.flush()
     assert payment.id is not None
-    for share in result.shares:
+    _write_allocations(session, payment.id, result.shares)
+    contract.credit_cents += result.credit_cents
+    session.add(contract)
+    session.flush()
+    return PaymentResult(
+        payment_ref=external_ref,
+        booked=True,
+        allocated_cents=result.allocated_cents,
+        credit_cents=result.credit_cents,
+        balance_cents=arrears(session, contract_number, as_of).balance_cents,
+    )
+
+
+def _write_allocations(session: Session, payment_id: int, shares: tuple[Share, ...]) -> None:
+    for share in shares:
         session.add(
-            Allocation(payment_id=payment.id, target=share.debt.kind, target_id=share.debt.id, amount_cents=share.cents)
+            Allocation(payment_id=payment_id, target=share.debt.kind, target_id=share.debt.id, amount_cents=share.cents)
         )
         if share.debt.kind == "premium":
             premium_row = session.get(Premium, share.debt.id)
@@ -307,23 +323,46 @@ def book_payment(
             assert fee is not None
             fee.paid_cents += share.cents
             session.add(fee)
-    contract.credit_cents += result.credit_cents
+    session.flush()
+
+
+def apply_credit(session: Session, contract: Contract, as_of: date) -> int:
+    """Credit on the contract pays what is due (oldest first): nobody is dunned for an amount the
+    insurer already holds. The cents are taken from the payments that carry the credit, oldest
+    first, and allocated under those payments, so each stays traceable (and a later return of
+    that payment undoes exactly what it paid). The caller holds the contract lock."""
+    if contract.credit_cents <= 0:
+        return 0
+    assert contract.id is not None
+    carriers = session.exec(
+        select(Payment)
+        .where(Payment.contract_id == contract.id, col(Payment.returned).is_(False), Payment.credit_cents > 0)
+        .order_by(col(Payment.received_at), col(Payment.id))
+    ).all()
+    used = 0
+    for payment in carriers:
+        assert payment.id is not None
+        debts = _debts(session, contract.id, as_of)
+        if not any(d.open_cents > 0 for d in debts):
+            break
+        result = allocate(payment.credit_cents, debts)
+        _write_allocations(session, payment.id, result.shares)
+        payment.credit_cents -= result.allocated_cents
+        contract.credit_cents -= result.allocated_cents
+        used += result.allocated_cents
+        session.add(payment)
     session.add(contract)
     session.flush()
-    return PaymentResult(
-        payment_ref=external_ref,
-        booked=True,
-        allocated_cents=result.allocated_cents,
-        credit_cents=result.credit_cents,
-        balance_cents=arrears(session, contract_number, as_of).balance_cents,
-    )
+    return used
 
 
 def find_payment(session: Session, external_ref: str) -> Payment | None:
     return session.exec(select(Payment).where(Payment.external_ref == external_ref)).first()
 
 
-def reverse_payment(session: Session, external_ref: str, reason_code: str) -> tuple[Payment, list[str], bool]:
+def reverse_payment(
+    session: Session, external_ref: str, reason_code: str, as_of: date | None = None
+) -> tuple[Payment, list[str], bool]:
     """A returned direct debit: undo the payment's allocations, re-open what it had paid.
 
     Returns the payment, the premium ids re-opened and whether anything changed (a second
@@ -362,6 +401,9 @@ def reverse_payment(session: Session, external_ref: str, reason_code: str) -> tu
     session.add(contract)
     session.add(payment)
     session.flush()
+    # Credit from other payments pays the re-opened items first; only what is left is dunned.
+    apply_credit(session, contract, as_of or datetime.now(UTC).date())
+    reopened = [p for p in reopened if get_premium(session, p).status == PremiumStatus.OPEN]
     return payment, reopened, True
 
 

@@ -310,7 +310,9 @@ def test_a_second_reversal_of_the_same_payment_changes_nothing(any_engine: Engin
 
     assert (changed, reopened) == (False, [])
     assert (premium_row(any_engine, "P-1").model_dump(), contract_row(any_engine).credit_cents) == after_first
-    assert premium_row(any_engine, "P-1").paid_cents == 7_000  # 7,000 to P-1 (re-opened), 2,000 credit kept
+    # R-2 paid 7,000 to P-1; its 2,000 credit paid the part R-1 had covered once R-1 came back
+    assert premium_row(any_engine, "P-1").paid_cents == 9_000
+    assert contract_row(any_engine).credit_cents == 0
 
 
 def test_reversing_an_unknown_payment_is_not_found(any_engine: Engine) -> None:
@@ -644,3 +646,27 @@ def test_a_reversal_racing_a_new_payment_loses_no_booking(any_engine: Engine, re
         ).all()
     assert p1.paid_cents == sum(a.amount_cents for a in live if a.target == "premium")
     assert p1.paid_cents == 3_000
+
+
+def test_credit_pays_a_premium_booked_later_so_nobody_is_dunned_for_money_already_paid(any_engine: Engine) -> None:
+    seed_contract(any_engine, "K-1", premiums=[("P-1", JAN, 10_000)])
+    pay(any_engine, "R-1", 13_000)  # 3,000 more than due: credit
+    with session_scope(any_engine) as session:
+        service.book_premium(
+            session,
+            external_id="P-2",
+            contract_number="K-1",
+            period_start=JAN + timedelta(days=31),
+            period_end=JAN + timedelta(days=59),
+            due_date=JAN + timedelta(days=31),
+            amount_cents=2_500,
+        )
+    assert premium_row(any_engine, "P-2").status == "paid"
+    assert contract_row(any_engine).credit_cents == 500
+    with session_scope(any_engine) as session:  # the credit's cents stay traceable to R-1
+        payment = service.find_payment(session, "R-1")
+        assert payment is not None and payment.credit_cents == 500
+        _, reopened, _ = service.reverse_payment(session, "R-1", "AM04")
+    assert sorted(set(reopened)) == ["P-1", "P-2"]
+    assert (premium_row(any_engine, "P-1").paid_cents, premium_row(any_engine, "P-2").paid_cents) == (0, 0)
+    assert contract_row(any_engine).credit_cents == 0
