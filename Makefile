@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck clean
+.PHONY: run test lint typecheck clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ test: lint typecheck
 
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (issue #7, about 6 minutes; not part of `make test`): bench/results.json and docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) -m bench.run

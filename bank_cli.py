@@ -8,28 +8,24 @@ python starter.py bank dismiss 18 "sent back to the payer" --staff mia
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from temporalio.client import Client
 
 from banking import service as bank
 from banking.camt import parse_camt053
 from banking.inbound import BankStatements
+from cli_common import console, fail, run
 from config import get_settings
 from core.money import format_eur
 from ledger.db import make_engine, migrate, session_scope
 from ledger.service import LedgerError
-from runtime import connect
 from web.inbound import Inbound
 
 bank_app = typer.Typer(help="Bank statements (camt.053) and the manual queue.", no_args_is_help=True)
-console = Console()
 T = TypeVar("T")
 Staff = Annotated[str, typer.Option("--staff", help="Who does this (recorded with the line)")]
 
@@ -38,16 +34,7 @@ def with_statements(action: Callable[[BankStatements], Awaitable[T]]) -> T:
     settings = get_settings()
     migrate(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
-
-    async def main() -> T:
-        client: Client = await connect(settings)
-        return await action(BankStatements(Inbound(engine, client, settings)))
-
-    try:
-        return asyncio.run(main())
-    except LedgerError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    return run(lambda client: action(BankStatements(Inbound(engine, client, settings))))
 
 
 def _staff(staff: str) -> str:
@@ -66,8 +53,7 @@ def import_file(
     try:
         parse_camt053(data)  # a broken file is refused before anything connects or changes
     except LedgerError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+        raise fail("error", error) from None
     report = with_statements(lambda s: s.import_camt053(data, who))
     console.print(
         f"{report.lines} lines: {report.booked} booked, {report.queued} queued, "

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
@@ -22,6 +23,20 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: SQLite file under data_dir
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    # A Temporal cluster or Temporal Cloud (docs/deployment.md): TLS with a client certificate (mTLS),
+    # or an API key (TLS is then switched on by itself). Paths to PEM files; empty: plain TCP.
+    temporal_tls: bool = False
+    temporal_tls_cert: str = ""  # client certificate chain (PEM file)
+    temporal_tls_key: str = ""  # its private key (PEM file)
+    temporal_tls_ca: str = ""  # CA of the server, if not a public one (PEM file)
+    temporal_tls_server_name: str = ""  # SNI/verification name, if it differs from the address' host
+    temporal_api_key: SecretStr = SecretStr("")
+    # Prometheus: the worker serves business counters on metrics_port and the SDK's runtime metrics on
+    # sdk_metrics_port (worker N of `worker.py --processes` adds N to both); 0 switches them off. The web
+    # app serves /metrics on its own port. Logs: JSON lines ("json") or plain text ("text").
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    sdk_metrics_port: int = Field(default=9564, ge=0, le=65535)  # 100 apart: room for 100 processes
+    log_format: Literal["json", "text"] = "json"
     task_queue: str = "dunning"
     public_base_url: str = "http://127.0.0.1:8000"
     temporal_ui_url: str = "http://127.0.0.1:8233"
@@ -29,12 +44,58 @@ class Settings(BaseSettings):
     link_secret: str = Field(default="dev-only-link-secret-change-me", min_length=16)
     testpay_webhook_secret: str = Field(default="dev-only-testpay-secret", min_length=16)
     pay_link_days: int = 30
+    # Signs the mail-event feed of the abandoned-quote campaign (POST /api/campaign/email-events,
+    # header X-Campaign-Signature: sha256=<hex HMAC of the body>). Override in production.
+    campaign_events_secret: str = Field(default="dev-only-campaign-events-secret", min_length=16)
     # The insurer, as it appears on letters and GiroCodes.
     creditor_name: str = "Beispiel Versicherung AG"
     creditor_iban: str = "DE02120300000000202051"
     creditor_bic: str = "BYLADEM1001"
     creditor_address: str = "Musterstraße 1, 10115 Berlin"
     default_plan: str = "de-follow-up"
+    # Payload encryption (crypto/codec.py, README "Privacy: encrypted payloads"): AES-256-GCM keys as a
+    # JSON object {"key id": "<base64 of 32 bytes>", …}; all decrypt, `payload_key_id` encrypts. Empty: a
+    # development key generated once into data_dir/payload-keys.json.
+    payload_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    payload_key_id: str = ""  # the active key; may be empty when exactly one key is configured
+    # Bearer token the codec endpoint (/codec/encode, /codec/decode) requires. Empty: the endpoint
+    # answers loopback clients only (the embedded default, where the UI runs on the same machine).
+    codec_token: SecretStr = SecretStr("")
+    # Real providers (issue #5, see providers/ and README "Real providers"). The embedded
+    # outbox and the TestPay pay page stay the default; each job is switched on by itself.
+    email_provider: Literal["outbox", "sendgrid"] = "outbox"
+    sms_provider: Literal["outbox", "twilio"] = "outbox"
+    payment_provider: Literal["testpay", "stripe"] = "testpay"
+    stripe_api_key: str = ""
+    stripe_webhook_secret: str = ""  # whsec_… of the webhook endpoint /webhooks/stripe
+    stripe_api_base: str = ""  # empty: Stripe's own; set to a local fake for trying out
+    stripe_payment_method_types: list[str] = Field(default_factory=list)  # empty: the dashboard's choice
+    stripe_session_hours: int = Field(default=23, ge=1, le=24)  # Checkout allows at most 24 h
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""  # also checks the status-callback signatures
+    twilio_from: str = ""  # sender number (E.164) or a Messaging Service SID (MG…)
+    twilio_api_base: str = ""  # empty: Twilio's own
+    sendgrid_api_key: str = ""
+    sendgrid_from_email: str = ""
+    sendgrid_from_name: str = ""
+    sendgrid_webhook_public_key: str = ""  # Event Webhook verification key (base64 DER, ECDSA P-256)
+    sendgrid_api_host: str = ""  # empty: SendGrid's own
+    webhook_tolerance_seconds: int = Field(default=300, ge=30, le=3600)  # replay window for provider webhooks
+
+    @model_validator(mode="after")
+    def _provider_credentials(self) -> Settings:
+        """A provider switched on without its credentials is a configuration error, named at start."""
+        needed = {
+            "stripe": ("payment_provider", ["stripe_api_key", "stripe_webhook_secret"]),
+            "twilio": ("sms_provider", ["twilio_account_sid", "twilio_auth_token", "twilio_from"]),
+            "sendgrid": ("email_provider", ["sendgrid_api_key", "sendgrid_from_email", "sendgrid_webhook_public_key"]),
+        }
+        for provider, (switch, fields) in needed.items():
+            if getattr(self, switch) == provider:
+                missing = [f.upper() for f in fields if not getattr(self, f)]
+                if missing:
+                    raise ValueError(f"{switch.upper()}={provider} needs {', '.join(missing)}")
+        return self
 
     @property
     def effective_database_url(self) -> str:

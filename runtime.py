@@ -6,27 +6,44 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.agency import AgencyActivities
+from activities.campaign import CampaignActivities
+from activities.court import CourtActivities
 from activities.handover import HandoverActivities
 from activities.ledger import LedgerActivities
 from activities.messaging import Outbox
 from activities.sweep import SweepActivities
+from cluster import connect_options
 from config import Settings
+from crypto.codec import data_converter
+from observability import MetricsInterceptor
+from providers.fallback import ChannelFallback
+from workflows.court import CourtDunning
 from workflows.dunning import DunningCase
+from workflows.handover import AgentHandover
+from workflows.quote import InspectionReminder, OnboardingSequence, QuoteReactivation
 from workflows.sweep import LedgerSweep
 
-WORKFLOWS = [DunningCase, LedgerSweep]
+WORKFLOWS = [DunningCase, LedgerSweep, QuoteReactivation, OnboardingSequence, InspectionReminder, ChannelFallback]
+WORKFLOWS += [AgentHandover, CourtDunning]  # issue #4: children of the dunning case
 # Deterministic libraries and our own pure modules are loaded once, outside the sandbox:
 # re-importing them per workflow run is slow, and babel/holidays create locks at import.
 PASSTHROUGH = ("babel", "holidays", "pydantic", "pydantic_core", "models", "core", "sqlalchemy", "sqlmodel")
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    # pydantic payloads, AES-GCM encrypted before they leave the process (crypto/codec.py);
+    # TLS / API key for a cluster or Temporal Cloud (cluster.py); `runtime` serves SDK metrics (worker.py)
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings),
+        runtime=runtime,
+        **connect_options(settings),
     )
 
 
@@ -34,6 +51,9 @@ def build_worker(client: Client, engine: Engine, settings: Settings, executor: T
     ledger = LedgerActivities(engine)
     outbox = Outbox(engine, settings)
     handover = HandoverActivities(engine, outbox)
+    agency = AgencyActivities(engine, outbox, settings)
+    court = CourtActivities(engine)
+    campaign = CampaignActivities(engine, settings)
     sweep = SweepActivities(engine, client, settings.task_queue, settings.default_plan)
     return Worker(
         client,
@@ -51,8 +71,28 @@ def build_worker(client: Client, engine: Engine, settings: Settings, executor: T
             ledger.close_case,
             outbox.send_message,
             handover.hand_over_to_agent,
+            agency.open_handover,
+            agency.check_assignee,
+            agency.write_attempt,
+            agency.notify_customer,
+            agency.escalate,
+            agency.close_task,
+            court.render_application,
+            court.file_application,
+            court.record_event,
+            court.apply_enforcement_order,
+            court.monitoring_check,
             sweep.start_overdue_cases,
+            campaign.send_confirmation,
+            campaign.purge_unconfirmed,
+            campaign.record_assignments,
+            campaign.check_exit,
+            campaign.reserve_slot,
+            campaign.send_campaign_mail,
+            campaign.record_outcome,
+            campaign.release_slots,
         ],
         activity_executor=executor,
         max_concurrent_activities=16,
+        interceptors=[MetricsInterceptor()],  # business counters from finished activities (observability.py)
     )

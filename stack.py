@@ -123,6 +123,8 @@ def main() -> None:
                 "journal_mode=wal",
                 "--sqlite-pragma",
                 "synchronous=normal",
+                "--ui-codec-endpoint",  # the UI decrypts payloads through the web app (web/codec.py)
+                f"http://127.0.0.1:{WEB_PORT}/codec",
                 *sa.cli_flags(),
             ],
             logs,

@@ -10,14 +10,12 @@ Bad input is rejected with a message naming the problem, and changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from temporalio.client import (
     Client,
@@ -33,14 +31,15 @@ from temporalio.client import (
     ScheduleUpdateInput,
     WorkflowHandle,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from cli_common import CliError, console, run
 from config import get_settings
 from core.money import format_eur, parse_amount
 from models.activities import SweepRequest, SweepResult
 from models.case import (
+    AgreeInstalments,
     ApproveCourtFiling,
     Cancel,
     CaseStatus,
@@ -51,43 +50,16 @@ from models.case import (
     PromiseToPay,
     RecordPayment,
     Resume,
+    TerminationDecision,
     WriteOff,
 )
-from runtime import connect
 from workflows.client import case_workflow_id, start_or_join_case
 from workflows.dunning import DunningCase
 from workflows.sweep import LedgerSweep
 
 app = typer.Typer(help="Dunning engine: staff actions and operations.", no_args_is_help=True, add_completion=False)
-console = Console()
-T = TypeVar("T")
 SWEEP_SCHEDULE_ID = "ledger-sweep-daily"
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-class CliError(Exception):
-    pass
-
-
-def run(action: Callable[[Client], Awaitable[T]]) -> T:
-    async def main() -> T:
-        return await action(await connect(get_settings()))
-
-    try:
-        return asyncio.run(main())
-    except CliError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        message = getattr(cause, "message", None) or str(cause)
-        console.print(f"[red]rejected:[/red] {message}")
-        raise typer.Exit(2) from None
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            console.print(f"[red]error:[/red] {error.message}")
-            raise typer.Exit(2) from None
-        raise
 
 
 def handle(client: Client, contract: str) -> WorkflowHandle[DunningCase, CaseStatus]:
@@ -218,6 +190,28 @@ def promise(
 
 
 @app.command()
+def instalments(
+    contract: Contract,
+    count: Annotated[int, typer.Option(min=2, max=24, help="Number of monthly instalments")],
+    first: Annotated[datetime, typer.Option("--first", formats=["%Y-%m-%d"], help="Due date of the first")],
+    note: str = "",
+    by: By = "staff",
+) -> None:
+    """Agree monthly instalments over the whole open balance (the first takes the odd cents)."""
+    from core.instalments import equal_instalments
+
+    async def agree(h: WorkflowHandle[DunningCase, CaseStatus]) -> CaseStatus:
+        balance = (await h.query(DunningCase.status)).balance_cents
+        if balance < count:
+            raise CliError(f"the open balance is {balance} cents: nothing to split into {count} instalments")
+        plan = equal_instalments(balance, count, first.date())
+        request = AgreeInstalments(instalments=plan, note=note, by=by)
+        return await h.execute_update(DunningCase.agree_instalments, request)
+
+    update(contract, agree)
+
+
+@app.command()
 def dispute(contract: Contract, reason: Reason, by: By = "staff") -> None:
     """The customer disputes the claim: escalation stops until resumed."""
     update(contract, lambda h: h.execute_update(DunningCase.dispute, Dispute(reason=reason, by=by)))
@@ -239,6 +233,18 @@ def escalate(contract: Contract, reason: Reason, by: By = "staff") -> None:
 def cancel(contract: Contract, reason: Reason, by: By = "staff") -> None:
     """Stop dunning (e.g. premium booked in error); the sweep will not restart it."""
     update(contract, lambda h: h.execute_update(DunningCase.cancel, Cancel(reason=reason, by=by)))
+
+
+@app.command("approve-termination")
+def approve_termination(contract: Contract, by: By, note: str = "") -> None:
+    """Approve the proposed termination (§38(3) VVG); paying everything within a month voids it."""
+    update(contract, lambda h: h.execute_update(DunningCase.approve_termination, TerminationDecision(by=by, note=note)))
+
+
+@app.command("decline-termination")
+def decline_termination(contract: Contract, by: By, note: str = "") -> None:
+    """Decline the proposed termination: the contract stays, dunning goes on."""
+    update(contract, lambda h: h.execute_update(DunningCase.decline_termination, TerminationDecision(by=by, note=note)))
 
 
 @app.command("approve-court")
@@ -354,6 +360,12 @@ def demo() -> None:
 from bank_cli import bank_app  # noqa: E402  (sub-commands live in their own modules)
 
 app.add_typer(bank_app, name="bank")
+from campaign_cli import app as campaign_app  # noqa: E402
+
+app.add_typer(campaign_app, name="campaign")
+from agency_cli import app as agency_app  # noqa: E402
+
+app.add_typer(agency_app, name="agency")  # issue #4: agents, handover, court dunning
 
 if __name__ == "__main__":
     app()

@@ -28,7 +28,7 @@ class HandoverActivities:
         try:
             with session_scope(self.engine) as session:
                 contract = service.get_contract(session, request.contract_number)
-                state = service.arrears(session, request.contract_number, request.now.date())
+                state = service.arrears(session, request.contract_number, service.ledger_date(request.now))
                 agent_code = contract.agent_code or "backoffice"
                 task, _ = service.add_agent_task(
                     session,

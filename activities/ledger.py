@@ -120,7 +120,7 @@ class LedgerActivities:
             with session_scope(self.engine) as session:
                 contract = service.get_contract(session, request.contract_number)
                 customer = service.get_customer(session, contract)
-                state = service.arrears(session, request.contract_number, request.now.date())
+                state = service.arrears(session, request.contract_number, service.ledger_date(request.now))
                 fees = service.open_fees(session, contract.id or 0)
                 record: dict[str, object] = {
                     "case_id": request.case_id,
@@ -136,7 +136,9 @@ class LedgerActivities:
                         for i in state.items
                     ],
                     "costs": [{"label": f.label, "amount_cents": f.amount_cents - f.paid_cents} for f in fees],
-                    "interest": court_interest(state.items, customer.kind, request.now.date(), customer.state),
+                    "interest": court_interest(
+                        state.items, customer.kind, service.ledger_date(request.now), customer.state
+                    ),
                     "court_fee_estimate_cents": COURT_FEE_MINIMUM_CENTS,
                     "claimed_cents": state.balance_cents,
                     "prepared_at": request.now.isoformat(),

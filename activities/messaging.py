@@ -1,13 +1,22 @@
-"""Sending messages: render from the ledger's current figures, write to the outbox, once per key.
+"""Sending messages: render from the ledger's current figures, write to the outbox, once per key,
+then hand e-mail and SMS to the configured provider (providers/: the outbox itself by default,
+SendGrid and Twilio when configured).
 
 Every amount in a message comes from the ledger inside this activity and is checked against
 the ledger again just before the message is stored: a message that is off by a cent is never
-written (a §38 notice with a wrong amount is void).
+written (a §38 notice with a wrong amount is void). A message not yet accepted by its provider
+is re-rendered by a retry, so what finally goes out is what the ledger says then.
+
+Provider answers: 4xx → non-retryable `ProviderRejected` (the case goes on an attention hold);
+a refused recipient marks the contact data invalid and the step falls back to the next channel
+(letter last); 5xx/timeouts → retried, and a retry after the provider may already have accepted
+asks the provider first (`find_email`/`find_sms`) instead of sending twice.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import logging
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -18,14 +27,30 @@ from activities.ledger import non_retryable
 from channels.render import RenderError, render_message
 from config import Settings
 from core.calendar import notice_deadline
-from core.references import rf_reference
+from core.references import payment_reference
 from core.tokens import derive_token_id, pay_link_url
 from ledger import service
 from ledger.db import session_scope
+from ledger.interest_claims import claim_default_interest
 from models.activities import SendMessage, SentMessage
 from models.case import Arrears
 from models.ledger import Contract, Customer, Message, PayLink
 from models.messages import Channel, Creditor, LineItem, MessageContext, MessageKind, RenderedMessage
+from models.providers import DeliveryStatus, ProviderDelivery
+from providers import deliveries
+from providers.base import OutgoingEmail, OutgoingSms, ProviderError, RecipientInvalid
+from providers.registry import Providers, build_providers
+
+log = logging.getLogger(__name__)
+TWILIO_STATUS_PATH = "/webhooks/twilio/status"
+SHORT_PAY_PATH = "/p/"
+
+
+def sms_pay_url(base_url: str, pay_url: str, token_id: str) -> str:
+    """The pay link as an SMS carries it: `/p/<token id>` (128 bits from an HMAC, unguessable),
+    which redirects to the signed link. The signed form is ~75 characters longer and would push
+    the pay-link SMS into a second segment (tests/test_providers_sms.py counts them)."""
+    return f"{base_url.rstrip('/')}{SHORT_PAY_PATH}{token_id}" if pay_url else ""
 
 
 class AmountMismatch(ApplicationError):
@@ -54,10 +79,25 @@ def address_lines(customer: Customer) -> list[str]:
     ]
 
 
+def provider_failure(error: ProviderError) -> ApplicationError:
+    """4xx: non-retryable with the provider's reason; 5xx/network: retried by Temporal."""
+    kind = "ProviderUnavailable" if error.retryable else "ProviderRejected"
+    return ApplicationError(str(error), type=kind, non_retryable=not error.retryable)
+
+
 class Outbox:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, providers: Providers | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.providers = providers or build_providers(settings)
+
+    def external(self, channel: Channel) -> bool:
+        """Does this channel go to a real provider (else the outbox row is the delivery)?"""
+        if channel == Channel.EMAIL:
+            return self.providers.email.external
+        if channel == Channel.SMS:
+            return self.providers.sms.external
+        return False  # letters: printed from the outbox
 
     # --- helpers shared by the activities ------------------------------------------------
 
@@ -91,7 +131,8 @@ class Outbox:
         ]
         fees = service.open_fees(session, contract.id or 0)
         return premiums + [
-            LineItem(label=f.label, amount_cents=f.amount_cents - f.paid_cents, kind="fee") for f in fees
+            LineItem(label=f.label, amount_cents=f.amount_cents - f.paid_cents, kind=f.kind.replace("cost", "fee"))
+            for f in fees
         ]
 
     def store(
@@ -108,7 +149,8 @@ class Outbox:
         total_cents: int | None,
         now: datetime,
     ) -> int:
-        message, _ = service.add_message(
+        queued = self.external(channel)
+        message, created = service.add_message(
             session,
             Message(
                 idempotency_key=key,
@@ -123,10 +165,16 @@ class Outbox:
                 pdf=rendered.pdf,
                 total_cents=total_cents,
                 created_at=now,
-                sent_at=now,
-                status="sent",
+                sent_at=None if queued else now,
+                status="queued" if queued else "sent",
             ),
         )
+        if not created and message.status == "queued":
+            # Never accepted by its provider: a retry sends what the ledger says now.
+            message.recipient = recipient(channel, customer)
+            message.subject, message.body_text, message.body_html = rendered.subject, rendered.text, rendered.html
+            message.total_cents = total_cents
+            session.add(message)
         return message.id or 0
 
     # --- activities ----------------------------------------------------------------------
@@ -137,6 +185,8 @@ class Outbox:
             return self._send(request)
         except (service.LedgerError, RenderError) as error:
             raise non_retryable(error) from error
+        except ProviderError as error:
+            raise provider_failure(error) from error
 
     def _send(self, request: SendMessage) -> SentMessage:
         with session_scope(self.engine) as session:
@@ -153,6 +203,15 @@ class Outbox:
                     case_id=request.case_id,
                     label=request.fee_label,
                     amount_cents=fee_cents,
+                    at=request.now,
+                )
+            if request.notice_plan is not None and request.notice_plan.claim_interest:
+                claim_default_interest(  # the plan claims interest: booked before it is itemised
+                    session,
+                    contract_number=request.contract_number,
+                    case_id=request.case_id,
+                    key=request.key,
+                    as_of=request.as_of,
                     at=request.now,
                 )
             arrears = service.arrears(session, request.contract_number, request.as_of)
@@ -181,11 +240,18 @@ class Outbox:
             paid_cents=request.paid_cents,
             credit_cents=arrears.credit_cents,
             deadline=deadline_date,
+            legal_basis=request.notice_plan.legal_basis.value if request.notice_plan else "vvg38",
             pay_url=pay_url,
-            payment_reference=rf_reference(contract.contract_number),
+            payment_reference=payment_reference(contract.contract_number),
             creditor=self.creditor(),
         )
-        rendered = {c: render_message(c, context) for c in [channel, *copies]}
+        short = sms_pay_url(
+            self.settings.public_base_url,
+            pay_url,
+            derive_token_id(self.settings.link_secret, request.case_id, request.key),
+        )
+        sms_context = context.model_copy(update={"pay_url": short})
+        rendered = {c: render_message(c, sms_context if c == Channel.SMS else context) for c in [channel, *copies]}
         with session_scope(self.engine) as session:
             # The ledger may have moved while we rendered (a payment came in): never store a
             # message whose amount is no longer true. The retry renders the new figures.
@@ -209,6 +275,25 @@ class Outbox:
                 )
                 for c, r in rendered.items()
             ]
+        for (c, r), message_id in zip(rendered.items(), ids, strict=True):
+            if not self.external(c):
+                continue
+            try:
+                self.deliver(
+                    message_id,
+                    f"{request.key}:{c}",
+                    request.case_id,
+                    c,
+                    r,
+                    recipient(c, customer),
+                    request=request if c == channel else None,
+                )
+            except RecipientInvalid as error:
+                log.warning(
+                    "%s refused the %s recipient of %s:%s; contact marked invalid", error.provider, c, request.key, c
+                )
+                if c == channel:  # the step's main channel: send it on the next usable one
+                    return self._send(request)
         return SentMessage(
             channel=channel,
             copies=copies,
@@ -219,15 +304,91 @@ class Outbox:
             deadline=deadline,
         )
 
+    def deliver(
+        self,
+        message_id: int,
+        message_key: str,
+        case_id: str,
+        channel: Channel,
+        rendered: RenderedMessage,
+        to: str,
+        *,
+        request: SendMessage | None,
+    ) -> str:
+        """Hand one stored message to its provider, once: returns the provider's message id.
+
+        The delivery row is committed before the provider is called, so a retry after a crash or
+        a timeout knows an earlier attempt may have got through and asks the provider first.
+        """
+        provider = self.providers.email.name if channel == Channel.EMAIL else self.providers.sms.name
+        started = datetime.now(UTC)
+        with session_scope(self.engine) as session:
+            delivery = deliveries.find_by_key(session, message_key)
+            if delivery is not None and delivery.status != DeliveryStatus.SENDING and delivery.provider_message_id:
+                return delivery.provider_message_id  # accepted before (maybe delivered or failed since)
+            earlier_attempt = delivery.attempt_started_at if delivery is not None else None
+            if delivery is None:
+                message = session.get(Message, message_id)
+                assert message is not None
+                session.add(
+                    ProviderDelivery(
+                        message_key=message_key,
+                        message_id=message_id,
+                        case_id=case_id,
+                        contract_id=message.contract_id or 0,
+                        channel=channel,
+                        provider=provider,
+                        is_primary=request is not None,
+                        request=request.model_dump(mode="json") if request is not None else {},
+                        attempt_started_at=started,
+                    )
+                )
+        step = message_key.removeprefix(f"{case_id}:")
+        provider_id: str | None = None
+        try:
+            if channel == Channel.EMAIL:
+                email = OutgoingEmail(
+                    to=to, subject=rendered.subject, text=rendered.text, html=rendered.html, case_id=case_id, step=step
+                )
+                if earlier_attempt is not None:
+                    provider_id = self.providers.email.find_email(email, earlier_attempt)
+                provider_id = provider_id or self.providers.email.send_email(email)
+            else:
+                sms = OutgoingSms(to=to, body=rendered.text, case_id=case_id, step=step)
+                if earlier_attempt is not None:
+                    provider_id = self.providers.sms.find_sms(sms, earlier_attempt)
+                callback = f"{self.settings.public_base_url.rstrip('/')}{TWILIO_STATUS_PATH}"
+                provider_id = provider_id or self.providers.sms.send_sms(sms, callback)
+        except RecipientInvalid as error:
+            with session_scope(self.engine) as session:
+                delivery = deliveries.find_by_key(session, message_key)
+                assert delivery is not None
+                delivery.request = {}  # the activity falls back itself; no second fallback later
+                session.add(delivery)
+                deliveries.record_outcome(
+                    session,
+                    delivery,
+                    DeliveryStatus.FAILED,
+                    f"rejected/{error.status}",
+                    datetime.now(UTC),
+                    contact_invalid=True,
+                )
+            raise
+        with session_scope(self.engine) as session:
+            delivery = deliveries.find_by_key(session, message_key)
+            assert delivery is not None
+            deliveries.accept(session, delivery, provider_id, datetime.now(UTC))
+        return provider_id
+
     def notify_agent(self, case_id: str, contract_number: str, task_id: int, key: str, now: datetime) -> int:
         """E-mail to the responsible agent about a new handover task (no customer contact data)."""
         with session_scope(self.engine) as session:
             contract = service.get_contract(session, contract_number)
             agent = service.get_agent(session, contract.agent_code)
-            arrears = service.arrears(session, contract_number, now.date())
+            arrears = service.arrears(session, contract_number, service.ledger_date(now))
             context = MessageContext(
                 kind=MessageKind.AGENT_HANDOVER,
-                letter_date=now.date(),
+                letter_date=service.ledger_date(now),
                 case_id=case_id,
                 contract_number=contract_number,
                 product=contract.product,
@@ -253,8 +414,14 @@ class Outbox:
                     body_html=rendered.html,
                     total_cents=arrears.balance_cents,
                     created_at=now,
-                    sent_at=now,
-                    status="sent",
+                    sent_at=None if self.external(Channel.EMAIL) else now,
+                    status="queued" if self.external(Channel.EMAIL) else "sent",
                 ),
             )
-            return message.id or 0
+            message_id, status = message.id or 0, message.status
+        if status == "queued":  # the agent's e-mail goes through the e-mail provider too
+            try:
+                self.deliver(message_id, key, case_id, Channel.EMAIL, rendered, message.recipient, request=None)
+            except ProviderError as error:
+                raise provider_failure(error) from error
+        return message_id

@@ -104,7 +104,7 @@ def _by_iban_and_amount(session: Session, line: StatementLine) -> tuple[Contract
     if not line.debtor_iban:
         return None, ""
     known = session.exec(select(DebtorAccount).where(DebtorAccount.iban == line.debtor_iban)).all()
-    today = line.booking_date or datetime.now(UTC).date()
+    today = line.booking_date or service.ledger_date(datetime.now(UTC))
     exact = []
     for account in known:
         contract = session.get(Contract, account.contract_id)

@@ -34,7 +34,12 @@ def summary_line(contract_number: str, plan_id: str) -> str:
 
 
 # The CaseStatus search attribute for each kind of hold; plain holds and promises are "on_hold".
-HOLD_STATUS = {"dispute": "disputed", "attention": "attention", "small_shortfall": "review"}
+HOLD_STATUS = {
+    "dispute": "disputed",
+    "attention": "attention",
+    "small_shortfall": "review",
+    "instalment_plan": "instalments",
+}
 
 
 def case_status_word(state: CaseState) -> str:

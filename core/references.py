@@ -21,6 +21,15 @@ def rf_reference(payload: str) -> str:
     return f"RF{check:02d}{body}"
 
 
+def payment_reference(contract_number: str) -> str:
+    """The RF reference for a contract, or "" when its number cannot carry one (more than 21
+    letters and digits): the transfer then names the contract in free text instead."""
+    try:
+        return rf_reference(contract_number)
+    except ValueError:
+        return ""
+
+
 def is_valid_rf_reference(reference: str) -> bool:
     ref = reference.replace(" ", "").upper()
     if not re.fullmatch(r"RF\d{2}[0-9A-Z]{1,21}", ref):

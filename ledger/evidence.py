@@ -67,6 +67,18 @@ def record(
         raise LedgerError(f"at {at.isoformat()} is before the notice was created ({created.isoformat()})")
     if at > datetime.now(UTC):
         raise LedgerError(f"at {at.isoformat()} is in the future")
+    return _store(session, message_id, kind, at, source, reference, recorded_by)
+
+
+def _store(
+    session: Session,
+    message_id: int,
+    kind: EvidenceKind,
+    at: datetime,
+    source: str,
+    reference: str,
+    recorded_by: str,
+) -> tuple[NoticeEvidence, bool]:
     existing = session.exec(
         select(NoticeEvidence).where(
             NoticeEvidence.message_id == message_id, NoticeEvidence.kind == kind, NoticeEvidence.reference == reference
@@ -113,3 +125,15 @@ def notices(session: Session, contract_number: str) -> list[NoticeProof]:
             )
         )
     return proofs
+
+
+def record_provider_fact(
+    session: Session, message: Message, kind: EvidenceKind, at: datetime, source: str, reference: str
+) -> None:
+    """A provider accepted / delivered / bounced a message: if it is a notice, that is evidence."""
+    if message.kind not in NOTICE_KINDS or message.id is None:
+        return
+    moment = at if at.tzinfo else at.replace(tzinfo=UTC)
+    created = message.created_at if message.created_at.tzinfo else message.created_at.replace(tzinfo=UTC)
+    # A provider's clock may run behind the moment the outbox stored the message: the fact stands.
+    _store(session, message.id, kind, max(moment, created), source, reference, recorded_by=source)

@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy import func, literal
 from sqlmodel import Session, col, select
 
 from core.allocation import Debt, Share, allocate
+from core.calendar import local_date
 from core.coverage import StatusChange
 from models.case import Arrears, OpenItem, PaymentResult
 from models.ledger import (
@@ -33,6 +35,14 @@ from models.ledger import (
     PremiumStatus,
     ProcessedEvent,
 )
+
+# The insurer books in Berlin: "as of" dates for a moment are Berlin dates, not UTC dates (a payment
+# at 00:30 Berlin on the day a premium falls due is paid on that day, not the day before).
+LEDGER_TIMEZONE = "Europe/Berlin"
+
+
+def ledger_date(moment: datetime) -> date:
+    return local_date(moment if moment.tzinfo else moment.replace(tzinfo=UTC), LEDGER_TIMEZONE)
 
 
 class LedgerError(ValueError):
@@ -228,7 +238,7 @@ def _debts(session: Session, contract_id: int, as_of: date) -> list[Debt]:
         assert fee.id is not None
         debts.append(
             Debt(
-                kind="fee",
+                kind="interest" if fee.kind == "interest" else "fee",
                 id=fee.id,
                 premium_key=owner.external_id if owner else "",
                 due_date=owner.due_date if owner else date.min,
@@ -262,7 +272,7 @@ def book_payment(
         raise LedgerError("reference must be 1..200 characters")
     contract = get_contract(session, contract_number, lock=True)
     assert contract.id is not None
-    as_of = received_at.date()
+    as_of = ledger_date(received_at)
     existing = session.exec(select(Payment).where(Payment.external_ref == external_ref)).first()
     if existing is not None:
         if existing.contract_id != contract.id or existing.amount_cents != amount_cents:
@@ -318,7 +328,7 @@ def _write_allocations(session: Session, payment_id: int, shares: tuple[Share, .
             if premium_row.paid_cents >= premium_row.amount_cents:
                 premium_row.status = PremiumStatus.PAID
             session.add(premium_row)
-        elif share.debt.kind == "fee":
+        elif share.debt.kind in ("fee", "interest"):  # both live in the fees table
             fee = session.get(Fee, share.debt.id)
             assert fee is not None
             fee.paid_cents += share.cents
@@ -390,7 +400,7 @@ def reverse_payment(
             premium.status = PremiumStatus.OPEN
             reopened.append(premium.external_id)
             session.add(premium)
-        elif allocation.target == "fee":
+        elif allocation.target in ("fee", "interest"):
             fee = session.get(Fee, allocation.target_id)
             assert fee is not None
             fee.paid_cents -= allocation.amount_cents
@@ -402,7 +412,7 @@ def reverse_payment(
     session.add(payment)
     session.flush()
     # Credit from other payments pays the re-opened items first; only what is left is dunned.
-    apply_credit(session, contract, as_of or datetime.now(UTC).date())
+    apply_credit(session, contract, as_of or ledger_date(datetime.now(UTC)))
     reopened = [p for p in reopened if get_premium(session, p).status == PremiumStatus.OPEN]
     return payment, reopened, True
 
@@ -448,7 +458,7 @@ def book_fee(
         return existing
     contract = get_contract(session, contract_number)
     assert contract.id is not None
-    oldest = next(iter(_open_premiums(session, contract.id, at.date())), None)
+    oldest = next(iter(_open_premiums(session, contract.id, ledger_date(at))), None)
     fee = Fee(
         idempotency_key=key,
         contract_id=contract.id,
@@ -457,6 +467,36 @@ def book_fee(
         label=label,
         amount_cents=amount_cents,
         booked_at=at,
+    )
+    session.add(fee)
+    session.flush()
+    return fee
+
+
+def interest_claimed(session: Session, premium_id: int) -> int:
+    """Default interest already booked as a claim for this premium (never claim a day twice)."""
+    rows = session.exec(select(Fee).where(Fee.premium_id == premium_id, Fee.kind == "interest")).all()
+    return sum(f.amount_cents for f in rows)
+
+
+def book_interest(
+    session: Session, *, key: str, premium: Premium, case_id: str, label: str, amount_cents: int, at: datetime
+) -> Fee:
+    """Book claimed default interest for one premium, once per key (a notice step)."""
+    existing = session.exec(select(Fee).where(Fee.idempotency_key == key)).first()
+    if existing is not None:
+        return existing
+    if amount_cents <= 0:
+        raise LedgerError(f"interest must be > 0 cents, got {amount_cents}")
+    fee = Fee(
+        idempotency_key=key,
+        contract_id=premium.contract_id,
+        premium_id=premium.id,
+        case_id=case_id,
+        label=label,
+        amount_cents=amount_cents,
+        booked_at=at,
+        kind="interest",
     )
     session.add(fee)
     session.flush()
@@ -602,17 +642,21 @@ def overdue_premiums(
 ) -> list[tuple[int, str, str, str | None]]:
     """Open, unblocked premiums due before `as_of`: (row id, contract number, premium id, plan), by id.
 
-    Uses the (status, due_date) index, so its cost follows the number of open premiums.
+    Walks the (status, id) index, so its cost follows the number of open premiums, not the paid
+    history. The statuses are literals in the SQL text: PostgreSQL's generic plan for the prepared
+    statement (psycopg prepares after 5 runs) misjudges `status = $1` and walks the primary key
+    or every contract instead (make bench showed 1 s per page at 1,000,000 rows).
     """
     query = (
         select(Premium.id, Contract.contract_number, Premium.external_id, Contract.dunning_plan)
         .join(Contract, col(Contract.id) == col(Premium.contract_id))
         .where(
-            Premium.status == PremiumStatus.OPEN,
+            col(Premium.status) == literal(PremiumStatus.OPEN, SAEnum(PremiumStatus), literal_execute=True),
             Premium.due_date < as_of,
             Premium.dunning_blocked == False,  # noqa: E712
             col(Premium.id) > after_id,
-            Contract.status != ContractStatus.TERMINATED,
+            col(Contract.status)
+            != literal(ContractStatus.TERMINATED, SAEnum(ContractStatus), literal_execute=True),
         )
         .order_by(col(Premium.id))
         .limit(limit)

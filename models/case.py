@@ -26,6 +26,8 @@ class CaseStage(StrEnum):
     AGENCY = "agency"  # handed over to the agent
     COURT_APPROVAL = "court_approval"  # application prepared, waiting for a person
     COURT_FILED = "court_filed"
+    TERMINATION_APPROVAL = "termination_approval"  # termination proposed, waiting for a person
+    TERMINATED = "terminated"  # contract terminated; paying everything within a month voids it
     PAID = "paid"
     WRITTEN_OFF = "written_off"
     CANCELLED = "cancelled"
@@ -40,6 +42,7 @@ STAGE_AFTER_STEP: dict[StepKind, CaseStage] = {
     StepKind.PAY_LINK_SMS: CaseStage.SMS_SENT,
     StepKind.AGENCY_HANDOVER: CaseStage.AGENCY,
     StepKind.COURT_DUNNING: CaseStage.COURT_APPROVAL,
+    StepKind.TERMINATION: CaseStage.TERMINATION_APPROVAL,
 }
 
 
@@ -49,6 +52,12 @@ class HoldKind(StrEnum):
     DISPUTE = "dispute"  # manual review: no end date, only `resume` ends it
     ATTENTION = "attention"  # a step failed on bad data: a person fixes it, then `resume` retries
     SMALL_SHORTFALL = "small_shortfall"  # a payment left only a few cents: a person decides, no escalation
+    INSTALMENTS = "instalment_plan"  # escalation pauses while the agreed instalments arrive on time
+
+
+class Instalment(BaseModel):
+    due: date
+    amount_cents: int
 
 
 class Hold(BaseModel):
@@ -58,6 +67,8 @@ class Hold(BaseModel):
     promised_cents: int | None = None
     balance_at_promise_cents: int = 0
     set_by: str = ""
+    schedule: list[Instalment] = Field(default_factory=list)  # instalment plan: what is due when
+    instalment: int = 0  # instalment plan: index of the instalment the hold waits for
 
 
 # --- ledger snapshots (what activities return) ---------------------------------------------
@@ -127,6 +138,8 @@ class CaseState(BaseModel):
     noticed_items: list[str] | None = None
     supplements: int = 0  # supplementary notices sent for premiums that joined after the notice
     handover_at: datetime | None = None
+    terminated_at: datetime | None = None  # a person approved the termination (§38(3) VVG)
+    cure_until: datetime | None = None  # paying everything before this voids the termination
     hold: Hold | None = None
     escalate_requested: bool = False
     court_approved_by: str | None = None
@@ -193,6 +206,14 @@ class PromiseToPay(BaseModel):
     by: str = "staff"
 
 
+class AgreeInstalments(BaseModel):
+    """An instalment plan over the whole open balance: amounts add up to it to the cent."""
+
+    instalments: list[Instalment]
+    note: str = ""
+    by: str = "staff"
+
+
 class Dispute(BaseModel):
     reason: str
     by: str = "staff"
@@ -211,6 +232,13 @@ class EscalateNow(BaseModel):
 class Cancel(BaseModel):
     reason: str
     by: str = "staff"
+
+
+class TerminationDecision(BaseModel):
+    """A person approves or declines the proposed termination (Art. 22 GDPR: never automatic)."""
+
+    by: str
+    note: str = ""
 
 
 class ApproveCourtFiling(BaseModel):

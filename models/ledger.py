@@ -142,6 +142,9 @@ class Fee(SQLModel, table=True):
     paid_cents: int = 0
     written_off: bool = False
     booked_at: datetime
+    # cost (dunning costs) | interest (default interest the plan chose to claim, §288 BGB):
+    # payments pay costs, then interest, then the premium (§367 BGB).
+    kind: str = Field(default="cost", sa_column_kwargs={"server_default": "cost"})
 
 
 class Message(SQLModel, table=True):

@@ -29,6 +29,7 @@ class StepKind(StrEnum):
     PAY_LINK_SMS = "pay_link_sms"
     AGENCY_HANDOVER = "agency_handover"
     COURT_DUNNING = "court_dunning"  # gerichtliches Mahnverfahren, after a person approves
+    TERMINATION = "termination"  # fristlose Kündigung §38(3) VVG: proposed, a person decides
 
 
 class Anchor(StrEnum):
@@ -97,6 +98,9 @@ class DunningPlan(BaseModel):
     # A payment that leaves less than this open goes to manual review instead of escalating
     # (DOMAIN.md §2: there is no tolerance in law, so a person decides). 0 switches it off.
     small_shortfall_cents: int = Field(default=100, ge=0)
+    # Claim default interest (§288 BGB) in qualified notices. Off by default: a notice must never
+    # state an amount that could be too high (DOMAIN.md §2); interest is tracked either way.
+    claim_interest: bool = False
     # Receipts for partial payments and the confirmation when the balance clears.
     confirmation_channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL, Channel.LETTER])
     steps: list[PlanStep]
@@ -125,6 +129,14 @@ class DunningPlan(BaseModel):
                 raise ValueError(f"step {step.key}: offsets from '{step.after}' must not decrease along the plan")
             last_offset[step.after] = step.offset
             seen.add(step.kind)
+        terminations = [s for s in self.steps if s.kind == StepKind.TERMINATION]
+        if len(terminations) > 1:
+            raise ValueError(f"plan {self.id}: at most one termination step")
+        for step in terminations:
+            if self.legal_basis != LegalBasis.FOLLOW_UP_PREMIUM:
+                raise ValueError(f"step {step.key}: termination under §38(3) VVG is for follow-up premiums only")
+            if step.after != Anchor.DEADLINE:
+                raise ValueError(f"step {step.key}: a termination may only follow the notice deadline (after=deadline)")
         if self.legal_basis == LegalBasis.FIRST_PREMIUM:
             self._check_first_premium()
         if self.legal_basis == LegalBasis.DENMARK:

@@ -11,62 +11,95 @@ from models.plan import Anchor, DunningPlan, LegalBasis, PlanStep, StepKind
 E, L, S = Channel.EMAIL, Channel.LETTER, Channel.SMS
 
 
+D = timedelta(days=1)
+
+
+def _reminder(days: int, summary: str) -> PlanStep:
+    return PlanStep(key="reminder", kind=StepKind.REMINDER, offset=days * D, channels=[E, L], summary=summary)
+
+
+def _notice(days: int, letter_fee_cents: int, summary: str) -> PlanStep:
+    """The qualified notice: a letter (text form) with an e-mail copy where an address is known."""
+    return PlanStep(
+        key="notice",
+        kind=StepKind.QUALIFIED_NOTICE,
+        offset=days * D,
+        channels=[L],
+        copies=[E],
+        fees_cents={L: letter_fee_cents},
+        summary=summary,
+    )
+
+
+def _suspend() -> PlanStep:
+    return PlanStep(
+        key="suspend",
+        kind=StepKind.SUSPEND_COVER,
+        after=Anchor.DEADLINE,
+        offset=timedelta(0),
+        summary="Suspend cover when the deadline passes",
+    )
+
+
+def _sms(days: int, summary: str, after: Anchor = Anchor.DEADLINE, copies: tuple[Channel, ...] = ()) -> PlanStep:
+    return PlanStep(
+        key="sms",
+        kind=StepKind.PAY_LINK_SMS,
+        after=after,
+        offset=days * D,
+        channels=[S, E],
+        copies=list(copies),
+        summary=summary,
+    )
+
+
+def _agency(days: int, summary: str) -> PlanStep:
+    return PlanStep(
+        key="agency", kind=StepKind.AGENCY_HANDOVER, after=Anchor.DEADLINE, offset=days * D, summary=summary
+    )
+
+
 def _german_follow_up() -> DunningPlan:
     """SPEC.md §4: follow-up premium, consumer, Germany."""
-    d = timedelta(days=1)
     return DunningPlan(
         id="de-follow-up",
         version=1,
         title="Folgebeitrag Verbraucher (DE)",
         steps=[
-            PlanStep(
-                key="reminder",
-                kind=StepKind.REMINDER,
-                offset=3 * d,
-                channels=[E, L],
-                fees_cents={},
-                summary="Friendly reminder 3 days after due",
-            ),
-            PlanStep(
-                key="notice",
-                kind=StepKind.QUALIFIED_NOTICE,
-                offset=14 * d,
-                channels=[L],
-                copies=[E],
-                fees_cents={L: 150},
-                summary="Qualified notice §38 VVG 14 days after due",
-            ),
-            PlanStep(
-                key="suspend",
-                kind=StepKind.SUSPEND_COVER,
-                after=Anchor.DEADLINE,
-                offset=timedelta(0),
-                summary="Suspend cover when the deadline passes",
-            ),
-            PlanStep(
-                key="sms",
-                kind=StepKind.PAY_LINK_SMS,
-                after=Anchor.DEADLINE,
-                offset=d,
-                channels=[S, E],
-                copies=[E],
-                summary="SMS with pay link 1 day after deadline",
-            ),
-            PlanStep(
-                key="agency",
-                kind=StepKind.AGENCY_HANDOVER,
-                after=Anchor.DEADLINE,
-                offset=7 * d,
-                summary="Hand over to the agent 7 days after deadline",
-            ),
+            _reminder(3, "Friendly reminder 3 days after due"),
+            _notice(14, 150, "Qualified notice §38 VVG 14 days after due"),
+            _suspend(),
+            _sms(1, "SMS with pay link 1 day after deadline", copies=(E,)),
+            _agency(7, "Hand over to the agent 7 days after deadline"),
             PlanStep(
                 key="court",
                 kind=StepKind.COURT_DUNNING,
                 after=Anchor.HANDOVER,
-                offset=30 * d,
+                offset=30 * D,
                 summary="Court dunning 30 days after unresolved handover",
             ),
         ],
+    )
+
+
+def _german_follow_up_with_termination() -> DunningPlan:
+    """The German plan plus the optional §38(3) termination: proposed 3 days after the deadline,
+    effective only when a person approves; paying everything within a month voids it."""
+    base = _german_follow_up()
+    steps = list(base.steps)
+    at = next(i for i, s in enumerate(steps) if s.key == "agency")
+    steps.insert(
+        at,
+        PlanStep(
+            key="terminate",
+            kind=StepKind.TERMINATION,
+            after=Anchor.DEADLINE,
+            offset=3 * D,
+            summary="Propose termination 3 days after the deadline (a person decides)",
+        ),
+    )
+    return base.model_copy(
+        update={"id": "de-follow-up-terminate", "title": "Folgebeitrag mit Kündigungsoption (DE)", "steps": steps}
     )
 
 
@@ -74,51 +107,22 @@ def _german_first_premium() -> DunningPlan:
     """§37 VVG: the first premium. No cover until it is paid, so nothing to suspend; the separate
     text-form notice tells the customer so. After the deadline an agent calls; withdrawal from the
     contract (Rücktritt) stays a person's decision."""
-    d = timedelta(days=1)
     return DunningPlan(
         id="de-first-premium",
         version=1,
         title="Erstbeitrag (DE, § 37 VVG)",
         legal_basis=LegalBasis.FIRST_PREMIUM,
         steps=[
-            PlanStep(
-                key="reminder",
-                kind=StepKind.REMINDER,
-                offset=3 * d,
-                channels=[E, L],
-                summary="Reminder 3 days after the first premium fell due",
-            ),
-            PlanStep(
-                key="notice",
-                kind=StepKind.QUALIFIED_NOTICE,
-                offset=10 * d,
-                channels=[L],
-                copies=[E],
-                fees_cents={L: 150},
-                summary="Separate notice §37(2) VVG 10 days after due",
-            ),
-            PlanStep(
-                key="sms",
-                kind=StepKind.PAY_LINK_SMS,
-                after=Anchor.DEADLINE,
-                offset=d,
-                channels=[S, E],
-                summary="SMS with pay link 1 day after deadline",
-            ),
-            PlanStep(
-                key="agency",
-                kind=StepKind.AGENCY_HANDOVER,
-                after=Anchor.DEADLINE,
-                offset=5 * d,
-                summary="Agent calls 5 days after deadline (withdrawal is a person's decision)",
-            ),
+            _reminder(3, "Reminder 3 days after the first premium fell due"),
+            _notice(10, 150, "Separate notice §37(2) VVG 10 days after due"),
+            _sms(1, "SMS with pay link 1 day after deadline"),
+            _agency(5, "Agent calls 5 days after deadline (withdrawal is a person's decision)"),
         ],
     )
 
 
 def _danish_follow_up() -> DunningPlan:
     """Denmark: three reminders at most, 10+ days apart, fee at most 100 DKK each (renteloven §9b)."""
-    d = timedelta(days=1)
     return DunningPlan(
         id="dk-follow-up",
         version=1,
@@ -129,43 +133,11 @@ def _danish_follow_up() -> DunningPlan:
         legal_basis=LegalBasis.DENMARK,
         currency="DKK",
         steps=[
-            PlanStep(
-                key="reminder",
-                kind=StepKind.REMINDER,
-                offset=3 * d,
-                channels=[E, L],
-                summary="1st reminder (rykker) 3 days after due, free",
-            ),
-            PlanStep(
-                key="notice",
-                kind=StepKind.QUALIFIED_NOTICE,
-                offset=13 * d,
-                channels=[L],
-                copies=[E],
-                fees_cents={L: 10_000},
-                summary="2nd reminder with deadline and consequences 13 days after due, 100 DKK",
-            ),
-            PlanStep(
-                key="suspend",
-                kind=StepKind.SUSPEND_COVER,
-                after=Anchor.DEADLINE,
-                offset=timedelta(0),
-                summary="Suspend cover when the deadline passes",
-            ),
-            PlanStep(
-                key="sms",
-                kind=StepKind.PAY_LINK_SMS,
-                offset=34 * d,
-                channels=[S, E],
-                summary="3rd and last reminder: SMS with pay link 34 days after due",
-            ),
-            PlanStep(
-                key="agency",
-                kind=StepKind.AGENCY_HANDOVER,
-                after=Anchor.DEADLINE,
-                offset=10 * d,
-                summary="Hand over to the agent 10 days after deadline",
-            ),
+            _reminder(3, "1st reminder (rykker) 3 days after due, free"),
+            _notice(13, 10_000, "2nd reminder with deadline and consequences 13 days after due, 100 DKK"),
+            _suspend(),
+            _sms(34, "3rd and last reminder: SMS with pay link 34 days after due", after=Anchor.DUE),
+            _agency(10, "Hand over to the agent 10 days after deadline"),
         ],
     )
 
@@ -204,6 +176,7 @@ BUILTIN_PLANS: dict[str, DunningPlan] = {
     p.id: p
     for p in (
         _german_follow_up(),
+        _german_follow_up_with_termination(),
         _german_first_premium(),
         _danish_follow_up(),
         _demo("demo", timedelta(minutes=1), "minutes"),  # make run

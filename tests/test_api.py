@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import Engine
 from sqlmodel import select
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -127,7 +127,9 @@ async def case_status_when(
     env: WorkflowEnvironment, contract_number: str, done: Callable[[CaseStatus], bool], seconds: float = 10
 ) -> CaseStatus:
     """Query `status` until `done` (the case reads the ledger in an activity after the signal)."""
-    handle = env.client.get_workflow_handle_for(DunningCase.run, f"dunning-{contract_number}")
+    handle: WorkflowHandle[DunningCase, CaseStatus] = env.client.get_workflow_handle_for(
+        DunningCase.run, f"dunning-{contract_number}"
+    )
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         current = await handle.query(DunningCase.status)

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner, Result
 
+import cli_common
 import config
-import starter
 from config import Settings
 from models.case import CaseStage, CaseStatus
 from starter import app
@@ -45,7 +45,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         attempts.append(settings.temporal_address)
         raise AssertionError("the CLI connected to Temporal")
 
-    monkeypatch.setattr(starter, "connect", no_connection)
+    monkeypatch.setattr(cli_common, "connect", no_connection)
     yield attempts
 
 
@@ -87,9 +87,21 @@ def test_bad_input_is_refused_with_exit_2_and_a_message_before_anything_is_sent(
 
 
 @pytest.fixture
-def cli_env(time_env: WorkflowEnvironment, settings: Settings) -> Iterator[dict[str, str]]:
+def cli_env(
+    time_env: WorkflowEnvironment, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
     """Environment pointing the CLI at the test server and the test's worker. The CLI caches its
-    settings, so the cache is cleared before and after."""
+    settings, so the cache is cleared before and after. The CLI speaks the test worker's data
+    converter (the worker here does not decrypt; encryption is tested in tests/test_codec.py)."""
+
+    async def same_converter(settings: Settings) -> Client:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=time_env.client.data_converter,
+        )
+
+    monkeypatch.setattr(cli_common, "connect", same_converter)
     config.get_settings.cache_clear()
     yield {
         "TEMPORAL_ADDRESS": time_env.client.service_client.config.target_host,
@@ -177,3 +189,21 @@ async def test_status_of_a_contract_without_a_case_is_a_clear_error_not_a_traceb
     assert "no dunning case for contract_number 'K-404'" in output(result)
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)  # typer.Exit(2), not an uncaught error
+
+
+async def test_instalments_from_the_cli_split_the_whole_balance_monthly(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings, cli_env: dict[str, str]
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1")
+    await opened(handle)
+    first = today + timedelta(days=7)
+
+    agreed = await cli(cli_env, "instalments", "K-100001", "--count", "3", "--first", first.isoformat())
+
+    assert agreed.exit_code == 0, agreed.output
+    hold = (await status(handle)).hold
+    assert hold is not None and hold.kind == "instalment_plan"
+    assert [(i.due, i.amount_cents) for i in hold.schedule][0] == (first, 3_334)
+    assert sum(i.amount_cents for i in hold.schedule) == 10_000

@@ -656,15 +656,19 @@ def test_demo_plans_send_at_the_exact_minute() -> None:
 # --- supplementary notices ---------------------------------------------------------------------
 
 
-def test_a_premium_the_notice_did_not_name_gets_a_supplement_timed_like_the_notice() -> None:
-    plan = get_plan("de-follow-up")
-    state = case_state(
-        plan,
-        [item("P-1", date(2026, 1, 1)), item("P-2", date(2026, 1, 20))],
+def after_notice(p2_due: date, noticed: list[str] | None) -> CaseState:
+    """A case past its notice (deadline 4 Feb 2026) that named P-1; P-2 fell due on `p2_due`."""
+    return case_state(
+        get_plan("de-follow-up"),
+        [item("P-1", date(2026, 1, 1)), item("P-2", p2_due)],
         next_step=2,
         deadline=datetime(2026, 2, 4, 0, 0, tzinfo=BERLIN),
-        noticed_items=["P-1"],
+        noticed_items=noticed,
     )
+
+
+def test_a_premium_the_notice_did_not_name_gets_a_supplement_timed_like_the_notice() -> None:
+    state = after_notice(date(2026, 1, 20), ["P-1"])
     supplement = next_step(state)
     assert supplement is not None and supplement.key == "notice_supplement_1"
     assert supplement.kind == StepKind.QUALIFIED_NOTICE
@@ -672,28 +676,38 @@ def test_a_premium_the_notice_did_not_name_gets_a_supplement_timed_like_the_noti
     assert step_due_at(state, supplement) == datetime(2026, 2, 3, 8, 0, tzinfo=BERLIN)
 
     state.noticed_items = ["P-1", "P-2"]
-    assert next_step(state) == plan.steps[2]  # everything named: back to the plan
+    assert next_step(state) == state.plan.steps[2]  # everything named: back to the plan
 
 
 def test_the_suspension_comes_first_when_it_is_due_before_the_supplement() -> None:
-    plan = get_plan("de-follow-up")
-    state = case_state(
-        plan,
-        [item("P-1", date(2026, 1, 1)), item("P-2", date(2026, 1, 30))],
-        next_step=2,
-        deadline=datetime(2026, 2, 4, 0, 0, tzinfo=BERLIN),
-        noticed_items=["P-1"],
-    )
-    assert next_step(state) == plan.step("suspend")
+    state = after_notice(date(2026, 1, 30), ["P-1"])
+    assert next_step(state) == state.plan.step("suspend")
 
 
 def test_cases_from_before_supplements_existed_never_send_one() -> None:
-    plan = get_plan("de-follow-up")
-    state = case_state(
-        plan,
-        [item("P-1", date(2026, 1, 1)), item("P-2", date(2026, 1, 20))],
-        next_step=2,
-        deadline=datetime(2026, 2, 4, 0, 0, tzinfo=BERLIN),
-    )
-    assert state.noticed_items is None
-    assert next_step(state) == plan.step("suspend")
+    state = after_notice(date(2026, 1, 20), None)
+    assert next_step(state) == state.plan.step("suspend")
+
+
+# --- instalment plans --------------------------------------------------------------------------
+
+
+def test_equal_instalments_add_up_to_the_cent_monthly_with_month_ends_clamped() -> None:
+    from core.instalments import equal_instalments, schedule_problem
+
+    plan = equal_instalments(10_000, 3, date(2027, 1, 31))
+    assert [(i.due, i.amount_cents) for i in plan] == [
+        (date(2027, 1, 31), 3_334),
+        (date(2027, 2, 28), 3_333),
+        (date(2027, 3, 31), 3_333),
+    ]
+    assert schedule_problem(plan, 10_000, date(2027, 1, 1)) is None
+    with pytest.raises(ValueError, match="cannot split 2 cents into 3"):
+        equal_instalments(2, 3, date(2027, 1, 1))
+
+
+def test_a_contract_number_too_long_for_an_rf_reference_gets_none_instead_of_an_error() -> None:
+    from core.references import payment_reference
+
+    assert payment_reference("K-1001") == rf_reference("K-1001")
+    assert payment_reference("K-" + "9" * 30) == ""

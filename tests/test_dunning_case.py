@@ -18,6 +18,7 @@ from core.calendar import dispatch_moment, is_working_day, start_of_day
 from ledger import service
 from ledger.db import session_scope
 from models.case import (
+    AgreeInstalments,
     ApproveCourtFiling,
     Cancel,
     CaseInput,
@@ -26,14 +27,17 @@ from models.case import (
     Dispute,
     EscalateNow,
     HoldRequest,
+    Instalment,
     PaymentResult,
     PremiumOverdue,
     PromiseToPay,
     RecordPayment,
     Resume,
+    TerminationDecision,
     WriteOff,
 )
-from models.ledger import AgentTask, ContractStatusChange, CourtApplication, Premium
+from models.ledger import AgentTask, ContractStatusChange, CourtApplication, Fee, Premium
+from models.plans import get_plan
 from tests.conftest import seed_contract
 from tests.helpers import advance_until, berlin_today, contract_status, messages, open_case, status
 from web.inbound import Inbound
@@ -57,11 +61,13 @@ async def test_full_path_reaches_court_approval_and_payment_then_reactivates(
         ("pay_link", "sms"),
         ("pay_link", "email"),
         ("agent_handover", "email"),
+        ("agent_escalation", "email"),  # issue #4: nobody tried to call within 24 h → the supervisor is told
     ]
     assert contract_status(engine, "K-100001") == "suspended"
     with session_scope(engine) as session:
+        # issue #4: the task belongs to the AgentHandover child, which court dunning ends (tests/test_handover.py)
         task = session.exec(select(AgentTask)).one()
-        assert (task.agent_code, task.status, task.open_cents) == ("A-7", "open", 12_150)
+        assert (task.agent_code, task.open_cents) == ("A-7", 12_150)
         application = session.exec(select(CourtApplication)).one()
         assert application.status == "prepared"
         interest = application.record["interest"]
@@ -496,3 +502,179 @@ async def test_a_premium_falling_due_after_the_notice_gets_a_supplementary_notic
     suspended = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.SUSPENDED)
     assert suspended.steps_done[-1].at >= supplement.deadline
     assert [r.key for r in suspended.steps_done].count("notice_supplement_1") == 1  # sent once
+
+
+async def test_instalments_paid_on_time_pause_escalation_until_the_balance_is_cleared(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today, handle = await one_premium_case(time_env, engine, settings, 9_000)
+    reminded = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+    start = berlin_today(await time_env.get_current_time())
+    plan = [Instalment(due=start + timedelta(days=10 + 30 * i), amount_cents=3_000) for i in range(3)]
+    agreed = await handle.execute_update(DunningCase.agree_instalments, AgreeInstalments(instalments=plan, by="mia"))
+    assert agreed.hold is not None and agreed.hold.kind == "instalment_plan"
+    for number, instalment in enumerate(plan, start=1):
+        await time_env.sleep(timedelta(days=9) if number == 1 else timedelta(days=29))
+        await pay(time_env, engine, settings, f"rate-{number}", instalment.amount_cents)
+    result = await handle.result()
+    assert result.stage == CaseStage.PAID
+    assert [s.key for s in result.steps_done] == [s.key for s in reminded.steps_done]  # nothing escalated
+    assert sum("on time" in e.text for e in result.journal) == 2
+
+
+async def test_a_missed_instalment_resumes_dunning_the_next_working_day_morning(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today, handle = await one_premium_case(time_env, engine, settings, 9_000)
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.REMINDED)
+    start = berlin_today(await time_env.get_current_time())
+    plan = [
+        Instalment(due=start + timedelta(days=5), amount_cents=4_500),
+        Instalment(due=start + timedelta(days=35), amount_cents=4_500),
+    ]
+    await handle.execute_update(DunningCase.agree_instalments, AgreeInstalments(instalments=plan))
+    await time_env.sleep(timedelta(days=4))
+    await pay(time_env, engine, settings, "rate-1", 4_500)
+    second_missed = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
+    assert any("Instalment 1 of 2 on time" in e.text for e in second_missed.journal)
+    assert any("Instalment 2 of 2 missed (4500 of 9000 cents paid)" in e.text for e in second_missed.journal)
+    sent = second_missed.steps_done[-1].at.astimezone(ZoneInfo(BERLIN))
+    assert sent.date() > plan[1].due and is_working_day(sent.date()) and (sent.hour, sent.minute) == (8, 0)
+
+
+@pytest.mark.parametrize(
+    ("amounts", "days", "problem"),
+    [
+        ([5_000, 4_999], [5, 35], "add up to 9999 cents, the open balance is 10000"),
+        ([10_000], [5], "2..24 instalments"),
+        ([5_000, 5_000], [35, 5], "strictly increasing"),
+        ([5_000, 5_000], [-1, 30], "today or later"),
+        ([5_000, 5_000], [5, 400], "within a year"),
+        ([10_000, 0], [5, 35], "more than 0 cents"),
+    ],
+)
+async def test_an_instalment_plan_that_does_not_add_up_is_refused_and_changes_nothing(
+    time_env: WorkflowEnvironment,
+    worker: Worker,
+    engine: Engine,
+    settings: Settings,
+    amounts: list[int],
+    days: list[int],
+    problem: str,
+) -> None:
+    _, handle = await one_premium_case(time_env, engine, settings, 10_000)
+    before = await advance_until(time_env, handle, lambda s: s.balance_cents > 0, step=timedelta(seconds=1))
+    start = berlin_today(await time_env.get_current_time())
+    plan = [Instalment(due=start + timedelta(days=d), amount_cents=a) for a, d in zip(amounts, days, strict=True)]
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(DunningCase.agree_instalments, AgreeInstalments(instalments=plan))
+    assert problem in str(refused.value.cause)
+    after = await status(handle)
+    assert (after.hold, after.next_step, after.next_step_at) == (before.hold, before.next_step, before.next_step_at)
+
+
+async def terminated_case(
+    time_env: WorkflowEnvironment, engine: Engine, settings: Settings
+) -> WorkflowHandle[DunningCase, CaseStatus]:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1", plan_id="de-follow-up-terminate")
+    proposed = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.TERMINATION_APPROVAL)
+    assert contract_status(engine, "K-100001") == "suspended"  # nothing terminated without a person
+    assert proposed.next_step is None and proposed.next_step_at is None  # the case waits for the decision
+    approved = await handle.execute_update(
+        "approve_termination", TerminationDecision(by="J. Richter"), result_type=CaseStatus
+    )
+    assert approved.stage == CaseStage.TERMINATED and contract_status(engine, "K-100001") == "terminated"
+    return handle
+
+
+def history(engine: Engine) -> list[tuple[str, str]]:
+    with session_scope(engine) as session:
+        return [(str(c.from_status), str(c.to_status)) for c in session.exec(select(ContractStatusChange))]
+
+
+async def test_paying_within_a_month_of_an_approved_termination_voids_it(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    handle = await terminated_case(time_env, engine, settings)
+    await time_env.sleep(timedelta(days=20))
+    await pay(time_env, engine, settings, "cure", 10_150)
+    result = await handle.result()
+    assert result.stage == CaseStage.PAID
+    assert history(engine) == [("active", "suspended"), ("suspended", "terminated"), ("terminated", "active")]
+    assert any("Termination void" in e.text for e in result.journal)
+    assert [m.kind for m in messages(engine, "K-100001")].count("reactivation") >= 1
+
+
+async def test_paying_after_the_cure_month_leaves_the_termination_standing(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    handle = await terminated_case(time_env, engine, settings)
+    await time_env.sleep(timedelta(days=33))
+    await pay(time_env, engine, settings, "late", 10_150)
+    result = await handle.result()
+    assert result.stage == CaseStage.PAID
+    assert contract_status(engine, "K-100001") == "terminated"
+    assert history(engine) == [("active", "suspended"), ("suspended", "terminated")]
+    assert "reactivation" not in [m.kind for m in messages(engine, "K-100001")]  # no "cover restored" letter
+    assert any("the termination stands" in e.text for e in result.journal)
+
+
+async def test_a_declined_termination_keeps_the_contract_and_dunning_goes_on(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1", plan_id="de-follow-up-terminate")
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.TERMINATION_APPROVAL)
+    with pytest.raises(WorkflowUpdateFailedError, match="update failed"):
+        await handle.execute_update("approve_termination", TerminationDecision(by=" "), result_type=CaseStatus)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(DunningCase.escalate_now, EscalateNow(reason="hurry"))
+    declined = await handle.execute_update(
+        DunningCase.decline_termination, TerminationDecision(by="J. Richter", note="long-standing customer")
+    )
+    assert declined.stage == CaseStage.SUSPENDED and declined.next_step == "agency"
+    assert contract_status(engine, "K-100001") == "suspended"
+    with pytest.raises(WorkflowUpdateFailedError) as again:
+        await handle.execute_update("approve_termination", TerminationDecision(by="J. Richter"), result_type=CaseStatus)
+    assert "no termination waits for a decision" in str(again.value.cause)
+    assert history(engine) == [("active", "suspended")]
+
+
+async def test_a_plan_that_claims_interest_itemises_it_in_the_notice_to_the_cent(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today - timedelta(days=60), 10_000)])
+    plan = get_plan("de-follow-up").model_copy(update={"id": "de-follow-up-interest", "claim_interest": True})
+    handle = await time_env.client.start_workflow(
+        DunningCase.run,
+        CaseInput(contract_number="K-100001", plan=plan, premiums=[PremiumOverdue(premium_id="P-1")]),
+        id="dunning-K-100001",
+        task_queue=settings.task_queue,
+    )
+    noticed = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
+    notice = next(r for r in noticed.steps_done if r.key == "notice")
+    letter = next(m for m in messages(engine, "K-100001") if m.kind == "qualified_notice" and m.channel == "letter")
+    with session_scope(engine) as session:
+        interest = session.exec(select(Fee).where(Fee.kind == "interest")).one()
+        balance = service.arrears(session, "K-100001", berlin_today(await time_env.get_current_time())).balance_cents
+    assert interest.amount_cents > 0 and "Verzugszinsen" in interest.label
+    assert notice.total_cents == letter.total_cents == balance == 10_000 + 150 + interest.amount_cents
+    assert "Verzugszinsen" in letter.body_text and "Zinsen wegen verspäteter Zahlung" not in letter.body_text
+
+
+async def test_a_first_premium_case_states_the_section_37_consequences_and_never_suspends(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    today = berlin_today(await time_env.get_current_time())
+    seed_contract(engine, premiums=[("P-1", today, 10_000)])
+    handle = await open_case(time_env, settings.task_queue, "K-100001", "P-1", plan_id="de-first-premium")
+    after = await advance_until(time_env, handle, lambda s: s.stage == CaseStage.SMS_SENT)
+    assert [r.key for r in after.steps_done] == ["reminder", "notice", "sms"]
+    letter = next(m for m in messages(engine, "K-100001") if m.kind == "qualified_notice" and m.channel == "letter")
+    assert "§ 37 VVG" in letter.subject and "ERSTBEITRAG NICHT BEZAHLT" in letter.body_text
+    assert "§ 38 VVG" not in letter.body_text
+    assert contract_status(engine, "K-100001") == "active"  # nothing to suspend: cover never began

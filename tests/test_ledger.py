@@ -670,3 +670,18 @@ def test_credit_pays_a_premium_booked_later_so_nobody_is_dunned_for_money_alread
     assert sorted(set(reopened)) == ["P-1", "P-2"]
     assert (premium_row(any_engine, "P-1").paid_cents, premium_row(any_engine, "P-2").paid_cents) == (0, 0)
     assert contract_row(any_engine).credit_cents == 0
+
+
+def test_a_payment_just_after_midnight_in_berlin_pays_the_premium_due_that_day(any_engine: Engine) -> None:
+    seed_contract(any_engine, "K-1", premiums=[("P-1", date(2026, 11, 23), 10_000)])
+    with session_scope(any_engine) as session:  # 23:30 UTC on the 22nd is 00:30 on the 23rd in Berlin
+        result = service.book_payment(
+            session,
+            contract_number="K-1",
+            external_ref="R-1",
+            amount_cents=10_000,
+            received_at=datetime(2026, 11, 22, 23, 30, tzinfo=UTC),
+            source="bank",
+        )
+    assert (result.allocated_cents, result.credit_cents) == (10_000, 0)
+    assert premium_row(any_engine, "P-1").status == "paid"

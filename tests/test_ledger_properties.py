@@ -100,3 +100,40 @@ def test_money_is_conserved_and_order_and_repeats_do_not_matter(
     apply(ledger_engine, fresh, [(f"{fresh}-{r}", c) for r, c in refs if r not in returned], set())
     fresh_balance, fresh_credit, _ = state(ledger_engine, fresh)
     assert (fresh_balance, fresh_credit) == (balance, credit)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    premiums=premiums_st,
+    fees=st.lists(st.integers(min_value=1, max_value=500), max_size=3),
+    amounts=st.lists(st.integers(min_value=1, max_value=60_000), max_size=4),
+    claim_interest=st.booleans(),
+)
+def test_a_notice_itemises_exactly_the_ledger_balance(
+    ledger_engine: Engine, premiums: list[int], fees: list[int], amounts: list[int], claim_interest: bool
+) -> None:
+    from activities.messaging import Outbox
+    from config import Settings
+    from ledger.interest_claims import claim_default_interest
+
+    contract = new_contract(ledger_engine, premiums)
+    with session_scope(ledger_engine) as session:
+        for i, cents in enumerate(fees):
+            service.book_fee(
+                session,
+                key=f"{contract}:fee{i}",
+                contract_number=contract,
+                case_id="c",
+                label="Mahnkosten",
+                amount_cents=cents,
+                at=WHEN,
+            )
+        if claim_interest:
+            claim_default_interest(session, contract_number=contract, case_id="c", key="c:n", as_of=AS_OF, at=WHEN)
+    apply(ledger_engine, contract, [(f"{contract}-p{i}", c) for i, c in enumerate(amounts)], set())
+    outbox = Outbox(ledger_engine, Settings())
+    with session_scope(ledger_engine) as session:
+        arrears = service.arrears(session, contract, AS_OF)
+        items = outbox.itemise(session, service.get_contract(session, contract), arrears)
+    assert sum(i.amount_cents for i in items) == arrears.balance_cents
+    assert all(i.amount_cents > 0 for i in items)  # nothing paid or negative is listed

@@ -90,3 +90,24 @@ def test_the_german_plans_keep_the_two_week_minimum() -> None:
         plan = BUILTIN_PLANS[plan_id].model_dump() | {"payment_period": 13 * D}
         with pytest.raises(ValidationError, match="at least 14 days"):
             DunningPlan.model_validate(plan)
+
+
+def test_a_termination_only_follows_the_deadline_of_a_follow_up_premium_notice() -> None:
+    plan = BUILTIN_PLANS["de-follow-up-terminate"].model_dump()
+    terminate = next(s for s in plan["steps"] if s["key"] == "terminate")
+    assert terminate["kind"] == StepKind.TERMINATION
+    terminate["after"], terminate["offset"] = Anchor.DUE, 30 * D
+    with pytest.raises(ValidationError, match="may only follow the notice deadline"):
+        DunningPlan.model_validate(plan)
+
+    first = BUILTIN_PLANS["de-first-premium"].model_dump()
+    first["steps"].append(
+        PlanStep(key="terminate", kind=StepKind.TERMINATION, after=Anchor.DEADLINE, offset=30 * D).model_dump()
+    )
+    with pytest.raises(ValidationError, match="follow-up premiums only"):
+        DunningPlan.model_validate(first)
+
+    twice = BUILTIN_PLANS["de-follow-up-terminate"].model_dump()
+    twice["steps"].append({**terminate, "key": "terminate_again", "after": Anchor.DEADLINE, "offset": 40 * D})
+    with pytest.raises(ValidationError, match="at most one termination step"):
+        DunningPlan.model_validate(twice)

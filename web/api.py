@@ -7,7 +7,7 @@ nothing. Bad input gets 422 with a message naming the field, the value and the r
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -236,6 +236,9 @@ async def ledger_event(event: LedgerEvent, ctx: Annotated[AppContext, Depends(co
 # --- cases -----------------------------------------------------------------------------------
 
 
+QUERY_TIMEOUT = timedelta(seconds=10)
+
+
 def case_handle(client: Client, contract_number: str) -> WorkflowHandle[DunningCase, CaseStatus]:
     return client.get_workflow_handle_for(DunningCase.run, case_workflow_id(contract_number))
 
@@ -244,10 +247,15 @@ def case_handle(client: Client, contract_number: str) -> WorkflowHandle[DunningC
 async def case_status(contract_number: Id, ctx: Annotated[AppContext, Depends(context)]) -> CaseStatus:
     """The `status` query of the contract's (latest) dunning case."""
     try:
-        return await case_handle(ctx.client, contract_number).query(DunningCase.status)
+        return await case_handle(ctx.client, contract_number).query(DunningCase.status, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             raise HTTPException(404, f"no dunning case for contract_number {contract_number!r}") from error
+        if error.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE):
+            # No worker answered (all stopped or overloaded): say so instead of a bare 500 after a long wait.
+            raise HTTPException(
+                503, f"the case for contract_number {contract_number!r} did not answer in time; is a worker running?"
+            ) from error
         raise
 
 

@@ -15,8 +15,12 @@ from fastapi.responses import JSONResponse
 from config import get_settings
 from ledger.db import make_engine, migrate
 from ledger.service import LedgerError, NotFound
+from observability import configure_logging
 from runtime import connect
-from web import api, bank, evidence, pages
+from web import agents, api, bank, evidence, pages, webhooks
+from web import campaign as quote_campaign
+from web import codec as payload_codec
+from web import metrics as prometheus_metrics
 from web.deps import AppContext
 from web.inbound import Inbound
 
@@ -30,6 +34,8 @@ def create_app(ctx: AppContext | None = None) -> FastAPI:
             app.state.ctx = ctx
         else:
             settings = get_settings()
+            if settings.log_format == "json":
+                configure_logging("web")  # JSON lines, personal data masked (observability.py)
             migrate(settings.effective_database_url)
             engine = make_engine(settings.effective_database_url)
             client = await connect(settings)
@@ -47,9 +53,14 @@ def create_app(ctx: AppContext | None = None) -> FastAPI:
         return JSONResponse(status_code=422, content={"detail": str(error)})
 
     app.include_router(api.router)
+    app.include_router(prometheus_metrics.router)  # GET /metrics for Prometheus (issue #7)
+    app.include_router(webhooks.router)  # before pages: it answers the stable pay link /pay/{token} first
     app.include_router(pages.router)
+    app.include_router(agents.router)  # the agent page (issue #4)
     app.include_router(bank.router)
     app.include_router(evidence.router)
+    app.include_router(payload_codec.router)
+    app.include_router(quote_campaign.router)
     return app
 
 

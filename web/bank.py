@@ -16,7 +16,7 @@ from banking.inbound import BankStatements
 from ledger.db import session_scope
 from ledger.service import LedgerError
 from models.banking import LineStatus
-from web.deps import context, db_session
+from web.deps import RowId, context, db_session
 from web.pages import page
 
 router = APIRouter(tags=["bank"])
@@ -87,13 +87,13 @@ def manual_queue(session: Session = Depends(db_session)) -> list[LineOut]:
 
 
 @router.post("/api/bank/lines/{line_id}/assign")
-async def assign(request: Request, line_id: int, body: AssignIn) -> dict[str, object]:
+async def assign(request: Request, line_id: RowId, body: AssignIn) -> dict[str, object]:
     booked = await statements(request).assign(line_id, body.contract_number, body.staff, body.premium_id)
     return {"line_id": line_id, "contract_number": booked.contract_number, "payment_ref": booked.payment_ref}
 
 
 @router.post("/api/bank/lines/{line_id}/dismiss")
-async def dismiss(request: Request, line_id: int, body: DismissIn) -> dict[str, object]:
+async def dismiss(request: Request, line_id: RowId, body: DismissIn) -> dict[str, object]:
     await statements(request).dismiss(line_id, body.reason, body.staff)
     return {"line_id": line_id, "status": LineStatus.DISMISSED.value}
 
@@ -136,7 +136,7 @@ async def bank_import(
 @router.post("/bank/lines/{line_id}/assign", response_class=HTMLResponse)
 async def bank_assign(
     request: Request,
-    line_id: int,
+    line_id: RowId,
     contract_number: Annotated[str, Form()] = "",
     staff: Annotated[str, Form()] = "",
 ) -> Response:
@@ -150,7 +150,7 @@ async def bank_assign(
 
 @router.post("/bank/lines/{line_id}/dismiss", response_class=HTMLResponse)
 async def bank_dismiss(
-    request: Request, line_id: int, reason: Annotated[str, Form()] = "", staff: Annotated[str, Form()] = ""
+    request: Request, line_id: RowId, reason: Annotated[str, Form()] = "", staff: Annotated[str, Form()] = ""
 ) -> Response:
     try:
         body = DismissIn(reason=reason, staff=staff)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Path, Request
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
@@ -15,6 +16,10 @@ from config import Settings
 from core.calendar import local_date
 from ledger.db import session_scope
 from web.inbound import Inbound
+
+# A row id in a URL: a number outside 64 bits is refused (422, naming the parameter) before it reaches
+# the database, which cannot hold it (SQLite raised OverflowError → 500; found by tests/test_fuzz.py).
+RowId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
 
 
 def berlin_today() -> date:

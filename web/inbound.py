@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from temporalio.client import Client
 
@@ -22,6 +23,7 @@ from ledger import service
 from ledger.db import transaction_in_thread
 from models.case import PaymentBooked, PaymentResult, PremiumOverdue
 from models.ledger import AgentTask, Contract, Premium
+from observability import payment_booked
 from workflows.client import notify_payment, start_or_join_case
 
 T = TypeVar("T")
@@ -52,7 +54,13 @@ class Inbound:
             if service.seen_event(session, source, event_id) is None:
                 service.record_event(session, source, event_id, datetime.now(UTC), result)
 
-        await self.in_transaction(record)
+        try:
+            await self.in_transaction(record)
+        except IntegrityError:
+            # The same event delivered twice at once: the other delivery recorded it first
+            # (PostgreSQL does not serialise the check above the way SQLite's write lock does).
+            if await self.duplicate(source, event_id) is None:
+                raise
 
     async def plan_for(self, contract_number: str) -> str:
         contract = await self.in_transaction(lambda s: service.get_contract(s, contract_number))
@@ -94,6 +102,7 @@ class Inbound:
                 designated_premium=premium_id,
             )
         )
+        payment_booked(source, result)  # Prometheus counter (observability.py); repeats count nothing
         # Signalled even when the booking is a repeat: the first attempt may have failed
         # right after booking. The case ignores a payment reference it has seen.
         await notify_payment(

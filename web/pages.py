@@ -54,7 +54,7 @@ from models.ledger import (
     PremiumStatus,
     TestPaySession,
 )
-from web.deps import berlin_today, context
+from web.deps import RowId, berlin_today, context
 from web.testpay_signature import HEADER as SIGNATURE_HEADER
 from web.testpay_signature import SignatureError, header_value, verify
 from workflows.client import case_workflow_id
@@ -609,7 +609,7 @@ def outbox(request: Request) -> Response:
 
 
 @router.get("/outbox/{message_id}", response_class=HTMLResponse)
-def outbox_message(request: Request, message_id: int) -> Response:
+def outbox_message(request: Request, message_id: RowId) -> Response:
     ctx = context(request)
     with session_scope(ctx.engine) as session:
         message = session.get(Message, message_id)
@@ -630,7 +630,7 @@ def outbox_message(request: Request, message_id: int) -> Response:
 
 
 @router.get("/outbox/{message_id}/pdf", response_model=None)
-def outbox_pdf(request: Request, message_id: int) -> Response:
+def outbox_pdf(request: Request, message_id: RowId) -> Response:
     ctx = context(request)
     with session_scope(ctx.engine) as session:
         message = session.get(Message, message_id)
@@ -658,7 +658,7 @@ def tasks(request: Request) -> Response:
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
-def task_detail(request: Request, task_id: int) -> Response:
+def task_detail(request: Request, task_id: RowId) -> Response:
     ctx = context(request)
     with session_scope(ctx.engine) as session:
         task = session.get(AgentTask, task_id)

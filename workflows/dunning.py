@@ -17,29 +17,31 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.handover import HandoverActivities
     from activities.ledger import LedgerActivities
     from activities.messaging import Outbox
     from core.calendar import local_date, start_of_day
     from core.case_view import case_status_word, current_details
+    from core.instalments import add_months, due_so_far, equal_instalments, schedule_problem
     from core.schedule import is_supplement, next_step, step_due_at
     from models.activities import (
         ApproveCourtApplication,
         BookPayment,
         ChangeContractStatus,
         CloseCase,
-        HandOver,
         LoadArrears,
         PrepareCourtApplication,
         SendMessage,
         SentMessage,
     )
+    from models.agency import HandoverInput, HandoverOutcome, OutcomeKind
     from models.case import (
         CLOSED_STAGES,
         STAGE_AFTER_STEP,
+        AgreeInstalments,
         ApproveCourtFiling,
         Arrears,
         Cancel,
@@ -53,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         Hold,
         HoldKind,
         HoldRequest,
+        Instalment,
         PaymentBooked,
         PaymentResult,
         PremiumOverdue,
@@ -60,22 +63,32 @@ with workflow.unsafe.imports_passed_through():
         RecordPayment,
         Resume,
         StepRecord,
+        TerminationDecision,
         WriteOff,
     )
+    from models.court import FINAL_STATES as COURT_FINAL_STATES
+    from models.court import CaseEnded, CourtApproval, CourtInput, CourtProgress, CourtState, PaymentForwarded
     from models.ledger import ContractStatus
     from models.messages import MessageKind
     from models.plan import MESSAGE_STEPS, Anchor, PlanStep, StepKind
     from models.plans import get_plan
     from workflows import search_attributes as sa
+    from workflows.court import CourtDunning
+    from workflows.handover import AgentHandover
 
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
+# A message renders in about a second: a send whose worker died is given to another worker after
+# 30 s instead of 2 min (the retry finds what the dead attempt stored; tests/test_faults.py).
+SEND_TIMEOUT = timedelta(seconds=30)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 MESSAGE_KIND = {
     StepKind.REMINDER: MessageKind.REMINDER,
     StepKind.QUALIFIED_NOTICE: MessageKind.QUALIFIED_NOTICE,
     StepKind.PAY_LINK_SMS: MessageKind.PAY_LINK_SMS,
 }
-# Patches (docs): histories recorded before a patch replay on the old path.
+# Patches (docs/workflow-versioning.md): histories recorded before a patch replay on the old path.
+WRITE_OFF_REREADS_LEDGER = "write-off-rereads-ledger"  # since 2026-11; old history: write_off_before_patch.json
+HANDOVER_FINISHED = "; outcome "  # marks the agency step record once the handover child has finished
 SUPPLEMENTARY_NOTICES = "supplementary-notices"  # since 2026-11: premiums joining after the notice get one
 MAX_PAYMENT_CENTS = 100_000_000  # 1 million EUR: anything larger is a typo
 
@@ -117,6 +130,8 @@ class DunningCase:
         self._pending_payments: list[str] = []
         self._lock = asyncio.Lock()  # one ledger-changing action at a time (main loop or handler)
         self._published: dict[str, object] = {}
+        self._court_state: CourtState | None = None  # as last reported by the court child
+        self._children: dict[str, workflow.ChildWorkflowHandle[Any, Any]] = {}  # started by this run
         for premium in input.premiums:
             self._join(premium)
 
@@ -190,16 +205,28 @@ class DunningCase:
                     ContractStatus.SUSPENDED, "Notice deadline passed with arrears (§38(2) VVG)", key, "Suspend cover"
                 )
             elif step.kind == StepKind.AGENCY_HANDOVER:
-                handed = await workflow.execute_activity_method(
-                    HandoverActivities.hand_over_to_agent,
-                    HandOver(case_id=state.case_id, contract_number=state.contract_number, key=key, now=now),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=RETRY,
-                    summary="Create the agent's task",
+                # The agent's routine is its own child workflow (workflows/handover.py); its
+                # outcome comes back as the signal `handover_outcome`. ABANDON: the case ends it
+                # itself (`_end_children`), and a continue-as-new of the case must not cancel it.
+                self._children["handover"] = await workflow.start_child_workflow(
+                    AgentHandover.run,
+                    HandoverInput(
+                        case_id=state.case_id,
+                        contract_number=state.contract_number,
+                        parent_workflow_id=workflow.info().workflow_id,
+                        key=key,
+                        balance_cents=state.arrears.balance_cents,
+                    ),
+                    id=self._child_id("handover"),
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    static_summary=f"Agency handover of case {state.case_id}",
                 )
                 state.handover_at = now
-                record.note = f"task {handed.task_id} for agent {handed.agent_code}"
-                state.arrears.agent_code = handed.agent_code
+                record.note = f"handover {self._child_id('handover')}"
+            elif step.kind == StepKind.TERMINATION:
+                # Art. 22 GDPR: a decision with legal effect is never automatic. The case waits for
+                # approve_termination / decline_termination (DunningStage='termination_approval').
+                record.note = "termination proposed: waits for a person's decision"
             elif step.kind == StepKind.COURT_DUNNING:
                 prepared = await workflow.execute_activity_method(
                     LedgerActivities.prepare_court_application,
@@ -209,7 +236,24 @@ class DunningCase:
                     summary="Prepare court application",
                 )
                 record.total_cents = prepared.claimed_cents
-                record.note = f"application {prepared.application_id} waits for approval"
+                await self._end_handover(wait=False)  # court starts at once; the handover closes its task itself
+                # The court lifecycle (DOMAIN.md §5), years of monitoring included, is a child workflow.
+                due_dates = [item.due_date for item in state.arrears.items]
+                self._children["court"] = await workflow.start_child_workflow(
+                    CourtDunning.run,
+                    CourtInput(
+                        case_id=state.case_id,
+                        contract_number=state.contract_number,
+                        parent_workflow_id=workflow.info().workflow_id,
+                        application_id=prepared.application_id,
+                        claimed_cents=prepared.claimed_cents,
+                        oldest_due=min(due_dates) if due_dates else self._today(),
+                    ),
+                    id=self._child_id("court"),
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    static_summary=f"Court dunning of case {state.case_id}",
+                )
+                record.note = f"application {prepared.application_id} waits for approval ({self._child_id('court')})"
         except ActivityError as error:
             # Bad master data (no such contract, an amount that does not add up): stop here
             # and ask a person; `resume` tries the same step again with the same key.
@@ -230,7 +274,7 @@ class DunningCase:
 
     async def _send(self, request: SendMessage, summary: str) -> SentMessage:
         return await workflow.execute_activity_method(
-            Outbox.send_message, request, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary
+            Outbox.send_message, request, start_to_close_timeout=SEND_TIMEOUT, retry_policy=RETRY, summary=summary
         )
 
     async def _refresh(self) -> None:
@@ -252,6 +296,7 @@ class DunningCase:
         """A receipt with the new balance and a fresh pay link for each partial payment."""
         while self._pending_payments:
             ref = self._pending_payments.pop(0)
+            await self._forward_to_court(ref)
             if self.state.arrears.balance_cents <= 0:
                 continue  # _settle sends the one confirmation
             if self._small_shortfall():
@@ -287,7 +332,10 @@ class DunningCase:
         """Balance cleared: reactivate at once, confirm, close."""
         state, now = self.state, workflow.now()
         await self._reactivate("Arrears paid: cover restored")
-        if state.steps_done or state.payments_seen:
+        if state.arrears.contract_status == ContractStatus.TERMINATED:
+            # Paid after the cure month: the termination stands, so no "cover restored" letter.
+            self._note("Balance cleared after the cure month: the termination stands (a person writes to the customer)")
+        elif state.steps_done or state.payments_seen:
             await self._send(
                 SendMessage(
                     case_id=state.case_id,
@@ -304,6 +352,17 @@ class DunningCase:
 
     async def _reactivate(self, reason: str) -> None:
         """Arrears gone: cover back at once (once per case, whichever way the balance cleared)."""
+        state = self.state
+        if state.arrears.contract_status == ContractStatus.TERMINATED and state.cure_until is not None:
+            if workflow.now() <= state.cure_until:
+                await self._change_contract_status(
+                    ContractStatus.ACTIVE,
+                    "Termination void: arrears paid within one month (§38(3) VVG); no cover for events in between",
+                    f"{state.case_id}:termination-void",
+                    "Termination void: reactivate",
+                )
+                self._note("Termination void: paid within the cure month, contract active again")
+            return
         if self.state.arrears.contract_status == ContractStatus.SUSPENDED:
             await self._change_contract_status(
                 ContractStatus.ACTIVE, reason, f"{self.state.case_id}:reactivate", "Reactivate the contract"
@@ -344,6 +403,7 @@ class DunningCase:
             retry_policy=RETRY,
             summary=f"Close case: {action}",
         )
+        await self._end_children(stage, reason)
         self.state.closed_at = now
         self.state.closed_reason = reason
         self.state.hold = None
@@ -352,8 +412,8 @@ class DunningCase:
     # --- timing ------------------------------------------------------------------------------
 
     def _due_step(self) -> PlanStep | None:
-        if self.state.stage == CaseStage.COURT_APPROVAL:
-            return None  # a person must approve before anything else happens
+        if self.state.stage in (CaseStage.COURT_APPROVAL, CaseStage.TERMINATION_APPROVAL):
+            return None  # a person must decide before anything else happens
         with workflow.unsafe.sandbox_unrestricted():  # compares due times: reads the holiday calendar
             return next_step(self.state)
 
@@ -402,8 +462,39 @@ class DunningCase:
             if paid < promised:
                 self._note(f"Promise to pay broken ({paid} of {promised} cents paid): dunning resumes")
                 return True
+        if hold.kind == HoldKind.INSTALMENTS:
+            paid = hold.balance_at_promise_cents - self.state.arrears.balance_cents
+            owed, number, count = due_so_far(hold.schedule, hold.instalment), hold.instalment + 1, len(hold.schedule)
+            if paid < owed:
+                self._note(f"Instalment {number} of {count} missed ({paid} of {owed} cents paid): dunning resumes")
+                return True
+            if number < count:
+                following = hold.schedule[number]
+                self.state.hold = hold.model_copy(update={"instalment": number, "until": self._hold_end(following.due)})
+                self._note(
+                    f"Instalment {number} of {count} on time; next {following.amount_cents} cents by {following.due}"
+                )
+                return True
         self._note("Hold ended: dunning resumes")
         return True
+
+    def _hold_end(self, day: date) -> datetime:
+        """A hold for a payment date ends after that day plus the plan's grace for the money to arrive."""
+        return start_of_day(day, self.state.plan.timezone) + self.state.plan.promise_grace
+
+    def _agree_instalments(self, schedule: list[Instalment], by: str, note: str) -> None:
+        self.state.hold = Hold(
+            kind=HoldKind.INSTALMENTS,
+            reason=note or "instalment plan",
+            until=self._hold_end(schedule[0].due),
+            balance_at_promise_cents=self.state.arrears.balance_cents,
+            set_by=by,
+            schedule=schedule,
+        )
+        last = schedule[-1]
+        self._enter(
+            self.state.stage, f"Instalment plan agreed by {by}: {len(schedule)} instalments, the last on {last.due}"
+        )
 
     def _today(self) -> date:
         return local_date(workflow.now(), self.state.plan.timezone)
@@ -494,6 +585,130 @@ class DunningCase:
         self.state.payments_seen.append(payment.payment_ref)
         self._pending_payments.append(payment.payment_ref)
         self._changes += 1
+
+    # --- children: agency handover and court dunning (workflows/handover.py, workflows/court.py) ---
+
+    def _child_id(self, kind: str) -> str:
+        return f"{self.state.case_id}/{kind}"
+
+    def _step_done(self, kind: StepKind) -> bool:
+        return any(record.kind == kind for record in self.state.steps_done)
+
+    def _handover_running(self) -> bool:
+        """Started, no outcome yet (marked on its step record, which survives continue-as-new),
+        and not already ended by the court step: a second cancel request is an error."""
+        records = [r for r in self.state.steps_done if r.kind == StepKind.AGENCY_HANDOVER]
+        if not records or HANDOVER_FINISHED in records[-1].note:
+            return False
+        return not self._step_done(StepKind.COURT_DUNNING)
+
+    async def _end_handover(self, wait: bool = True) -> None:
+        """The case moves on (court) or ends: the agent's routine stops and its task is closed."""
+        if not self._handover_running():
+            return
+        try:
+            await workflow.get_external_workflow_handle(self._child_id("handover")).cancel()
+        except FailureError:
+            pass  # it has finished already (an outcome was recorded)
+        if wait:
+            await self._child_finished("handover")
+
+    async def _child_finished(self, kind: str) -> None:
+        """Wait until a child started by this run has ended (after continue-as-new there is no handle,
+        and the child ends on its own), so the case never completes with a child's work half done."""
+        handle = self._children.pop(kind, None)
+        if handle is not None:
+            try:
+                await handle
+            except FailureError:
+                pass  # failed or cancelled: its own history says why
+
+    async def _tell_court(self, signal: str, arg: Any) -> None:
+        if not self._step_done(StepKind.COURT_DUNNING) or self._court_state in COURT_FINAL_STATES:
+            return
+        try:
+            await workflow.get_external_workflow_handle(self._child_id("court")).signal(signal, arg)
+        except FailureError:
+            self._note(f"Court dunning has ended; {signal} not delivered")
+
+    async def _forward_to_court(self, payment_ref: str) -> None:
+        """A payment during court dunning: partial restarts limitation there, full settles it."""
+        paid = PaymentForwarded(
+            payment_ref=payment_ref, balance_cents=self.state.arrears.balance_cents, paid_on=self._today()
+        )
+        await self._tell_court("payment_forwarded", paid)
+
+    async def _end_children(self, stage: CaseStage, reason: str) -> None:
+        await self._end_handover()
+        await self._tell_court("case_ended", CaseEnded(stage=stage.value, reason=reason))
+        if self._step_done(StepKind.COURT_DUNNING):
+            await self._child_finished("court")
+
+    @workflow.signal(description="The agent's outcome from the agency handover (child workflow).")
+    def handover_outcome(self, outcome: HandoverOutcome) -> None:
+        if self.closed:
+            return
+        state, plan = self.state, self.state.plan
+        for record in state.steps_done:
+            if record.kind == StepKind.AGENCY_HANDOVER and HANDOVER_FINISHED not in record.note:
+                record.note += f"{HANDOVER_FINISHED}{outcome.kind}"
+        by = f"agent {outcome.by}"
+        balance = state.arrears.balance_cents
+        if outcome.kind in (OutcomeKind.PROMISE_TO_PAY, OutcomeKind.INSTALMENT_PLAN) and outcome.pay_by:
+            until = workflow.now() if plan.demo else start_of_day(outcome.pay_by, plan.timezone)
+            promised = outcome.amount_cents
+            reason = outcome.note or "promise to pay (agent)"
+            if outcome.kind == OutcomeKind.INSTALMENT_PLAN and outcome.instalments:
+                schedule = (
+                    equal_instalments(balance, outcome.instalments, outcome.pay_by)
+                    if 2 <= outcome.instalments <= balance
+                    else []
+                )
+                if schedule and schedule_problem(schedule, balance, self._today()) is None:
+                    self._agree_instalments(schedule, by, outcome.note or "instalment plan (agent)")
+                    self._changes += 1
+                    return
+                # Hold until the first instalment; if it is not paid, dunning resumes (court).
+                promised = -(-balance // outcome.instalments)
+                reason = f"instalment plan agreed: {outcome.instalments} instalments from {outcome.pay_by}"
+            state.hold = Hold(
+                kind=HoldKind.PROMISE,
+                reason=reason,
+                until=until + plan.promise_grace,
+                promised_cents=promised,
+                balance_at_promise_cents=balance,
+                set_by=by,
+            )
+            text = f"Agent outcome {outcome.kind}: hold until {outcome.pay_by:%d.%m.%Y}"
+        elif outcome.kind == OutcomeKind.DISPUTE:
+            state.hold = Hold(kind=HoldKind.DISPUTE, reason=outcome.note or "disputed (agent)", set_by=by)
+            text = "Agent outcome: customer disputes the claim (manual review)"
+        elif outcome.kind == OutcomeKind.WRONG_CONTACT_DATA:
+            reason = f"wrong contact data: {outcome.note}; fix the master data, then resume"
+            state.hold = Hold(kind=HoldKind.ATTENTION, reason=reason, set_by=by)
+            text = "Agent outcome: wrong contact data (needs a person)"
+        elif outcome.kind == OutcomeKind.COLLECTED and outcome.payment_ref:
+            self.payment_booked(PaymentBooked(payment_ref=outcome.payment_ref, amount_cents=outcome.amount_cents or 0))
+            text = f"Agent collected {outcome.amount_cents} cents (payment {outcome.payment_ref})"
+        else:  # not reachable: court dunning now
+            if state.hold is None or state.hold.kind != HoldKind.ATTENTION:
+                state.hold = None
+                state.escalate_requested = True
+            text = f"Agent outcome {outcome.kind}: escalate to court dunning"
+        self._changes += 1
+        self._enter(state.stage, text)
+
+    @workflow.signal(description="The court dunning child reports a state change.")
+    def court_progress(self, progress: CourtProgress) -> None:
+        if self.closed:
+            return
+        self._court_state = progress.state
+        if progress.state == CourtState.FILED and self.state.stage == CaseStage.COURT_APPROVAL:
+            self.state.stage = CaseStage.COURT_FILED
+        if progress.state in (CourtState.LAPSED, CourtState.CLOSED):
+            self.state.hold = Hold(kind=HoldKind.ATTENTION, reason=f"court dunning {progress.state}: {progress.text}")
+        self._changes += 1
+        self._enter(self.state.stage, f"Court: {progress.text}")
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -604,6 +819,25 @@ class DunningCase:
         if request.amount_cents is not None and not 0 < request.amount_cents <= balance:
             raise reject(f"amount_cents must be between 1 and the open balance {balance}, got {request.amount_cents}")
 
+    @workflow.update(
+        description="Agree an instalment plan over the whole balance: escalation pauses while instalments arrive "
+        "on time; a missed one resumes dunning the next working day."
+    )
+    def agree_instalments(self, request: AgreeInstalments) -> CaseStatus:
+        self._agree_instalments(request.instalments, request.by, request.note)
+        self._changes += 1
+        return self._status()
+
+    @agree_instalments.validator
+    def _validate_instalments(self, request: AgreeInstalments) -> None:
+        self._require_open()
+        require_text("by", request.by, 64)
+        if self.state.stage == CaseStage.COURT_APPROVAL:
+            raise reject("the court application waits for approval: decide on it first")
+        problem = schedule_problem(request.instalments, self.state.arrears.balance_cents, self._today())
+        if problem is not None:
+            raise reject(problem)
+
     @workflow.update(description="Customer disputes the claim: stop escalating until a person resumes.")
     def dispute(self, request: Dispute) -> CaseStatus:
         self.state.hold = Hold(kind=HoldKind.DISPUTE, reason=request.reason, set_by=request.by)
@@ -621,6 +855,14 @@ class DunningCase:
         async with self._lock:
             if self.closed:
                 return self._status()
+            if workflow.patched(WRITE_OFF_REREADS_LEDGER):
+                # A payment may have cleared the balance since the case last read the ledger (its
+                # signal still queued behind this update): then the case is paid, not written off.
+                await self._refresh()
+                if self.state.arrears.balance_cents <= 0:
+                    await self._settle()
+                    self._changes += 1
+                    return self._status()
             await self._reactivate(f"Arrears written off: {request.reason}")
             await self._close(CaseStage.WRITTEN_OFF, f"Written off by {request.by}: {request.reason}", "write_off")
             self._changes += 1
@@ -645,6 +887,8 @@ class DunningCase:
         require_text("reason", request.reason)
         if self.state.stage == CaseStage.COURT_APPROVAL:
             raise reject("the court application waits for approval: use approve_court_filing")
+        if self.state.stage == CaseStage.TERMINATION_APPROVAL:
+            raise reject("a termination waits for a decision: use approve_termination or decline_termination")
         step = self._due_step()
         if step is None:
             raise reject("the plan has no further step; the case waits for payment")
@@ -678,10 +922,61 @@ class DunningCase:
                 retry_policy=RETRY,
                 summary="Record approval and file",
             )
+            # The court child files and runs the court lifecycle from here (workflows/court.py).
+            await self._tell_court(
+                "approve_filing_requested", CourtApproval(approver=request.approver, note=request.note)
+            )
             self.state.court_approved_by = request.approver
             self._changes += 1
             self._enter(CaseStage.COURT_FILED, f"Court filing approved by {request.approver}")
         return self._status()
+
+    @workflow.update(
+        description="A person approves the proposed termination (§38(3) VVG): the contract ends now; "
+        "paying everything within one month makes the termination void."
+    )
+    async def approve_termination(self, request: TerminationDecision) -> CaseStatus:
+        async with self._lock:
+            if self.state.stage != CaseStage.TERMINATION_APPROVAL:
+                return self._status()  # decided meanwhile (the validator ran before the lock)
+            state, now = self.state, workflow.now()
+            await self._change_contract_status(
+                ContractStatus.TERMINATED,
+                f"Terminated without notice (§38(3) VVG), approved by {request.by}",
+                f"{state.case_id}:terminate",
+                "Terminate the contract",
+            )
+            state.terminated_at = now
+            local = local_date(now, state.plan.timezone)
+            state.cure_until = start_of_day(add_months(local, 1) + timedelta(days=1), state.plan.timezone)
+            self._changes += 1
+            self._enter(
+                CaseStage.TERMINATED,
+                f"Termination approved by {request.by}; void if everything is paid by {add_months(local, 1):%d.%m.%Y}",
+            )
+        return self._status()
+
+    @approve_termination.validator
+    def _validate_approve_termination(self, request: TerminationDecision) -> None:
+        self._require_termination_pending(request)
+
+    @workflow.update(description="A person declines the proposed termination: the contract stays, dunning goes on.")
+    def decline_termination(self, request: TerminationDecision) -> CaseStatus:
+        back = CaseStage.SUSPENDED if self._suspended() else CaseStage.NOTICE_SENT
+        self._changes += 1
+        self._enter(back, f"Termination declined by {request.by}" + (f": {request.note}" if request.note else ""))
+        return self._status()
+
+    @decline_termination.validator
+    def _validate_decline_termination(self, request: TerminationDecision) -> None:
+        self._require_termination_pending(request)
+
+    def _require_termination_pending(self, request: TerminationDecision) -> None:
+        self._require_open()
+        require_text("by", request.by, 100)
+        require_text("note", request.note or "-", 500)
+        if self.state.stage != CaseStage.TERMINATION_APPROVAL:
+            raise reject(f"no termination waits for a decision (stage is {self.state.stage})")
 
     @approve_court_filing.validator
     def _validate_approve(self, request: ApproveCourtFiling) -> None:

@@ -13,6 +13,10 @@ OPEN_AMOUNT_CENTS = SearchAttributeKey.for_int("OpenAmountCents")
 NEXT_ACTION_TIME = SearchAttributeKey.for_datetime("NextActionTime")
 DUNNING_PLAN = SearchAttributeKey.for_keyword("DunningPlan")
 AGENT_CODE = SearchAttributeKey.for_keyword("AgentCode")
+HANDOVER_STATE = SearchAttributeKey.for_keyword("HandoverState")  # AgentHandover child: waiting | contacting | …
+COURT_STATE = SearchAttributeKey.for_keyword("CourtState")  # CourtDunning child: filed | served | …
+# Abandoned-quote campaigns and their follow-ups (models.campaign.CampaignStage values).
+CAMPAIGN_STAGE = SearchAttributeKey.for_keyword("CampaignStage")
 
 ALL: list[SearchAttributeKey[Any]] = [
     CONTRACT_NUMBER,
@@ -22,6 +26,9 @@ ALL: list[SearchAttributeKey[Any]] = [
     NEXT_ACTION_TIME,
     DUNNING_PLAN,
     AGENT_CODE,
+    HANDOVER_STATE,
+    COURT_STATE,
+    CAMPAIGN_STAGE,
 ]
 
 

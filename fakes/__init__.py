@@ -1,0 +1,1 @@
+"""Local fakes of the Stripe, Twilio and SendGrid APIs (see fakes/server.py): `python -m fakes`."""
