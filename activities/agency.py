@@ -19,7 +19,7 @@ from temporalio import activity
 
 from activities.ledger import non_retryable
 from activities.messaging import Outbox, recipient, usable
-from channels.render import RenderError, render_message
+from channels.render import RenderError
 from config import Settings
 from ledger import service
 from ledger.db import session_scope
@@ -37,8 +37,8 @@ from models.agency import (
     OpenHandover,
     WriteAttempt,
 )
-from models.ledger import Agent, AgentTask, Contract, Message
-from models.messages import Channel, MessageContext, MessageKind
+from models.ledger import AgentTask, Contract, Message
+from models.messages import Channel
 
 BACKOFFICE = "backoffice"
 HANDOVER_KIND = "handover"
@@ -431,37 +431,8 @@ class AgencyActivities:
         self, session: Session, contract: Contract, case_id: str, agent_code: str, task_id: int, key: str, now: datetime
     ) -> None:
         """The agent's e-mail with the link to the task on the agent page (no customer contact data)."""
-        agent: Agent | None = service.get_agent(session, agent_code)
-        arrears = service.arrears(session, contract.contract_number, service.ledger_date(now))
-        context = MessageContext(
-            kind=MessageKind.AGENT_HANDOVER,
-            letter_date=service.ledger_date(now),
-            case_id=case_id,
-            contract_number=contract.contract_number,
-            product=contract.product,
-            salutation_name=agent.name if agent else "Backoffice",
-            items=self.outbox.itemise(session, contract, arrears),
-            total_cents=arrears.balance_cents,
-            creditor=self.outbox.creditor(),
-            agent_name=agent.name if agent else "Backoffice",
-            task_url=self.agent_task_url(task_id),
+        key = f"{key}:agent-mail:{agent_code}"
+        draft, _ = self.outbox.agent_mail(
+            session, contract, agent_code, case_id, self.agent_task_url(task_id), key, now
         )
-        rendered = render_message(Channel.EMAIL, context)
-        service.add_message(
-            session,
-            Message(
-                idempotency_key=f"{key}:agent-mail:{agent_code}",
-                case_id=case_id,
-                contract_id=contract.id,
-                channel=Channel.EMAIL,
-                kind=MessageKind.AGENT_HANDOVER,
-                recipient=agent.email if agent else "backoffice@example.invalid",
-                subject=rendered.subject,
-                body_text=rendered.text,
-                body_html=rendered.html,
-                total_cents=arrears.balance_cents,
-                created_at=now,
-                sent_at=now,
-                status="sent",
-            ),
-        )
+        service.add_message(session, draft)

@@ -380,46 +380,62 @@ class Outbox:
             deliveries.accept(session, delivery, provider_id, datetime.now(UTC))
         return provider_id
 
+    def agent_mail(
+        self,
+        session: Session,
+        contract: Contract,
+        agent_code: str | None,
+        case_id: str,
+        task_url: str,
+        key: str,
+        now: datetime,
+    ) -> tuple[Message, RenderedMessage]:
+        """The e-mail to an agent about a task: the case in brief and the link, no customer contact data.
+        Not stored yet: the caller decides how it is delivered."""
+        agent = service.get_agent(session, agent_code)
+        arrears = service.arrears(session, contract.contract_number, service.ledger_date(now))
+        context = MessageContext(
+            kind=MessageKind.AGENT_HANDOVER,
+            letter_date=service.ledger_date(now),
+            case_id=case_id,
+            contract_number=contract.contract_number,
+            product=contract.product,
+            salutation_name=agent.name if agent else "Backoffice",
+            items=self.itemise(session, contract, arrears),
+            total_cents=arrears.balance_cents,
+            creditor=self.creditor(),
+            agent_name=agent.name if agent else "Backoffice",
+            task_url=task_url,
+        )
+        rendered = render_message(Channel.EMAIL, context)
+        message = Message(
+            idempotency_key=key,
+            case_id=case_id,
+            contract_id=contract.id,
+            channel=Channel.EMAIL,
+            kind=MessageKind.AGENT_HANDOVER,
+            recipient=agent.email if agent else "backoffice@example.invalid",
+            subject=rendered.subject,
+            body_text=rendered.text,
+            body_html=rendered.html,
+            total_cents=arrears.balance_cents,
+            created_at=now,
+            sent_at=now,
+            status="sent",
+        )
+        return message, rendered
+
     def notify_agent(self, case_id: str, contract_number: str, task_id: int, key: str, now: datetime) -> int:
         """E-mail to the responsible agent about a new handover task (no customer contact data)."""
         with session_scope(self.engine) as session:
             contract = service.get_contract(session, contract_number)
-            agent = service.get_agent(session, contract.agent_code)
-            arrears = service.arrears(session, contract_number, service.ledger_date(now))
-            context = MessageContext(
-                kind=MessageKind.AGENT_HANDOVER,
-                letter_date=service.ledger_date(now),
-                case_id=case_id,
-                contract_number=contract_number,
-                product=contract.product,
-                salutation_name=agent.name if agent else "Backoffice",
-                items=self.itemise(session, contract, arrears),
-                total_cents=arrears.balance_cents,
-                creditor=self.creditor(),
-                agent_name=agent.name if agent else "Backoffice",
-                task_url=f"{self.settings.public_base_url}/tasks/{task_id}",
-            )
-            rendered = render_message(Channel.EMAIL, context)
-            message, _ = service.add_message(
-                session,
-                Message(
-                    idempotency_key=key,
-                    case_id=case_id,
-                    contract_id=contract.id,
-                    channel=Channel.EMAIL,
-                    kind=MessageKind.AGENT_HANDOVER,
-                    recipient=agent.email if agent else "backoffice@example.invalid",
-                    subject=rendered.subject,
-                    body_text=rendered.text,
-                    body_html=rendered.html,
-                    total_cents=arrears.balance_cents,
-                    created_at=now,
-                    sent_at=None if self.external(Channel.EMAIL) else now,
-                    status="queued" if self.external(Channel.EMAIL) else "sent",
-                ),
-            )
+            task_url = f"{self.settings.public_base_url}/tasks/{task_id}"
+            draft, rendered = self.agent_mail(session, contract, contract.agent_code, case_id, task_url, key, now)
+            if self.external(Channel.EMAIL):  # the agent's e-mail goes through the e-mail provider too
+                draft.status, draft.sent_at = "queued", None
+            message, _ = service.add_message(session, draft)
             message_id, status = message.id or 0, message.status
-        if status == "queued":  # the agent's e-mail goes through the e-mail provider too
+        if status == "queued":
             try:
                 self.deliver(message_id, key, case_id, Channel.EMAIL, rendered, message.recipient, request=None)
             except ProviderError as error:
