@@ -47,7 +47,7 @@ _STAGE_OF_MESSAGE = {
 }
 _STAGE_OF_CLOSE = {"paid": CaseStage.PAID, "write_off": CaseStage.WRITTEN_OFF, "cancel": CaseStage.CANCELLED}
 _STAGE_OF_ACTIVITY = {
-    "hand_over_to_agent": CaseStage.AGENCY,
+    "open_handover": CaseStage.AGENCY,  # the AgentHandover child assigns the task
     "prepare_court_application": CaseStage.COURT_APPROVAL,
     "approve_court_application": CaseStage.COURT_FILED,
 }

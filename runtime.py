@@ -13,7 +13,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.agency import AgencyActivities
 from activities.campaign import CampaignActivities
 from activities.court import CourtActivities
-from activities.handover import HandoverActivities
 from activities.ledger import LedgerActivities
 from activities.messaging import Outbox
 from activities.sweep import SweepActivities
@@ -50,7 +49,6 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
 def build_worker(client: Client, engine: Engine, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
     ledger = LedgerActivities(engine)
     outbox = Outbox(engine, settings)
-    handover = HandoverActivities(engine, outbox)
     agency = AgencyActivities(engine, outbox, settings)
     court = CourtActivities(engine)
     campaign = CampaignActivities(engine, settings)
@@ -70,7 +68,6 @@ def build_worker(client: Client, engine: Engine, settings: Settings, executor: T
             ledger.approve_court_application,
             ledger.close_case,
             outbox.send_message,
-            handover.hand_over_to_agent,
             agency.open_handover,
             agency.check_assignee,
             agency.write_attempt,

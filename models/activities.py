@@ -61,19 +61,6 @@ class BookPayment(BaseModel):
     premium_id: str | None = None
 
 
-class HandOver(BaseModel):
-    case_id: str
-    contract_number: str
-    key: str
-    now: datetime
-    contact_within_hours: int = 24
-
-
-class HandedOver(BaseModel):
-    task_id: int
-    agent_code: str
-
-
 class PrepareCourtApplication(BaseModel):
     case_id: str
     contract_number: str

@@ -438,7 +438,7 @@ async def test_a_shortfall_at_or_above_the_threshold_keeps_dunning(
     assert after.hold is None and after.balance_cents == 100 + 150  # rest + the notice's letter fee
 
 
-async def test_every_step_that_sends_waits_for_a_working_day_morning(
+async def test_reminder_and_notice_wait_for_a_working_day_morning_and_suspension_for_the_deadline(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
     berlin = ZoneInfo(BERLIN)

@@ -27,8 +27,9 @@ import calendar
 from datetime import date, datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, FailureError
+
+from workflows.common import ACTIVITY_TIMEOUT, RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.court import CourtActivities
@@ -54,8 +55,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes as sa
 
-ACTIVITY_TIMEOUT = timedelta(minutes=2)
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 TIMEZONE = "Europe/Berlin"
 TITLE_YEARS = 30  # §197(1) Nr. 3 BGB
 REGULAR_YEARS = 3  # §195 BGB

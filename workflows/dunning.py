@@ -16,9 +16,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from temporalio.workflow import ParentClosePolicy
+
+from workflows.common import ACTIVITY_TIMEOUT, RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
@@ -76,11 +78,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.court import CourtDunning
     from workflows.handover import AgentHandover
 
-ACTIVITY_TIMEOUT = timedelta(minutes=2)
 # A message renders in about a second: a send whose worker died is given to another worker after
 # 30 s instead of 2 min (the retry finds what the dead attempt stored; tests/test_faults.py).
 SEND_TIMEOUT = timedelta(seconds=30)
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 MESSAGE_KIND = {
     StepKind.REMINDER: MessageKind.REMINDER,
     StepKind.QUALIFIED_NOTICE: MessageKind.QUALIFIED_NOTICE,

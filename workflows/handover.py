@@ -26,8 +26,9 @@ import asyncio
 from datetime import date, datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, FailureError
+
+from workflows.common import ACTIVITY_TIMEOUT, RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.agency import AgencyActivities
@@ -53,8 +54,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes as sa
 
-ACTIVITY_TIMEOUT = timedelta(minutes=2)
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 MAX_CENTS = 100_000_000
 FINISHED = {HandoverState.DONE, HandoverState.CANCELLED}
 

@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
+
+from workflows.common import ACTIVITY_TIMEOUT, RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.campaign import CampaignActivities, Slot
@@ -42,8 +44,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes as sa
 
-ACTIVITY_TIMEOUT = timedelta(minutes=2)
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 HOLDOUT_ARM = "holdout"
 
 
