@@ -53,6 +53,7 @@ class HoldKind(StrEnum):
     ATTENTION = "attention"  # a step failed on bad data: a person fixes it, then `resume` retries
     SMALL_SHORTFALL = "small_shortfall"  # a payment left only a few cents: a person decides, no escalation
     INSTALMENTS = "instalment_plan"  # escalation pauses while the agreed instalments arrive on time
+    STOPPED = "stopped"  # automated dunning stopped (MD07, debtor deceased): only a person goes on
 
 
 class Instalment(BaseModel):
@@ -175,6 +176,17 @@ class PaymentBooked(BaseModel):
 
     payment_ref: str
     amount_cents: int
+    # When the money was received (the ledger's `received_at`): cover returns from this instant
+    # (§38(2) VVG), however late a worker gets to it. None (older senders): when the case saw it.
+    received_at: datetime | None = None
+
+
+class DunningStopped(BaseModel):
+    """Automated dunning must stop for this contract (e.g. a direct debit returned with MD07,
+    debtor deceased): the running case holds for a person; nothing more goes to the customer."""
+
+    code: str  # e.g. "MD07"
+    reason: str
 
 
 # --- staff actions (updates) ---------------------------------------------------------------

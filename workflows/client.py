@@ -7,7 +7,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.case_view import summary_line
-from models.case import CaseInput, CaseStatus, PaymentBooked, PremiumOverdue
+from models.case import CaseInput, CaseStatus, DunningStopped, PaymentBooked, PremiumOverdue
 from workflows import search_attributes as sa
 from workflows.dunning import DunningCase
 
@@ -44,6 +44,19 @@ async def notify_payment(client: Client, contract_number: str, payment: PaymentB
     handle = client.get_workflow_handle(case_workflow_id(contract_number))
     try:
         await handle.signal(DunningCase.payment_booked, payment)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def notify_dunning_stopped(client: Client, contract_number: str, stop: DunningStopped) -> bool:
+    """Tell the contract's running case that automated dunning must stop. False when no case runs
+    (nothing to stop; the contract-level block keeps new automated cases from starting)."""
+    handle = client.get_workflow_handle(case_workflow_id(contract_number))
+    try:
+        await handle.signal(DunningCase.dunning_stopped, stop)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return False

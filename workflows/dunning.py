@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         CaseState,
         CaseStatus,
         Dispute,
+        DunningStopped,
         EscalateNow,
         Hold,
         HoldKind,
@@ -585,6 +586,19 @@ class DunningCase:
         self.state.payments_seen.append(payment.payment_ref)
         self._pending_payments.append(payment.payment_ref)
         self._changes += 1
+
+    @workflow.signal(
+        description="Automated dunning must stop (e.g. direct debit returned MD07, debtor deceased): "
+        "the case holds for a person and sends nothing more."
+    )
+    def dunning_stopped(self, stop: DunningStopped) -> None:
+        if self.closed:
+            return
+        self.state.hold = Hold(kind=HoldKind.STOPPED, reason=f"{stop.code}: {stop.reason}", set_by=f"bank {stop.code}")
+        self.state.escalate_requested = False
+        self._needs_refresh = True  # the ledger no longer counts the blocked premiums
+        self._changes += 1
+        self._enter(self.state.stage, f"Automated dunning stopped ({stop.code}): {stop.reason}; a person decides")
 
     # --- children: agency handover and court dunning (workflows/handover.py, workflows/court.py) ---
 
