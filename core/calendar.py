@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from core.instalments import add_months
 from models.messages import Channel
 from models.plan import DunningPlan
 
@@ -54,21 +55,76 @@ def local_date(moment: datetime, tz: str) -> date:
     return moment.astimezone(ZoneInfo(tz)).date()
 
 
+def end_of_day(day: date, tz: str) -> datetime:
+    """A period whose last day is `day` runs until midnight after it, local time (§188(1) BGB)."""
+    return start_of_day(day + timedelta(days=1), tz)
+
+
+def add_working_days(day: date, count: int, country: str = "DE", subdivision: str | None = None) -> date:
+    """The `count`-th working day after `day` (`day` itself is not counted, whatever it is);
+    `count` 0 is `day` itself. Friday + 3 is Wednesday; Maundy Thursday + 3 is the Thursday after
+    Easter (Good Friday and Easter Monday are holidays)."""
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    for _ in range(count):
+        day = next_working_day(day + timedelta(days=1), country, subdivision)
+    return day
+
+
+def expected_receipt(
+    plan: DunningPlan, dispatched_at: datetime, channel: Channel, subdivision: str | None = None
+) -> date:
+    """The day the customer is expected to receive a message sent at `dispatched_at`.
+
+    Why working days: since the 2025 postal reform the delivery target for a letter is the third
+    working day after posting (the old rule, three calendar days, had a Friday letter arrive on
+    Monday, which the post no longer promises). Counting later than the post does is the safe side:
+    a deadline computed from a receipt that is too early would be too short and the notice void.
+    Holidays are nation-wide plus the customer's state (`subdivision`), where the letter arrives.
+    Demo plans count the exact `receipt_delay` instead (minutes, no calendar).
+    """
+    if plan.demo:
+        return local_date(dispatched_at + plan.receipt_delay.get(channel, timedelta(0)), plan.timezone)
+    return add_working_days(
+        local_date(dispatched_at, plan.timezone),
+        plan.receipt_working_days.get(channel, 0),
+        plan.holiday_country,
+        subdivision,
+    )
+
+
 def notice_deadline(
     plan: DunningPlan, dispatched_at: datetime, channel: Channel, subdivision: str | None = None
 ) -> tuple[date, datetime]:
     """The payment deadline of a qualified notice: (date printed on it, moment it expires).
 
-    Engine rule (DOMAIN.md §2): expected receipt (letter +3 days, e-mail same day) + payment
-    period, moved to the next working day. The deadline expires at the end of that day.
+    §38(1) VVG gives the customer at least two weeks *from receipt*, so the deadline is the expected
+    receipt (see `expected_receipt`) + the plan's payment period, moved to the next working day when
+    it ends on a weekend or holiday (§193 BGB). It expires at the end of that day, local time.
     Demo plans count exact minutes and skip the calendar.
     """
-    receipt = plan.receipt_delay.get(channel, timedelta(0))
     if plan.demo:
-        moment = dispatched_at + receipt + plan.payment_period
+        moment = dispatched_at + plan.receipt_delay.get(channel, timedelta(0)) + plan.payment_period
         return local_date(moment, plan.timezone), moment
-    receipt_day = local_date(dispatched_at, plan.timezone) + timedelta(days=receipt.days)
-    last_day = next_working_day(
-        receipt_day + timedelta(days=plan.payment_period.days), plan.holiday_country, subdivision
-    )
-    return last_day, start_of_day(last_day + timedelta(days=1), plan.timezone)
+    receipt = expected_receipt(plan, dispatched_at, channel, subdivision)
+    last_day = next_working_day(receipt + timedelta(days=plan.payment_period.days), plan.holiday_country, subdivision)
+    return last_day, end_of_day(last_day, plan.timezone)
+
+
+def termination_cure_deadline(
+    plan: DunningPlan, dispatched_at: datetime, channel: Channel, subdivision: str | None = None
+) -> tuple[date, datetime]:
+    """Until when paying everything voids a §38(3) VVG termination: (date printed, moment it expires).
+
+    The termination is a declaration the customer must receive; it takes effect on receipt, and the
+    one-month cure period (§38(3) sentence 3 VVG) runs from then: expected receipt + one month
+    (§188(2) BGB: the same day number, or the month's last day), moved to the next working day
+    (§193 BGB), expiring at the end of that day. Demo plans: dispatch + receipt delay + the plan's
+    payment period, in exact minutes, so a person watching the demo sees the cure period end.
+    """
+    if plan.demo:
+        moment = dispatched_at + plan.receipt_delay.get(channel, timedelta(0)) + plan.payment_period
+        return local_date(moment, plan.timezone), moment
+    receipt = expected_receipt(plan, dispatched_at, channel, subdivision)
+    last_day = next_working_day(add_months(receipt, 1), plan.holiday_country, subdivision)
+    return last_day, end_of_day(last_day, plan.timezone)

@@ -91,9 +91,15 @@ class DunningPlan(BaseModel):
     legal_basis: LegalBasis = LegalBasis.FOLLOW_UP_PREMIUM
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     payment_period: timedelta = timedelta(days=14)
+    # Demo plans only: exact time from dispatch to receipt (minutes, no calendar).
     receipt_delay: dict[Channel, timedelta] = Field(
         default_factory=lambda: {Channel.LETTER: timedelta(days=3), Channel.EMAIL: timedelta(0)}
     )
+    # Real plans: receipt is expected on the n-th working day after the day of dispatch. Since the
+    # 2025 postal reform (PostModG) the delivery target for a letter is the third working day, so a
+    # letter posted on a Friday is expected on Wednesday; an e-mail arrives the day it is sent (0).
+    # A channel not listed counts 0. Working days exclude weekends and public holidays.
+    receipt_working_days: dict[Channel, int] = Field(default_factory=lambda: {Channel.LETTER: 3, Channel.EMAIL: 0})
     promise_grace: timedelta = timedelta(days=1)
     # A payment that leaves less than this open goes to manual review instead of escalating
     # (DOMAIN.md §2: there is no tolerance in law, so a person decides). 0 switches it off.
@@ -112,6 +118,9 @@ class DunningPlan(BaseModel):
             raise ValueError(f"plan {self.id}: step keys must be unique, got {keys}")
         if not self.steps:
             raise ValueError(f"plan {self.id}: needs at least one step")
+        for channel, days in self.receipt_working_days.items():
+            if days < 0:
+                raise ValueError(f"plan {self.id}: receipt_working_days for {channel} must be >= 0, got {days}")
         if not self.demo and self.payment_period < LEGAL_MIN_PAYMENT_PERIOD:
             raise ValueError(
                 f"plan {self.id}: payment_period must be at least 14 days (§38 VVG), got {self.payment_period}"

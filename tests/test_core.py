@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.allocation import Debt, allocate, allocation_order
-from core.calendar import dispatch_moment, is_working_day, next_working_day, notice_deadline
+from core.calendar import dispatch_moment, expected_receipt, is_working_day, next_working_day, notice_deadline
 from core.money import format_eur, parse_amount
 from core.references import is_valid_rf_reference, mask_contract_number, rf_reference
 from core.schedule import due_anchor, next_step, step_due_at
@@ -230,9 +230,11 @@ def test_an_email_notice_counts_receipt_on_the_day_of_dispatch() -> None:
 
 def test_a_deadline_landing_on_a_sunday_moves_to_monday() -> None:
     plan = get_plan("de-follow-up")
-    dispatched = datetime(2026, 5, 28, 10, 0, tzinfo=BERLIN)  # receipt 31.5., + 14 = Sunday 14.6.
+    # A letter is received on a working day (issue #10), so only an e-mail sent on a Sunday gives a
+    # deadline on a Sunday: receipt Sunday 31.5., + 14 = Sunday 14.6.
+    dispatched = datetime(2026, 5, 31, 10, 0, tzinfo=BERLIN)
 
-    last_day, expires = notice_deadline(plan, dispatched, L)
+    last_day, expires = notice_deadline(plan, dispatched, E)
 
     assert date(2026, 6, 14).weekday() == 6
     assert last_day == date(2026, 6, 15)
@@ -269,7 +271,7 @@ def test_a_deadline_expiring_after_the_spring_clock_change_expires_at_midnight_s
 
 def test_a_deadline_expiring_after_the_autumn_clock_change_expires_at_midnight_winter_time() -> None:
     plan = get_plan("de-follow-up")
-    dispatched = datetime(2026, 10, 7, 10, 0, tzinfo=BERLIN)  # CEST; receipt 10.10., + 14 = Saturday 24.10.
+    dispatched = datetime(2026, 10, 7, 10, 0, tzinfo=BERLIN)  # CEST; receipt Monday 12.10., + 14 = Monday 26.10.
 
     last_day, expires = notice_deadline(plan, dispatched, L)
 
@@ -303,7 +305,7 @@ def test_a_legal_deadline_is_a_working_day_at_least_fourteen_days_after_receipt(
 ) -> None:
     plan = get_plan("de-follow-up")
     dispatched = datetime(day.year, day.month, day.day, tzinfo=BERLIN) + timedelta(minutes=minute)
-    receipt = dispatched.astimezone(BERLIN).date() + plan.receipt_delay[channel]
+    receipt = expected_receipt(plan, dispatched, channel, "NW")  # letter: 3rd working day (issue #10)
 
     last_day, expires = notice_deadline(plan, dispatched, channel, "NW")
 
