@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno.helpers
-from babel.dates import format_date
+from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from jinja2 import (
     ChoiceLoader,
@@ -38,6 +39,7 @@ DEFAULT_LANGUAGE = "de"
 # its bare babel locale with the CLDR "medium" date, which is readable everywhere.
 _LOCALES: dict[str, str] = {"de": "de_DE", "da": "da_DK", "en": "en_GB"}
 _DATE_PATTERNS: dict[str, str] = {"de": "dd.MM.yyyy", "da": "dd.MM.yyyy"}
+_TIME_PATTERNS: dict[str, str] = {"de": "HH:mm", "da": "HH.mm"}
 
 # The anchor the §38 box carries in the letter; the PDF is checked for it on page 1.
 CONSEQUENCES_ANCHOR = "legal-consequences"
@@ -56,6 +58,7 @@ class _Locale:
     language: str
     babel_locale: str
     date_pattern: str
+    time_pattern: str
 
 
 def _effective_language(language: str) -> str:
@@ -75,6 +78,7 @@ def _locale_for(language: str) -> _Locale:
         language=language,
         babel_locale=_LOCALES.get(language, language),
         date_pattern=_DATE_PATTERNS.get(language, "medium"),
+        time_pattern=_TIME_PATTERNS.get(language, "short"),
     )
 
 
@@ -90,6 +94,13 @@ def format_datum(value: date, locale: str = "de_DE", pattern: str = "dd.MM.yyyy"
     if not isinstance(value, date):
         raise TypeError(f"expected a date, got {type(value).__name__}")
     return format_date(value, format=pattern, locale=locale)
+
+
+def format_uhrzeit(value: datetime, locale: str = "de_DE", pattern: str = "HH:mm") -> str:
+    """Format the wall-clock time of a datetime already in the customer's zone (see `_local`)."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    return format_time(value, format=pattern, locale=locale)
 
 
 @lru_cache(maxsize=16)
@@ -109,6 +120,7 @@ def _environment(language: str) -> Environment:
     loc = _locale_for(language)
     env.filters["eur"] = lambda cents: format_eur(cents, loc.babel_locale)
     env.filters["datum"] = lambda value: format_datum(value, loc.babel_locale, loc.date_pattern)
+    env.filters["uhrzeit"] = lambda value: format_uhrzeit(value, loc.babel_locale, loc.time_pattern)
     return env
 
 
@@ -127,6 +139,43 @@ def supported_channels(kind: MessageKind, language: str = DEFAULT_LANGUAGE) -> s
     return {
         channel for channel in Channel if _template_exists(env, f"{kind.value}.{channel.value}.{main_part[channel]}")
     }
+
+
+def _local(context: MessageContext, moment: datetime) -> datetime:
+    """A moment in the customer's zone; a naive one is refused, as nobody could say which hour it means."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise RenderError(f"paid_at must carry a time zone offset, got {moment.isoformat()}")
+    try:
+        zone = ZoneInfo(context.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise RenderError(f"timezone must be an IANA zone like Europe/Berlin, got {context.timezone!r}") from exc
+    return moment.astimezone(zone)
+
+
+def _check_confirmation(context: MessageContext) -> None:
+    """A confirmation states what happened to the contract; refuse one whose data says otherwise.
+
+    Cover is back from the moment of payment (§38(2) VVG), so the messages that say so need that
+    moment; a termination is void only if the payment came within the month (§38(3) VVG).
+    """
+    kind = context.kind
+    if kind in (MessageKind.REACTIVATION, MessageKind.TERMINATION_VOID) and context.paid_at is None:
+        raise RenderError(f"a {kind.value} confirmation needs paid_at: cover is restored from that moment")
+    if kind in (MessageKind.TERMINATION_VOID, MessageKind.PAID_AFTER_TERMINATION) and context.terminated_on is None:
+        raise RenderError(f"a {kind.value} confirmation needs terminated_on, the day the termination took effect")
+    if context.paid_at is None or context.cure_until is None:
+        return
+    paid_on = _local(context, context.paid_at).date()
+    if kind is MessageKind.TERMINATION_VOID and paid_on > context.cure_until:
+        raise RenderError(
+            f"paid on {paid_on}, after the cure month ended on {context.cure_until}: "
+            "the termination stands (paid_after_termination)"
+        )
+    if kind is MessageKind.PAID_AFTER_TERMINATION and paid_on <= context.cure_until:
+        raise RenderError(
+            f"paid on {paid_on}, within the cure month ending {context.cure_until}: "
+            "the termination is void (termination_void)"
+        )
 
 
 def _check_context(context: MessageContext) -> None:
@@ -148,6 +197,9 @@ def _check_context(context: MessageContext) -> None:
             raise RenderError(
                 f"the deadline {context.deadline} must not lie before the letter date {context.letter_date}"
             )
+    if context.paid_at is not None:
+        _local(context, context.paid_at)
+    _check_confirmation(context)
     if context.kind is MessageKind.PAY_LINK_SMS and not context.pay_url:
         raise RenderError("a pay-link SMS needs a pay_url")
     if context.kind is MessageKind.AGENT_HANDOVER and not context.task_url:
@@ -204,6 +256,7 @@ def _template_vars(context: MessageContext, channel: Channel, language: str) -> 
     values["remittance"] = context.payment_reference or _remittance_text(context)
     values["consequences_before_items"] = False
     values["girocode"] = ""
+    values["paid_at_local"] = _local(context, context.paid_at) if context.paid_at is not None else None
     return values
 
 

@@ -7,7 +7,7 @@ e-mail, SMS or a PDF letter.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -26,8 +26,23 @@ class MessageKind(StrEnum):
     QUALIFIED_NOTICE = "qualified_notice"  # qualifizierte Mahnung, §38 VVG
     PAY_LINK_SMS = "pay_link"
     PAYMENT_RECEIPT = "payment_receipt"  # partial payment: new balance + fresh pay link
-    REACTIVATION = "reactivation"  # balance cleared, cover restored
+    # Balance cleared: what the customer is told depends on what happened to the contract (DOMAIN §2).
+    PAID_IN_FULL = "paid_in_full"  # never suspended: thanks, cover went on unchanged
+    REACTIVATION = "reactivation"  # suspended, cover restored from the payment (§38(2) VVG)
+    TERMINATION_VOID = "termination_void"  # terminated, paid within the month: termination void (§38(3))
+    PAID_AFTER_TERMINATION = "paid_after_termination"  # paid after the month: settled, termination stands
     AGENT_HANDOVER = "agent_handover"  # to the agent, not the customer
+
+
+# Confirmations of a cleared balance: no items, no amounts, no pay link.
+CONFIRMATION_KINDS = frozenset(
+    {
+        MessageKind.PAID_IN_FULL,
+        MessageKind.REACTIVATION,
+        MessageKind.TERMINATION_VOID,
+        MessageKind.PAID_AFTER_TERMINATION,
+    }
+)
 
 
 class LineItem(BaseModel):
@@ -58,13 +73,22 @@ class MessageContext(BaseModel):
     items: list[LineItem] = Field(default_factory=list)
     total_cents: int = 0  # what the customer owes now; equals the sum of items
     paid_cents: int = 0  # for receipts: the payment just received
+    # Confirmations: when the clearing payment was received (time-zone aware); cover is back from then.
+    paid_at: datetime | None = None
+    terminated_on: date | None = None  # confirmations after a termination: the day it took effect
+    cure_until: date | None = None  # after a termination: last day on which paying voided it; checked against paid_at
+    timezone: str = "Europe/Berlin"  # the plan's zone: paid_at is printed in local time
     credit_cents: int = 0  # overpayment kept as credit
-    deadline: date | None = None  # qualified notice: pay by this date
+    # Qualified notice: pay by this date. Confirmations (optional): the notice's deadline whose
+    # expiry opened the gap without cover, printed where the gap is mentioned.
+    deadline: date | None = None
     legal_basis: str = "vvg38"  # which law the notice follows (the plan's LegalBasis): its consequences text
     pay_url: str = ""
     payment_reference: str = ""  # RF creditor reference for bank transfers
     creditor: Creditor
-    agent_name: str = ""  # agent handover: who the task is for
+    agent_name: str = ""  # agent handover: who the task is for; paid after termination: the customer's agent
+    # Paid after termination: how to reach the agent or back office for new cover (phone, e-mail).
+    contact_lines: list[str] = Field(default_factory=list)
     task_url: str = ""  # agent handover: link to the task
 
 

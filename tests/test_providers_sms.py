@@ -4,7 +4,7 @@ one segment, and the receipts and confirmations are held to the same rule."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from channels.gsm7 import is_gsm7, sms_segments
 from channels.render import render_message
 from config import Settings
 from core.tokens import derive_token_id, pay_link_url
-from models.messages import Channel, Creditor, MessageContext, MessageKind
+from models.messages import CONFIRMATION_KINDS, Channel, Creditor, MessageContext, MessageKind
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 SMS_KINDS = sorted({MessageKind(path.name.split(".")[0]) for path in TEMPLATES.glob("*/*.sms.txt")})
@@ -40,7 +40,7 @@ def test_the_signed_long_link_would_not_fit(settings: Settings) -> None:
 
 
 def test_the_templates_cover_the_sms_kinds_the_engine_sends() -> None:
-    assert {MessageKind.PAY_LINK_SMS, MessageKind.PAYMENT_RECEIPT, MessageKind.REACTIVATION} <= set(SMS_KINDS)
+    assert {MessageKind.PAY_LINK_SMS, MessageKind.PAYMENT_RECEIPT} | CONFIRMATION_KINDS <= set(SMS_KINDS)
 
 
 def sms_context(settings: Settings, kind: MessageKind, language: str, open_cents: int) -> MessageContext:
@@ -53,6 +53,8 @@ def sms_context(settings: Settings, kind: MessageKind, language: str, open_cents
         salutation_name="Erika Mustermann",
         total_cents=open_cents,
         credit_cents=2_500,
+        paid_at=datetime(2027, 1, 8, 14, 20, tzinfo=UTC),  # confirmations: when the clearing payment came
+        terminated_on=date(2026, 12, 14),  # confirmations after a termination
         pay_url=pay_url(settings) if open_cents else "",
         creditor=Creditor(name=settings.creditor_name, iban=settings.creditor_iban),
     )
@@ -79,3 +81,5 @@ def test_every_sms_template_is_one_gsm7_segment(
     assert segments == 1, f"{language}/{kind}: {segments} segments, {len(text)} characters: {text!r}"
     if kind == MessageKind.PAY_LINK_SMS and open_cents:
         assert context.pay_url in text
+    if kind in CONFIRMATION_KINDS:
+        assert "http" not in text  # nothing to pay: no link

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,39 @@ EXPECTED_CHANNELS: dict[MessageKind, set[Channel]] = {
     MessageKind.QUALIFIED_NOTICE: {Channel.EMAIL, Channel.LETTER},
     MessageKind.PAY_LINK_SMS: {Channel.SMS, Channel.EMAIL, Channel.LETTER},  # no phone: e-mail, else letter
     MessageKind.PAYMENT_RECEIPT: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
+    MessageKind.PAID_IN_FULL: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
     MessageKind.REACTIVATION: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
+    MessageKind.TERMINATION_VOID: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
+    MessageKind.PAID_AFTER_TERMINATION: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
     MessageKind.AGENT_HANDOVER: {Channel.EMAIL},
+}
+
+# One case's timeline: notice deadline 08.12.2026; terminated with effect from 14.12.2026, void if
+# everything is paid by 14.01.2027. Payments are stored in UTC and printed in Berlin time.
+TERMINATED_ON = date(2026, 12, 14)
+CURE_UNTIL = date(2027, 1, 14)
+CLEARED: dict[str, Any] = {"items": [], "total_cents": 0, "paid_cents": 135756}  # as the outbox fills confirmations
+
+# What each kind needs beyond the §38 sample case, for the situation it is sent in.
+SITUATIONS: dict[MessageKind, dict[str, Any]] = {
+    MessageKind.PAID_IN_FULL: CLEARED  # paid before the deadline
+    | {"letter_date": date(2026, 12, 1), "paid_at": datetime(2026, 12, 1, 9, 15, tzinfo=UTC)},
+    MessageKind.REACTIVATION: CLEARED | {"letter_date": date(2026, 12, 11)},  # paid while suspended
+    MessageKind.TERMINATION_VOID: CLEARED
+    | {
+        "letter_date": date(2027, 1, 8),
+        "paid_at": datetime(2027, 1, 8, 14, 20, tzinfo=UTC),  # 15:20 in Berlin
+        "terminated_on": TERMINATED_ON,
+        "cure_until": CURE_UNTIL,
+    },
+    MessageKind.PAID_AFTER_TERMINATION: CLEARED
+    | {
+        "letter_date": date(2027, 1, 20),
+        "paid_at": datetime(2027, 1, 20, 8, 0, tzinfo=UTC),  # 09:00 in Berlin
+        "terminated_on": TERMINATED_ON,
+        "cure_until": CURE_UNTIL,
+        "agent_name": "",  # no agent: the customer is sent to the insurer
+    },
 }
 
 ALL_TEMPLATE_PAIRS = [(kind, channel) for kind, channels in EXPECTED_CHANNELS.items() for channel in sorted(channels)]
@@ -72,6 +103,7 @@ def make_context(**overrides: Any) -> MessageContext:
         "items": items,
         "total_cents": sum(item.amount_cents for item in items),
         "paid_cents": 5000,
+        "paid_at": datetime(2026, 12, 11, 9, 42, tzinfo=UTC),  # the payment that cleared it: 10:42 in Berlin
         "deadline": date(2026, 12, 8),
         "pay_url": PAY_URL,
         "payment_reference": "RF18539007547034",
@@ -86,6 +118,11 @@ def make_context(**overrides: Any) -> MessageContext:
     }
     values.update(overrides)
     return MessageContext(**values)
+
+
+def situation(kind: MessageKind, **overrides: Any) -> MessageContext:
+    """The sample case as it stands when a message of this kind goes out."""
+    return make_context(**(SITUATIONS.get(kind, {}) | {"kind": kind} | overrides))
 
 
 @pytest.fixture
@@ -108,16 +145,14 @@ def pdf_pages(message: RenderedMessage) -> list[str]:
 
 
 def test_each_kind_offers_exactly_the_planned_channels() -> None:
+    assert set(EXPECTED_CHANNELS) == set(MessageKind), "every kind needs its row here"
     for kind, channels in EXPECTED_CHANNELS.items():
         assert supported_channels(kind) == channels, kind
 
 
 @pytest.mark.parametrize(("kind", "channel"), ALL_TEMPLATE_PAIRS)
-def test_every_template_renders_for_a_sample_context(
-    kind: MessageKind, channel: Channel, sample_context: MessageContext
-) -> None:
-    context = sample_context.model_copy(update={"kind": kind})
-    message = render_message(channel, context)
+def test_every_template_renders_for_a_sample_context(kind: MessageKind, channel: Channel) -> None:
+    message = render_message(channel, situation(kind))
 
     assert message.text.strip()
     assert "None" not in message.text
@@ -133,10 +168,8 @@ def test_every_template_renders_for_a_sample_context(
 
 
 @pytest.mark.parametrize(("kind", "channel"), ALL_TEMPLATE_PAIRS)
-def test_no_message_loads_anything_from_outside(
-    kind: MessageKind, channel: Channel, sample_context: MessageContext
-) -> None:
-    message = render_message(channel, sample_context.model_copy(update={"kind": kind}))
+def test_no_message_loads_anything_from_outside(kind: MessageKind, channel: Channel) -> None:
+    message = render_message(channel, situation(kind))
     assert "<link" not in message.html
     assert not re.search(r"""src=["'](?!data:)""", message.html)
     assert "url(" not in message.html
@@ -340,10 +373,12 @@ def test_sms_template_sources_use_only_the_gsm7_alphabet() -> None:
 def test_every_sms_is_gsm7_single_segment_and_states_no_amounts(
     kind: MessageKind, credit_cents: int, total_cents_zero: bool
 ) -> None:
-    update: dict[str, Any] = {"kind": kind, "credit_cents": credit_cents}
+    update: dict[str, Any] = {"credit_cents": credit_cents}
     if total_cents_zero:
         update.update(items=[], total_cents=0)
-    context = make_context(**update)
+    else:
+        update.update(items=make_context().items, total_cents=make_context().total_cents)
+    context = situation(kind, **update)
     text = render_message(Channel.SMS, context).text
 
     assert is_gsm7(text)
