@@ -30,7 +30,7 @@ from jinja2 import (
 )
 
 from channels.gsm7 import to_gsm7
-from models.messages import Channel, MessageContext, MessageKind, RenderedMessage
+from models.messages import TEXT_FORM_KINDS, Channel, MessageContext, MessageKind, RenderedMessage
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_LANGUAGE = "de"
@@ -41,7 +41,8 @@ _LOCALES: dict[str, str] = {"de": "de_DE", "da": "da_DK", "en": "en_GB"}
 _DATE_PATTERNS: dict[str, str] = {"de": "dd.MM.yyyy", "da": "dd.MM.yyyy"}
 _TIME_PATTERNS: dict[str, str] = {"de": "HH:mm", "da": "HH.mm"}
 
-# The anchor the §38 box carries in the letter; the PDF is checked for it on page 1.
+# The anchor the legal box (§38 consequences, §38(3) cure) carries in the letter; the PDF is checked
+# for it on page 1.
 CONSEQUENCES_ANCHOR = "legal-consequences"
 
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
@@ -178,6 +179,26 @@ def _check_confirmation(context: MessageContext) -> None:
         )
 
 
+def _check_termination_letter(context: MessageContext) -> None:
+    """A §38(3) termination must state the amount, its effective date and the cure month (DOMAIN §2)."""
+    if not context.items:
+        raise RenderError("a termination letter needs itemised arrears")
+    if context.total_cents <= 0:
+        raise RenderError(f"a termination letter needs an open total > 0, got {context.total_cents} cents")
+    if context.terminated_on is None:
+        raise RenderError("a termination letter needs terminated_on, the day the termination takes effect")
+    if context.cure_until is None:
+        raise RenderError("a termination letter needs cure_until, the last day on which paying voids it")
+    if context.cure_until < context.terminated_on:
+        raise RenderError(f"cure_until {context.cure_until} must not lie before terminated_on {context.terminated_on}")
+    if not context.pay_url:
+        raise RenderError("a termination letter needs a pay_url")
+    if context.legal_basis != "vvg38":
+        raise RenderError(
+            f"a termination letter follows §38(3) VVG (legal_basis vvg38), got legal_basis {context.legal_basis!r}"
+        )
+
+
 def _check_context(context: MessageContext) -> None:
     """Refuse contexts that would put a wrong or void statement in front of a customer.
 
@@ -197,6 +218,8 @@ def _check_context(context: MessageContext) -> None:
             raise RenderError(
                 f"the deadline {context.deadline} must not lie before the letter date {context.letter_date}"
             )
+    if context.kind is MessageKind.TERMINATION_LETTER:
+        _check_termination_letter(context)
     if context.paid_at is not None:
         _local(context, context.paid_at)
     _check_confirmation(context)
@@ -298,6 +321,9 @@ def render_message(channel: Channel, context: MessageContext) -> RenderedMessage
     values = _template_vars(context, channel, language)
 
     if channel is Channel.SMS:
+        if context.kind in TEXT_FORM_KINDS:
+            # Not text form (§126b BGB): an SMS can only nudge, never carry the declaration itself.
+            raise RenderError(f"a {kind} must go out as letter or e-mail, never as SMS")
         try:
             text = _render(env, [f"{prefix}.txt"], values)
         except TemplateNotFound as exc:
@@ -321,13 +347,13 @@ def render_message(channel: Channel, context: MessageContext) -> RenderedMessage
         raise RenderError(f"no {channel.value} template for {kind}: {exc.name}") from exc
 
     pdf, anchors = _html_to_pdf(html)
-    if context.kind is MessageKind.QUALIFIED_NOTICE and CONSEQUENCES_ANCHOR not in anchors:
-        # A long list of arrears pushed the §38 box off page 1, where the law wants it seen
+    if context.kind in TEXT_FORM_KINDS and CONSEQUENCES_ANCHOR not in anchors:
+        # A long list of arrears pushed the legal box off page 1, where the law wants it seen
         # (DOMAIN §2). Move the box above the table and check again.
         values["consequences_before_items"] = True
         text = _tidy_text(_render(env, [f"{prefix}.txt"], values))
         html = _render(env, [f"{prefix}.html"], values)
         pdf, anchors = _html_to_pdf(html)
         if CONSEQUENCES_ANCHOR not in anchors:
-            raise RenderError("the §38 consequences do not fit on the first page")
+            raise RenderError(f"the legal box of the {kind} does not fit on the first page")
     return RenderedMessage(subject=values["subject"], text=text, html=html, pdf=pdf)

@@ -26,6 +26,7 @@ class MessageKind(StrEnum):
     QUALIFIED_NOTICE = "qualified_notice"  # qualifizierte Mahnung, §38 VVG
     PAY_LINK_SMS = "pay_link"
     PAYMENT_RECEIPT = "payment_receipt"  # partial payment: new balance + fresh pay link
+    TERMINATION_LETTER = "termination_letter"  # Kündigung ohne Frist, §38(3) VVG: amount, cure month, pay link
     # Balance cleared: what the customer is told depends on what happened to the contract (DOMAIN §2).
     PAID_IN_FULL = "paid_in_full"  # never suspended: thanks, cover went on unchanged
     REACTIVATION = "reactivation"  # suspended, cover restored from the payment (§38(2) VVG)
@@ -43,6 +44,9 @@ CONFIRMATION_KINDS = frozenset(
         MessageKind.PAID_AFTER_TERMINATION,
     }
 )
+# Declarations with legal effect that must reach the customer in text form (§126b BGB), never by SMS,
+# with their legal part visibly set apart and proof of receipt kept (ledger/evidence.py).
+TEXT_FORM_KINDS = frozenset({MessageKind.QUALIFIED_NOTICE, MessageKind.TERMINATION_LETTER})
 
 
 class LineItem(BaseModel):
@@ -75,12 +79,13 @@ class MessageContext(BaseModel):
     paid_cents: int = 0  # for receipts: the payment just received
     # Confirmations: when the clearing payment was received (time-zone aware); cover is back from then.
     paid_at: datetime | None = None
-    terminated_on: date | None = None  # confirmations after a termination: the day it took effect
-    cure_until: date | None = None  # after a termination: last day on which paying voided it; checked against paid_at
+    terminated_on: date | None = None  # termination letter and its confirmations: the day it takes effect
+    # Termination letter: last day on which paying everything voids it; confirmations check paid_at against it.
+    cure_until: date | None = None
     timezone: str = "Europe/Berlin"  # the plan's zone: paid_at is printed in local time
     credit_cents: int = 0  # overpayment kept as credit
-    # Qualified notice: pay by this date. Confirmations (optional): the notice's deadline whose
-    # expiry opened the gap without cover, printed where the gap is mentioned.
+    # Qualified notice: pay by this date. Termination letter and confirmations (optional): the notice's
+    # deadline whose expiry opened the gap without cover, printed where the gap is mentioned.
     deadline: date | None = None
     legal_basis: str = "vvg38"  # which law the notice follows (the plan's LegalBasis): its consequences text
     pay_url: str = ""

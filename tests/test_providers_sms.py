@@ -41,6 +41,7 @@ def test_the_signed_long_link_would_not_fit(settings: Settings) -> None:
 
 def test_the_templates_cover_the_sms_kinds_the_engine_sends() -> None:
     assert {MessageKind.PAY_LINK_SMS, MessageKind.PAYMENT_RECEIPT} | CONFIRMATION_KINDS <= set(SMS_KINDS)
+    assert MessageKind.TERMINATION_LETTER not in SMS_KINDS  # text form only
 
 
 def sms_context(settings: Settings, kind: MessageKind, language: str, open_cents: int) -> MessageContext:

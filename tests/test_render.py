@@ -39,6 +39,7 @@ EXPECTED_CHANNELS: dict[MessageKind, set[Channel]] = {
     MessageKind.QUALIFIED_NOTICE: {Channel.EMAIL, Channel.LETTER},
     MessageKind.PAY_LINK_SMS: {Channel.SMS, Channel.EMAIL, Channel.LETTER},  # no phone: e-mail, else letter
     MessageKind.PAYMENT_RECEIPT: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
+    MessageKind.TERMINATION_LETTER: {Channel.EMAIL, Channel.LETTER},  # text form: never SMS
     MessageKind.PAID_IN_FULL: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
     MessageKind.REACTIVATION: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
     MessageKind.TERMINATION_VOID: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
@@ -57,6 +58,11 @@ SITUATIONS: dict[MessageKind, dict[str, Any]] = {
     MessageKind.PAID_IN_FULL: CLEARED  # paid before the deadline
     | {"letter_date": date(2026, 12, 1), "paid_at": datetime(2026, 12, 1, 9, 15, tzinfo=UTC)},
     MessageKind.REACTIVATION: CLEARED | {"letter_date": date(2026, 12, 11)},  # paid while suspended
+    MessageKind.TERMINATION_LETTER: {
+        "letter_date": date(2026, 12, 9),
+        "terminated_on": TERMINATED_ON,
+        "cure_until": CURE_UNTIL,
+    },
     MessageKind.TERMINATION_VOID: CLEARED
     | {
         "letter_date": date(2027, 1, 8),
