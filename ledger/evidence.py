@@ -1,6 +1,10 @@
 """Notices and the proof that they went out and arrived (DOMAIN.md §2: the insurer must prove
 receipt). A claims handler or a court asks: which notice, with which content, sent when, and
-what confirms it arrived? This answers per contract, from the outbox and the evidence facts."""
+what confirms it arrived? This answers per contract, from the outbox and the evidence facts.
+
+"Notice" here means every declaration whose legal effect hangs on its receipt: the qualified
+notice (its deadline runs from receipt) and the termination letter (it takes effect on receipt,
+and the month in which paying voids it runs from there)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from models.evidence import EvidenceKind, NoticeEvidence
 from models.ledger import Message
 from models.messages import MessageKind
 
-NOTICE_KINDS = {MessageKind.QUALIFIED_NOTICE.value}
+NOTICE_KINDS = {MessageKind.QUALIFIED_NOTICE.value, MessageKind.TERMINATION_LETTER.value}
 SOURCES = {"print-service", "post", "sendgrid", "twilio", "staff"}
 
 
@@ -23,6 +27,7 @@ SOURCES = {"print-service", "post", "sendgrid", "twilio", "staff"}
 class NoticeProof:
     message_id: int
     case_id: str | None
+    kind: str  # qualified_notice | termination_letter
     channel: str
     created_at: datetime
     total_cents: int | None
@@ -57,7 +62,7 @@ def record(
     if message is None:
         raise NotFound(f"message {message_id} not found")
     if message.kind not in NOTICE_KINDS:
-        raise LedgerError(f"message {message_id} is a {message.kind}, not a qualified notice")
+        raise LedgerError(f"message {message_id} is a {message.kind}, not a qualified notice or termination letter")
     if source not in SOURCES:
         raise LedgerError(f"source must be one of {sorted(SOURCES)}, got {source!r}")
     if at.tzinfo is None:
@@ -117,6 +122,7 @@ def notices(session: Session, contract_number: str) -> list[NoticeProof]:
             NoticeProof(
                 message_id=message.id,
                 case_id=message.case_id,
+                kind=message.kind,
                 channel=message.channel,
                 created_at=message.created_at,
                 total_cents=message.total_cents,
