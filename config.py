@@ -10,7 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+import holidays
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     creditor_bic: str = "BYLADEM1001"
     creditor_address: str = "Musterstraße 1, 10115 Berlin"
     default_plan: str = "de-follow-up"
+    # State (Bundesland, e.g. "NW") of the central dunning court that handles the insurer's court
+    # applications (Zentrales Mahngericht): its public holidays extend court periods (§222(2) ZPO).
+    # Empty: nation-wide holidays only.
+    court_state: str | None = None
     # Payload encryption (crypto/codec.py, README "Privacy: encrypted payloads"): AES-256-GCM keys as a
     # JSON object {"key id": "<base64 of 32 bytes>", …}; all decrypt, `payload_key_id` encrypts. Empty: a
     # development key generated once into data_dir/payload-keys.json.
@@ -81,6 +86,17 @@ class Settings(BaseSettings):
     sendgrid_webhook_public_key: str = ""  # Event Webhook verification key (base64 DER, ECDSA P-256)
     sendgrid_api_host: str = ""  # empty: SendGrid's own
     webhook_tolerance_seconds: int = Field(default=300, ge=30, le=3600)  # replay window for provider webhooks
+
+    @field_validator("court_state")
+    @classmethod
+    def _known_court_state(cls, value: str | None) -> str | None:
+        """A misspelt state would silently drop its holidays: name the valid ones at start."""
+        if not value:
+            return None
+        states = [s for s in holidays.country_holidays("DE").subdivisions if len(s) == 2]
+        if value not in states:
+            raise ValueError(f"COURT_STATE must be one of {', '.join(states)} (or empty), got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _provider_credentials(self) -> Settings:

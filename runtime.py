@@ -47,7 +47,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
 
 
 def build_worker(client: Client, engine: Engine, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
-    ledger = LedgerActivities(engine)
+    ledger = LedgerActivities(engine, court_state=settings.court_state)
     outbox = Outbox(engine, settings)
     agency = AgencyActivities(engine, outbox, settings)
     court = CourtActivities(engine)

@@ -70,8 +70,9 @@ def non_retryable(error: ValueError) -> ApplicationError:
 
 
 class LedgerActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, court_state: str | None = None) -> None:
         self.engine = engine
+        self.court_state = court_state  # where the insurer's court applications go (config.court_state)
 
     @activity.defn
     def load_arrears(self, request: LoadArrears) -> Arrears:
@@ -149,7 +150,11 @@ class LedgerActivities:
                         case_id=request.case_id, contract_id=contract.id or 0, record=record, prepared_at=request.now
                     ),
                 )
-                return CourtApplicationPrepared(application_id=application.id or 0, claimed_cents=state.balance_cents)
+                return CourtApplicationPrepared(
+                    application_id=application.id or 0,
+                    claimed_cents=state.balance_cents,
+                    court_state=self.court_state,
+                )
 
         except service.LedgerError as error:
             raise non_retryable(error) from error

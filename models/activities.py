@@ -70,6 +70,9 @@ class PrepareCourtApplication(BaseModel):
 class CourtApplicationPrepared(BaseModel):
     application_id: int
     claimed_cents: int
+    # State of the central dunning court (setting `court_state`): its holidays extend the court
+    # periods (§222(2) ZPO). The case passes it into CourtInput. None: nation-wide holidays only.
+    court_state: str | None = None
 
 
 class ApproveCourtApplication(BaseModel):

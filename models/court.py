@@ -128,6 +128,9 @@ class CourtData(BaseModel):
     enforcement_ends: datetime | None = None
     title_final_on: date | None = None
     limitation_date: date | None = None
+    # State (Bundesland) of the court, e.g. "NW": its public holidays extend court periods
+    # (§222(2) ZPO). None: nation-wide holidays only.
+    court_state: str | None = None
     next_check_at: datetime | None = None
     checks_done: int = 0
     checks_this_run: int = 0
@@ -149,6 +152,7 @@ class CourtInput(BaseModel):
     claimed_cents: int
     oldest_due: date
     rules: CourtRules = Field(default_factory=CourtRules)
+    court_state: str | None = None  # the court's state (holidays, §222(2) ZPO); None: nation-wide only
     state: CourtData | None = None  # set only by continue-as-new
 
 

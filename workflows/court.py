@@ -23,7 +23,6 @@ a final title lasts 30 years (§197 BGB).
 
 from __future__ import annotations
 
-import calendar
 from datetime import date, datetime, timedelta
 
 from temporalio import workflow
@@ -34,6 +33,15 @@ from workflows.common import ACTIVITY_TIMEOUT, RETRY
 with workflow.unsafe.imports_passed_through():
     from activities.court import CourtActivities
     from core.calendar import local_date, start_of_day
+    from core.court_dates import (
+        COURT_TIMEZONE,
+        TITLE_YEARS,
+        add_years,
+        initial_limitation,
+        period_end,
+        restarted_limitation,
+    )
+    from core.instalments import add_months
     from models.court import (
         FINAL_STATES,
         ApplyEnforcementOrder,
@@ -55,9 +63,12 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes as sa
 
-TIMEZONE = "Europe/Berlin"
-TITLE_YEARS = 30  # §197(1) Nr. 3 BGB
-REGULAR_YEARS = 3  # §195 BGB
+TIMEZONE = COURT_TIMEZONE
+# Court periods end on the next working day after public holidays too, not only after weekends
+# (§222(2) ZPO). A court dunning served before this change computed its windows weekends-only and
+# its timers wait for those; replays of it take the old branch (tests/histories/
+# court_served_before_court_holidays.json). Added 2026-11; retire per docs/workflow-versioning.md.
+COURT_PERIODS_PUBLIC_HOLIDAYS = "court-periods-public-holidays"
 
 S, E = CourtState, CourtEventKind
 # Which court event moves which state where. DEBTOR_INFORMATION is welcome in every open state.
@@ -79,35 +90,12 @@ TRANSITIONS: dict[CourtState, dict[CourtEventKind, CourtState]] = {
 }
 
 
-# --- pure date rules -------------------------------------------------------------------------
+# --- date rules: core/court_dates.py ---------------------------------------------------------
 
 
-def add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
-
-
-def add_months(day: date, months: int) -> date:
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def initial_limitation(oldest_due: date) -> date:
-    """§§195, 199 BGB: three years from the end of the year the claim arose."""
-    return date(oldest_due.year + REGULAR_YEARS, 12, 31)
-
-
-def restarted_limitation(paid_on: date, titled: bool) -> date:
-    """§212(1) Nr. 1 BGB: a partial payment acknowledges the claim; the period starts again."""
-    return add_years(paid_on, TITLE_YEARS if titled else REGULAR_YEARS)
-
-
-def period_end(last_day: date, tz: str = TIMEZONE) -> datetime:
-    """A period ending on `last_day` ends at midnight after it; a Saturday or Sunday moves it to
-    Monday (§222(2) ZPO). Public holidays are not considered here (see docs/architecture.md)."""
+def period_end_weekends_only(last_day: date, tz: str = TIMEZONE) -> datetime:
+    """The rule before COURT_PERIODS_PUBLIC_HOLIDAYS, kept only so that court dunnings served
+    before it replay unchanged: a Saturday or Sunday moves the end to Monday, holidays do not."""
     while last_day.weekday() >= 5:
         last_day += timedelta(days=1)
     return start_of_day(last_day + timedelta(days=1), tz)
@@ -130,6 +118,7 @@ class CourtDunning:
             oldest_due=input.oldest_due,
             rules=input.rules,
             limitation_date=initial_limitation(input.oldest_due),
+            court_state=input.court_state,
         )
 
     # --- the process ---------------------------------------------------------------------------
@@ -275,12 +264,14 @@ class CourtDunning:
         await self._event(event.kind, event.occurred_on, target, event.reference, event.note)
         if event.kind == E.SERVED:
             d.served_on = event.occurred_on
-            d.objection_window_ends = period_end(event.occurred_on + d.rules.objection_window)
-            d.enforcement_order_deadline = period_end(
+            d.objection_window_ends = self._period_end(event.occurred_on + d.rules.objection_window)
+            d.enforcement_order_deadline = self._period_end(
                 add_months(event.occurred_on, d.rules.enforcement_order_limit_months)
             )
         elif event.kind == E.ENFORCEMENT_ORDER_SERVED:
-            d.enforcement_objection_window_ends = period_end(event.occurred_on + d.rules.enforcement_objection_window)
+            d.enforcement_objection_window_ends = self._period_end(
+                event.occurred_on + d.rules.enforcement_objection_window
+            )
         if target == S.TITLE_FINAL:
             await self._title_final(event.occurred_on, f"Judgment final ({event.kind})")
             return
@@ -425,6 +416,16 @@ class CourtDunning:
 
     def _today(self) -> date:
         return local_date(workflow.now(), TIMEZONE)
+
+    def _period_end(self, last_day: date) -> datetime:
+        """When a court period with this last day ends (§222(2) ZPO, core/court_dates.py), at the
+        court's state where known. Its timer waits for exactly this moment."""
+        if not workflow.patched(COURT_PERIODS_PUBLIC_HOLIDAYS):
+            return period_end_weekends_only(last_day)
+        # The holidays package reads its data files when first used for a year: outside the sandbox.
+        # The data ships with the code, so every replay computes the same date.
+        with workflow.unsafe.sandbox_unrestricted():
+            return period_end(last_day, self.data.court_state, TIMEZONE)
 
     def _enqueue(self, message: CourtMessage) -> int:
         d = self.data
