@@ -48,6 +48,9 @@ APPLICATION_HTML = """<!doctype html>
 <td>{{ p["from"] }} – {{ p["to"] }}</td>
 <td>{{ p.rate_percent }} % ({{ i.margin }})</td><td class="num">{{ p.cents | eur }}</td></tr>
 {% endfor %}{% endfor %}</table>
+{% if r.flat_fee %}<h2>Verzugspauschale (Nebenforderung)</h2>
+<table><tr><th>Posten</th><th class="num">Betrag</th></tr>
+<tr><td>{{ r.flat_fee.label }}</td><td class="num">{{ r.flat_fee.amount_cents | eur }}</td></tr></table>{% endif %}
 <h2>Kosten</h2>
 <table><tr><th>Posten</th><th class="num">Betrag</th></tr>
 {% for c in r.costs %}<tr><td>{{ c.label }}</td><td class="num">{{ c.amount_cents | eur }}</td></tr>{% endfor %}

@@ -9,9 +9,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.calendar import next_working_day
-from core.interest import MARGIN_PERCENT, default_interest, total_cents
+from core.interest import BUSINESS_FLAT_FEE_CENTS, MARGIN_PERCENT, default_interest, total_cents
 from ledger import service
 from ledger.db import session_scope
+from ledger.interest_claims import FLAT_FEE_LABEL, flat_fees_booked
 from models.activities import (
     ApproveCourtApplication,
     BookPayment,
@@ -23,7 +24,7 @@ from models.activities import (
     PrepareCourtApplication,
 )
 from models.case import Arrears, OpenItem, PaymentResult
-from models.ledger import CourtApplication, CustomerKind
+from models.ledger import CourtApplication, CustomerKind, Fee
 from models.rates import load_base_rates
 
 COURT_FEE_MINIMUM_CENTS = 3800  # GKG Nr. 1100, half fee, minimum since 2025-06-01
@@ -62,6 +63,21 @@ def court_interest(
             }
         )
     return lines
+
+
+def court_flat_fee(kind: CustomerKind, case_id: str, booked: list[Fee]) -> dict[str, object] | None:
+    """The 40 EUR flat fee of §288(5) BGB as a side claim of the application, or None.
+
+    Only a debtor who is not a consumer owes it. It is owed once per default, so it is claimed here
+    only if this case has not booked it already (a plan that claims interest books it with the
+    notice; then it is among the costs, or paid). A flat fee still open from an earlier case of the
+    contract is among the costs too; listing it again would claim 40 EUR twice.
+    """
+    if kind != CustomerKind.BUSINESS:
+        return None
+    if any(f.case_id == case_id or (f.paid_cents < f.amount_cents and not f.written_off) for f in booked):
+        return None
+    return {"label": FLAT_FEE_LABEL, "amount_cents": BUSINESS_FLAT_FEE_CENTS, "basis": "§ 288 Abs. 5 BGB"}
 
 
 def non_retryable(error: ValueError) -> ApplicationError:
@@ -139,6 +155,10 @@ class LedgerActivities:
                     "costs": [{"label": f.label, "amount_cents": f.amount_cents - f.paid_cents} for f in fees],
                     "interest": court_interest(
                         state.items, customer.kind, service.ledger_date(request.now), customer.state
+                    ),
+                    # A side claim like the interest: owed by law, not a ledger item, so not in claimed_cents.
+                    "flat_fee": court_flat_fee(
+                        customer.kind, request.case_id, flat_fees_booked(session, contract.id or 0)
                     ),
                     "court_fee_estimate_cents": COURT_FEE_MINIMUM_CENTS,
                     "claimed_cents": state.balance_cents,

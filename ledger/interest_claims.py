@@ -12,13 +12,28 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.calendar import next_working_day
 from core.interest import BUSINESS_FLAT_FEE_CENTS, default_interest, total_cents
 from ledger import service
 from models.ledger import CustomerKind, Fee
 from models.rates import load_base_rates
+
+FLAT_FEE_LABEL = "Verzugspauschale (§ 288 Abs. 5 BGB)"
+FLAT_FEE_KEY_SUFFIX = ":flat-fee-288-5"
+
+
+def flat_fee_key(case_id: str) -> str:
+    """One flat fee per case: the key makes a second booking return the first."""
+    return f"{case_id}{FLAT_FEE_KEY_SUFFIX}"
+
+
+def flat_fees_booked(session: Session, contract_id: int) -> list[Fee]:
+    """The §288(5) flat fees booked on a contract (any case, open, paid or written off), so that a
+    later claim — the court application — can tell whether it is claimed already."""
+    fees = session.exec(select(Fee).where(Fee.contract_id == contract_id).order_by(col(Fee.id)))
+    return [f for f in fees if f.idempotency_key.endswith(FLAT_FEE_KEY_SUFFIX)]
 
 
 def _percent(value: object) -> str:
@@ -67,10 +82,10 @@ def claim_default_interest(
         booked.append(
             service.book_fee(
                 session,
-                key=f"{case_id}:flat-fee-288-5",
+                key=flat_fee_key(case_id),
                 contract_number=contract_number,
                 case_id=case_id,
-                label="Verzugspauschale (§ 288 Abs. 5 BGB)",
+                label=FLAT_FEE_LABEL,
                 amount_cents=BUSINESS_FLAT_FEE_CENTS,
                 at=at,
             )
