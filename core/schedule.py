@@ -11,7 +11,7 @@ from datetime import datetime
 
 from core.calendar import dispatch_moment, start_of_day
 from models.case import CaseState, OpenItem
-from models.plan import Anchor, PlanStep, StepKind
+from models.plan import MESSAGE_STEPS, Anchor, PlanStep, StepKind
 
 SUPPLEMENT = "_supplement_"
 
@@ -69,10 +69,21 @@ def is_supplement(step: PlanStep) -> bool:
     return SUPPLEMENT in step.key
 
 
+def last_message_at(state: CaseState) -> datetime | None:
+    """When the case last sent the customer a message step (reminder, notice, pay-link SMS)."""
+    sent = [record.at for record in state.steps_done if record.kind in MESSAGE_STEPS]
+    return max(sent) if sent else None
+
+
 def step_due_at(state: CaseState, step: PlanStep, now: datetime | None = None) -> datetime:
     """When the step runs. With `now`, a step already overdue (a hold or promise just ended, a
     payment re-anchored it) runs at the next dispatch moment from now: a promise broken on a
-    Saturday resumes dunning on Monday morning, not at midnight."""
+    Saturday resumes dunning on Monday morning, not at midnight.
+
+    A step with `min_gap` also waits until that long after the previous message was actually sent:
+    a case discovered weeks after the due date has every offset in the past, and without the gap
+    its reminder and its §38 notice would go out in the same second — the customer gets no time to
+    react to the reminder, and in Denmark reminders must really be 10 days apart (renteloven §9b)."""
     if is_supplement(step):
         base = due_anchor(state, unnoticed_items(state))
     elif step.after == Anchor.DUE:
@@ -86,6 +97,9 @@ def step_due_at(state: CaseState, step: PlanStep, now: datetime | None = None) -
             raise ValueError(f"step {step.key} counts from the handover, which has not happened")
         base = state.handover_at
     due = base + step.offset
+    previous = last_message_at(state)
+    if step.min_gap and previous is not None:
+        due = max(due, previous + step.min_gap)
     if now is not None and due < now:
         due = now
     if state.plan.demo or step.kind == StepKind.SUSPEND_COVER:

@@ -61,11 +61,19 @@ class PlanStep(BaseModel):
     copies: list[Channel] = Field(default_factory=list)  # also sent where usable
     fees_cents: dict[Channel, int] = Field(default_factory=dict)  # per channel actually used
     summary: str = ""  # shown on the timer in the Temporal UI
+    # Never run earlier than this long after the case's previous message to the customer was actually
+    # sent (core/schedule.step_due_at). Offsets alone space steps from the due date; a case discovered
+    # late has all of them in the past and would send reminder and notice in the same second.
+    # 0 (the default) is left out when a plan is serialized, so plans pinned by cases that started
+    # before this field existed keep their shape (and, for Danish plans, stay valid: see _check_denmark).
+    min_gap: timedelta = Field(default=timedelta(0), exclude_if=lambda gap: not gap)
 
     @model_validator(mode="after")
     def _check(self) -> PlanStep:
         if self.offset < timedelta(0):
             raise ValueError(f"step {self.key}: offset must be >= 0, got {self.offset}")
+        if self.min_gap < timedelta(0):
+            raise ValueError(f"step {self.key}: min_gap must be >= 0, got {self.min_gap}")
         if self.kind in MESSAGE_STEPS and not self.channels:
             raise ValueError(f"step {self.key}: a {self.kind} step needs at least one channel")
         if self.kind == StepKind.QUALIFIED_NOTICE and Channel.SMS in self.channels:
@@ -185,6 +193,17 @@ class DunningPlan(BaseModel):
                 raise ValueError(
                     f"steps {earlier.key} → {later.key}: reminders must be at least 10 days apart (renteloven §9b), "
                     f"got {later.offset - earlier.offset}"
+                )
+        # Offsets space the reminders on paper; min_gap keeps them 10 days apart when they are really
+        # sent (a case found late). A plan in which no step declares min_gap was pinned by a case that
+        # started before the field existed: it is accepted as it was, so that case keeps running.
+        if not any("min_gap" in s.model_fields_set for s in self.steps):
+            return
+        for step in reminders[1:]:
+            if step.min_gap < DK_MIN_REMINDER_GAP:
+                raise ValueError(
+                    f"step {step.key}: a Danish reminder after the first needs min_gap >= 10 days, so that it "
+                    f"goes out at least 10 days after the previous one (renteloven §9b), got {step.min_gap}"
                 )
 
     def step(self, key: str) -> PlanStep:

@@ -18,7 +18,7 @@ def _reminder(days: int, summary: str) -> PlanStep:
     return PlanStep(key="reminder", kind=StepKind.REMINDER, offset=days * D, channels=[E, L], summary=summary)
 
 
-def _notice(days: int, letter_fee_cents: int, summary: str) -> PlanStep:
+def _notice(days: int, letter_fee_cents: int, summary: str, min_gap: timedelta | None = None) -> PlanStep:
     """The qualified notice: a letter (text form) with an e-mail copy where an address is known."""
     return PlanStep(
         key="notice",
@@ -28,6 +28,7 @@ def _notice(days: int, letter_fee_cents: int, summary: str) -> PlanStep:
         copies=[E],
         fees_cents={L: letter_fee_cents},
         summary=summary,
+        **({"min_gap": min_gap} if min_gap is not None else {}),
     )
 
 
@@ -41,7 +42,13 @@ def _suspend() -> PlanStep:
     )
 
 
-def _sms(days: int, summary: str, after: Anchor = Anchor.DEADLINE, copies: tuple[Channel, ...] = ()) -> PlanStep:
+def _sms(
+    days: int,
+    summary: str,
+    after: Anchor = Anchor.DEADLINE,
+    copies: tuple[Channel, ...] = (),
+    min_gap: timedelta | None = None,
+) -> PlanStep:
     return PlanStep(
         key="sms",
         kind=StepKind.PAY_LINK_SMS,
@@ -50,6 +57,7 @@ def _sms(days: int, summary: str, after: Anchor = Anchor.DEADLINE, copies: tuple
         channels=[S, E],
         copies=list(copies),
         summary=summary,
+        **({"min_gap": min_gap} if min_gap is not None else {}),
     )
 
 
@@ -60,14 +68,18 @@ def _agency(days: int, summary: str) -> PlanStep:
 
 
 def _german_follow_up() -> DunningPlan:
-    """SPEC.md §4: follow-up premium, consumer, Germany."""
+    """SPEC.md §4: follow-up premium, consumer, Germany.
+
+    Version 2: the notice goes out at least 7 days after the reminder was really sent, so a case
+    discovered late does not send both at once (the customer gets a week to react to the reminder).
+    """
     return DunningPlan(
         id="de-follow-up",
-        version=1,
+        version=2,
         title="Folgebeitrag Verbraucher (DE)",
         steps=[
             _reminder(3, "Friendly reminder 3 days after due"),
-            _notice(14, 150, "Qualified notice §38 VVG 14 days after due"),
+            _notice(14, 150, "Qualified notice §38 VVG 14 days after due", min_gap=7 * D),
             _suspend(),
             _sms(1, "SMS with pay link 1 day after deadline", copies=(E,)),
             _agency(7, "Hand over to the agent 7 days after deadline"),
@@ -122,10 +134,13 @@ def _german_first_premium() -> DunningPlan:
 
 
 def _danish_follow_up() -> DunningPlan:
-    """Denmark: three reminders at most, 10+ days apart, fee at most 100 DKK each (renteloven §9b)."""
+    """Denmark: three reminders at most, 10+ days apart, fee at most 100 DKK each (renteloven §9b).
+
+    Version 2: 10 days apart also when they are really sent (min_gap), not only on paper (offsets).
+    """
     return DunningPlan(
         id="dk-follow-up",
-        version=1,
+        version=2,
         title="Rykkerforløb (DK)",
         language="da",
         timezone="Europe/Copenhagen",
@@ -134,18 +149,22 @@ def _danish_follow_up() -> DunningPlan:
         currency="DKK",
         steps=[
             _reminder(3, "1st reminder (rykker) 3 days after due, free"),
-            _notice(13, 10_000, "2nd reminder with deadline and consequences 13 days after due, 100 DKK"),
+            _notice(
+                13, 10_000, "2nd reminder with deadline and consequences 13 days after due, 100 DKK", min_gap=10 * D
+            ),
             _suspend(),
-            _sms(34, "3rd and last reminder: SMS with pay link 34 days after due", after=Anchor.DUE),
+            _sms(34, "3rd and last reminder: SMS with pay link 34 days after due", after=Anchor.DUE, min_gap=10 * D),
             _agency(10, "Hand over to the agent 10 days after deadline"),
         ],
     )
 
 
 def _demo(plan_id: str, m: timedelta, unit: str) -> DunningPlan:
-    """The German plan with minutes (or seconds) instead of days, so a person sees cases move."""
+    """The German plan with minutes (or seconds) instead of days, so a person sees cases move.
+    The notice keeps one unit of time after the reminder (min_gap), as the real plan keeps a week."""
     base = _german_follow_up()
     offsets = {"reminder": 1 * m, "notice": 2 * m, "suspend": 0 * m, "sms": 1 * m, "agency": 2 * m, "court": 4 * m}
+    gaps = {"notice": 1 * m}
     return base.model_copy(
         update={
             "id": plan_id,
@@ -156,7 +175,13 @@ def _demo(plan_id: str, m: timedelta, unit: str) -> DunningPlan:
             "receipt_delay": {L: timedelta(0), E: timedelta(0)},
             "promise_grace": m,
             "steps": [
-                s.model_copy(update={"offset": offsets[s.key], "summary": _demo_summary(s.summary, offsets[s.key])})
+                s.model_copy(
+                    update={
+                        "offset": offsets[s.key],
+                        "summary": _demo_summary(s.summary, offsets[s.key]),
+                        "min_gap": gaps.get(s.key, timedelta(0)),
+                    }
+                )
                 for s in base.steps
             ],
         }
