@@ -196,7 +196,11 @@ class LedgerActivities:
                 if request.action == "write_off":
                     result.written_off_cents = service.write_off(session, request.contract_number, request.as_of)
                 elif request.action == "cancel":
-                    result.blocked_premiums = service.block_dunning(session, request.contract_number, request.as_of)
+                    # Staff cancelled the case (e.g. the premium was booked in error): its premiums
+                    # leave the arrears for good, so no later notice or case claims them again.
+                    result.blocked_premiums = service.block_dunning(
+                        session, request.contract_number, request.as_of, service.cancellation_reason(request.reason)
+                    )
                 result.tasks_closed = service.close_agent_tasks(session, request.case_id, f"case {request.action}")
                 return result
         except service.LedgerError as error:

@@ -7,11 +7,12 @@ rule; the transaction is rolled back, so nothing is half-applied.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy import func, literal
+from sqlalchemy import func, literal, or_
 from sqlmodel import Session, col, select
 
 from core.allocation import Debt, Share, allocate
@@ -183,21 +184,75 @@ def period_label(premium: Premium) -> str:
 # --- arrears ---------------------------------------------------------------------------------
 
 
-def _open_premiums(session: Session, contract_id: int, as_of: date) -> list[Premium]:
+# Why a premium is blocked (Premium.dunning_block_reason). A cancellation by staff (the premium was
+# booked in error, the case was cancelled) is final; a contract stop (MD07) is lifted by a person.
+CANCELLED = "cancelled"
+# The back-office task a contract stop opens ("a person decides"); releasing the contract closes it.
+STOP_REVIEW_TASK = "manual_review"
+
+
+def cancellation_reason(reason: str) -> str:
+    """The block reason for a premium staff cancelled: "cancelled: <why>" (kept as given when it
+    already says it was cancelled, e.g. the case's "Cancelled by mia: booked in error")."""
+    return reason if is_cancellation(reason) else f"{CANCELLED}: {reason}"
+
+
+def is_cancellation(reason: str | None) -> bool:
+    return bool(reason) and str(reason).lower().startswith(CANCELLED)
+
+
+def _open_premiums(session: Session, contract_id: int, as_of: date, *, include_blocked: bool = False) -> list[Premium]:
+    """Open premiums due by `as_of`, oldest first: what the insurer duns.
+
+    A blocked premium is not arrears (a notice stating it would overstate the amount and be void,
+    BGH VersR 1992, 1501), so it is left out unless the caller manages the blocks themselves.
+    """
     query = (
         select(Premium)
         .where(Premium.contract_id == contract_id, Premium.status == PremiumStatus.OPEN, Premium.due_date <= as_of)
         .order_by(col(Premium.due_date), col(Premium.id))
     )
+    if not include_blocked:
+        query = query.where(Premium.dunning_blocked == False)  # noqa: E712
     return list(session.exec(query))
 
 
 def open_fees(session: Session, contract_id: int) -> list[Fee]:
-    query = select(Fee).where(Fee.contract_id == contract_id, Fee.written_off == False).order_by(col(Fee.id))  # noqa: E712
+    """Unpaid costs and claimed interest. Those booked for a blocked premium are left out: the
+    costs of dunning something the insurer no longer duns are not claimed either."""
+    query = (
+        select(Fee)
+        .outerjoin(Premium, col(Premium.id) == col(Fee.premium_id))
+        .where(
+            Fee.contract_id == contract_id,
+            Fee.written_off == False,  # noqa: E712
+            or_(col(Premium.id).is_(None), col(Premium.dunning_blocked).is_(False)),
+        )
+        .order_by(col(Fee.id))
+    )
     return [f for f in session.exec(query) if f.paid_cents < f.amount_cents]
 
 
+def blocked_premiums(session: Session, contract_number: str) -> list[Premium]:
+    """Open premiums nobody duns, with the reason: for staff (they are owed, but not claimed)."""
+    contract = get_contract(session, contract_number)
+    assert contract.id is not None
+    query = (
+        select(Premium)
+        .where(
+            Premium.contract_id == contract.id,
+            Premium.status == PremiumStatus.OPEN,
+            Premium.dunning_blocked == True,  # noqa: E712
+        )
+        .order_by(col(Premium.due_date), col(Premium.id))
+    )
+    return list(session.exec(query))
+
+
 def arrears(session: Session, contract_number: str, as_of: date) -> Arrears:
+    """What the customer owes and is dunned for: open, unblocked premiums due by `as_of` and their
+    open fees. Notices, SMS, receipts, the pay page, the court application and the case all read
+    this, so each states the same amount to the cent."""
     contract = get_contract(session, contract_number)
     customer = get_customer(session, contract)
     assert contract.id is not None
@@ -229,10 +284,25 @@ def arrears(session: Session, contract_number: str, as_of: date) -> Arrears:
 # --- payments --------------------------------------------------------------------------------
 
 
-def _debts(session: Session, contract_id: int, as_of: date) -> list[Debt]:
-    premiums = {p.id: p for p in _open_premiums(session, contract_id, as_of)}
+def _debts(session: Session, contract_id: int, as_of: date, designated_premium: str | None = None) -> list[Debt]:
+    """What a payment may pay. A blocked premium only when the payer names it (§366(1) BGB):
+    otherwise the money stays credit, shown to staff, rather than silently settling something the
+    insurer cancelled or stopped dunning."""
+    dunned = _open_premiums(session, contract_id, as_of)
+    oldest = dunned[0] if dunned else None  # fees whose premium is settled go with the oldest debt
+    premiums = {p.id: p for p in dunned}
+    if designated_premium is not None:
+        named = session.exec(
+            select(Premium).where(
+                Premium.external_id == designated_premium,
+                Premium.contract_id == contract_id,
+                Premium.status == PremiumStatus.OPEN,
+                Premium.due_date <= as_of,
+            )
+        ).first()
+        if named is not None:
+            premiums[named.id] = named
     debts: list[Debt] = []
-    oldest = min(premiums.values(), key=lambda p: (p.due_date, p.id or 0), default=None)
     for fee in open_fees(session, contract_id):
         owner = premiums.get(fee.premium_id) or oldest
         assert fee.id is not None
@@ -290,7 +360,7 @@ def book_payment(
         if premium.contract_id != contract.id:
             raise LedgerError(f"premium_id {designated_premium!r} does not belong to contract {contract_number}")
     # Only what is due is allocated; the rest is credit on the contract (shown, refundable).
-    result = allocate(amount_cents, _debts(session, contract.id, as_of), designated_premium)
+    result = allocate(amount_cents, _debts(session, contract.id, as_of, designated_premium), designated_premium)
     payment = Payment(
         external_ref=external_ref,
         contract_id=contract.id,
@@ -418,7 +488,8 @@ def reverse_payment(
 
 
 def write_off(session: Session, contract_number: str, as_of: date) -> int:
-    """Write off everything due; returns the cents written off."""
+    """Write off everything dunned (blocked premiums stay as they are: they were never claimed);
+    returns the cents written off."""
     contract = get_contract(session, contract_number, lock=True)
     assert contract.id is not None
     total = 0
@@ -434,17 +505,111 @@ def write_off(session: Session, contract_number: str, as_of: date) -> int:
     return total
 
 
-def block_dunning(session: Session, contract_number: str, as_of: date) -> list[str]:
-    """Staff cancelled the case: the sweep must not restart it for these premiums."""
+def block_dunning(session: Session, contract_number: str, as_of: date, reason: str) -> list[str]:
+    """Stop dunning the contract's open premiums due by `as_of`, and record why.
+
+    Staff cancelled the case ("cancelled: …") or the contract was stopped (a stop code such as
+    "MD07"). Blocked premiums leave the arrears, so no later notice, sweep or event brings them back.
+    A cancellation is final: it replaces a stop code (a person decided), and a stop code never
+    replaces a cancellation. Returns every premium now blocked, so a retried call answers the same.
+    """
+    if not reason.strip():
+        raise LedgerError("reason must say why dunning stops, got an empty text")
     contract = get_contract(session, contract_number)
     assert contract.id is not None
     blocked = []
-    for premium in _open_premiums(session, contract.id, as_of):
-        premium.dunning_blocked = True
-        session.add(premium)
+    for premium in _open_premiums(session, contract.id, as_of, include_blocked=True):
+        keeps_its_reason = premium.dunning_blocked and (
+            is_cancellation(premium.dunning_block_reason) or not is_cancellation(reason)
+        )
+        if not keeps_its_reason:
+            premium.dunning_blocked = True
+            premium.dunning_block_reason = reason
+            session.add(premium)
         blocked.append(premium.external_id)
     session.flush()
     return blocked
+
+
+def dunning_stopped_note(contract: Contract) -> str | None:
+    """Why no case may start or join for this contract, or None when automated dunning may run."""
+    if contract.dunning_stopped_at is None:
+        return None
+    return (
+        f"automated dunning is stopped for contract {contract.contract_number} "
+        f"since {ledger_date(contract.dunning_stopped_at):%Y-%m-%d} "
+        f"({contract.dunning_stopped_code}: {contract.dunning_stopped_reason}); a person must release it"
+    )
+
+
+def stop_dunning(session: Session, contract_number: str, *, code: str, reason: str, at: datetime) -> list[str]:
+    """Stop automated dunning for the whole contract until a person releases it (DOMAIN.md §6:
+    MD07, debtor deceased, goes to a person). Every open premium is blocked with the code, and no
+    case may start or join while the stop lasts. Stopping a stopped contract keeps the first stop
+    (its time and reason). Returns the premiums blocked by the stop."""
+    if not code.strip() or not reason.strip():
+        raise LedgerError(f"code and reason must not be empty, got code={code!r} reason={reason!r}")
+    contract = get_contract(session, contract_number, lock=True)
+    if contract.dunning_stopped_at is None:
+        contract.dunning_stopped_code, contract.dunning_stopped_reason = code, reason
+        contract.dunning_stopped_at = at
+        session.add(contract)
+    return block_dunning(session, contract_number, date.max, contract.dunning_stopped_code or code)
+
+
+@dataclass(frozen=True)
+class DunningReleased:
+    contract_number: str
+    code: str  # the stop that was released, e.g. "MD07"
+    unblocked: list[str]  # premiums dunned again from now on
+    still_blocked: dict[str, str]  # premium id → reason: cancelled by staff, they stay out
+    credit_used_cents: int  # credit the insurer held that paid the unblocked premiums at once
+    tasks_closed: int
+
+
+def release_dunning(session: Session, contract_number: str, *, by: str, reason: str, at: datetime) -> DunningReleased:
+    """A person releases a stopped contract: the stop is cleared and the premiums blocked for it are
+    dunned again (by the next sweep or event); premiums staff cancelled stay blocked. Credit the
+    insurer holds pays them first (nobody is dunned for money already received). The back-office
+    review the stop opened is closed with who released it and why.
+
+    Refused, changing nothing: an unknown contract, a contract that is not stopped, an empty
+    `by` or `reason`.
+    """
+    if not by.strip():
+        raise LedgerError("by must name who releases the contract, got an empty text")
+    if not reason.strip():
+        raise LedgerError("reason must say why automated dunning may resume, got an empty text")
+    contract = get_contract(session, contract_number, lock=True)
+    if contract.dunning_stopped_at is None or contract.dunning_stopped_code is None:
+        raise LedgerError(f"contract_number {contract_number!r} is not stopped: there is nothing to release")
+    assert contract.id is not None
+    code = contract.dunning_stopped_code
+    unblocked: list[str] = []
+    still_blocked: dict[str, str] = {}
+    for premium in blocked_premiums(session, contract_number):
+        if premium.dunning_block_reason == code:
+            premium.dunning_blocked, premium.dunning_block_reason = False, None
+            session.add(premium)
+            unblocked.append(premium.external_id)
+        else:
+            still_blocked[premium.external_id] = premium.dunning_block_reason or ""
+    contract.dunning_stopped_code = contract.dunning_stopped_reason = None
+    contract.dunning_stopped_at = None
+    session.add(contract)
+    tasks = session.exec(
+        select(AgentTask).where(
+            AgentTask.contract_id == contract.id,
+            AgentTask.kind == STOP_REVIEW_TASK,
+            AgentTask.status == "open",
+        )
+    ).all()
+    for task in tasks:
+        task.status, task.outcome = "done", f"dunning released by {by.strip()}: {reason.strip()}"
+        session.add(task)
+    session.flush()
+    credit_used = apply_credit(session, contract, ledger_date(at))
+    return DunningReleased(contract_number, code, unblocked, still_blocked, credit_used, len(tasks))
 
 
 # --- fees ------------------------------------------------------------------------------------
@@ -458,7 +623,7 @@ def book_fee(
         return existing
     contract = get_contract(session, contract_number)
     assert contract.id is not None
-    oldest = next(iter(_open_premiums(session, contract.id, ledger_date(at))), None)
+    oldest = next(iter(_open_premiums(session, contract.id, ledger_date(at))), None)  # a dunned premium
     fee = Fee(
         idempotency_key=key,
         contract_id=contract.id,
@@ -640,7 +805,8 @@ def record_event(session: Session, source: str, event_id: str, at: datetime, res
 def overdue_premiums(
     session: Session, as_of: date, after_id: int = 0, limit: int = 500
 ) -> list[tuple[int, str, str, str | None]]:
-    """Open, unblocked premiums due before `as_of`: (row id, contract number, premium id, plan), by id.
+    """Open, unblocked premiums of contracts not stopped, due before `as_of`: (row id, contract
+    number, premium id, plan), by id.
 
     Walks the (status, id) index, so its cost follows the number of open premiums, not the paid
     history. The statuses are literals in the SQL text: PostgreSQL's generic plan for the prepared
@@ -654,6 +820,7 @@ def overdue_premiums(
             col(Premium.status) == literal(PremiumStatus.OPEN, SAEnum(PremiumStatus), literal_execute=True),
             Premium.due_date < as_of,
             Premium.dunning_blocked == False,  # noqa: E712
+            col(Contract.dunning_stopped_at).is_(None),  # a stopped contract waits for a person
             col(Premium.id) > after_id,
             col(Contract.status)
             != literal(ContractStatus.TERMINATED, SAEnum(ContractStatus), literal_execute=True),

@@ -70,6 +70,12 @@ class Contract(SQLModel, table=True):
     payment_method: str = "self_payment"  # or direct_debit
     credit_cents: int = 0  # overpayments kept on the contract, refundable
     dunning_plan: str | None = None  # None: the configured default plan
+    # Automated dunning stopped for the whole contract until a person releases it (DOMAIN.md §6: a
+    # direct debit returned MD07, debtor deceased). While set, no case starts or joins and the
+    # running case holds; the contract's premiums open at the stop are blocked with the code.
+    dunning_stopped_code: str | None = None  # e.g. "MD07"
+    dunning_stopped_reason: str | None = None
+    dunning_stopped_at: datetime | None = None
 
 
 class ContractStatusChange(SQLModel, table=True):
@@ -101,8 +107,12 @@ class Premium(SQLModel, table=True):
     amount_cents: int
     paid_cents: int = 0
     status: PremiumStatus = PremiumStatus.OPEN
-    # Staff cancelled dunning for this premium: the sweep must not restart a case for it.
+    # Not dunned: no case, notice, SMS, court application or interest claim counts it as arrears,
+    # and a payment pays it only when the payer names it. Why, in dunning_block_reason:
+    # "cancelled: …" (staff cancelled the case, e.g. booked in error; final) or a contract stop
+    # code such as "MD07" (lifted when a person releases the contract).
     dunning_blocked: bool = False
+    dunning_block_reason: str | None = None
 
 
 class Payment(SQLModel, table=True):

@@ -459,7 +459,7 @@ def test_written_off_and_blocked_premiums_leave_the_sweep(any_engine: Engine) ->
 
     with session_scope(any_engine) as session:
         assert service.write_off(session, "K-1", MAR) == 12_150
-        assert service.block_dunning(session, "K-2", MAR) == ["P-2"]
+        assert service.block_dunning(session, "K-2", MAR, "cancelled: booked in error") == ["P-2"]
     with session_scope(any_engine) as session:
         found = service.overdue_premiums(session, MAR)
         owed = service.arrears(session, "K-1", MAR)

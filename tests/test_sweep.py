@@ -95,7 +95,7 @@ def seed_ledger(engine: Engine, now: datetime) -> Ledger:
             received_at=now,
             source="bank",
         )
-        assert service.block_dunning(session, ledger.blocked, today) == [f"P-{tag}-E1"]
+        assert service.block_dunning(session, ledger.blocked, today, "cancelled: booked in error") == [f"P-{tag}-E1"]
         service.set_contract_status(
             session,
             contract_number=ledger.terminated,

@@ -19,20 +19,17 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from config import Settings
-from ledger import service
+from ledger import debit_returns, service
 from ledger.db import transaction_in_thread
-from models.case import PaymentBooked, PaymentResult, PremiumOverdue
-from models.ledger import AgentTask, Contract, Premium
+from models.case import DunningStopped, PaymentBooked, PaymentResult, PremiumOverdue
+from models.ledger import Contract, Premium
 from observability import payment_booked
-from workflows.client import notify_payment, start_or_join_case
+from workflows.client import notify_dunning_stopped, notify_payment, start_or_join_case
 
 T = TypeVar("T")
 
-# SEPA return reason codes (DOMAIN.md §6) and what the engine does with them.
-REDUN = {"AM04", "MS02", "MS03", "MD06"}  # re-open the premium and dun at once
-SWITCH_TO_SELF_PAYMENT = {"AC01", "AC04", "AC06", "MD01"}  # account/mandate unusable: customer pays himself
-TO_A_PERSON = {"MD07"}  # debtor deceased: no automated dunning
-KNOWN_RETURN_CODES = REDUN | SWITCH_TO_SELF_PAYMENT | TO_A_PERSON
+# SEPA return reason codes and what the engine does with them: ledger/debit_returns.py.
+KNOWN_RETURN_CODES = set(debit_returns.RETURN_RULES)
 
 
 class Inbound:
@@ -62,12 +59,22 @@ class Inbound:
             if await self.duplicate(source, event_id) is None:
                 raise
 
-    async def plan_for(self, contract_number: str) -> str:
-        contract = await self.in_transaction(lambda s: service.get_contract(s, contract_number))
-        return contract.dunning_plan or self.settings.default_plan
+    async def dun(self, contract_number: str, premium_id: str, reason: str = "overdue") -> dict[str, object]:
+        """Start or join the contract's case for an overdue premium — unless nobody may dun it: the
+        contract is stopped for a person (MD07) or staff blocked the premium. Then no case starts or
+        joins, and the answer says why: {"case": None, "note": …}; else {"case": workflow id}."""
 
-    async def open_case(self, contract_number: str, premium_id: str, reason: str = "overdue") -> str:
-        plan = await self.plan_for(contract_number)
+        def check(session: Session) -> tuple[str | None, str]:
+            contract = service.get_contract(session, contract_number)
+            premium = service.get_premium(session, premium_id)
+            note = service.dunning_stopped_note(contract)
+            if note is None and premium.dunning_blocked:
+                note = f"dunning was stopped for premium {premium_id} ({premium.dunning_block_reason})"
+            return note, contract.dunning_plan or self.settings.default_plan
+
+        note, plan = await self.in_transaction(check)
+        if note is not None:
+            return {"case": None, "note": note}
         handle = await start_or_join_case(
             self.client,
             self.settings.task_queue,
@@ -75,7 +82,15 @@ class Inbound:
             PremiumOverdue(premium_id=premium_id, reason=reason),
             plan,
         )
-        return handle.id
+        return {"case": handle.id}
+
+    async def open_case(self, contract_number: str, premium_id: str, reason: str = "overdue") -> str:
+        """The case's workflow id; refused (LedgerError, nothing started) when nobody may dun the
+        premium (see `dun`, which answers with a note instead)."""
+        dunning = await self.dun(contract_number, premium_id, reason)
+        if dunning["case"] is None:
+            raise service.LedgerError(str(dunning["note"]))
+        return str(dunning["case"])
 
     # --- payments ----------------------------------------------------------------------------
 
@@ -144,8 +159,8 @@ class Inbound:
         )
         result: dict[str, object] = {"premium_id": premium_id, "booked": created, "case": None}
         # Default starts the day after the due date (§286(2) BGB): a premium booked late joins at once.
-        if premium.status == "open" and due_date < today and not premium.dunning_blocked:
-            result["case"] = await self.open_case(contract_number, premium_id)
+        if premium.status == "open" and due_date < today:
+            result.update(await self.dun(contract_number, premium_id))
         return result
 
     async def premium_due(self, *, premium_id: str) -> dict[str, object]:
@@ -160,46 +175,35 @@ class Inbound:
         premium, contract_number = await self.in_transaction(read)
         if premium.status != "open":
             return {"premium_id": premium_id, "case": None, "note": f"premium is {premium.status}"}
-        if premium.dunning_blocked:
-            return {"premium_id": premium_id, "case": None, "note": "dunning was stopped for this premium by staff"}
-        return {"premium_id": premium_id, "case": await self.open_case(contract_number, premium_id)}
+        return {"premium_id": premium_id, **(await self.dun(contract_number, premium_id))}
 
     async def direct_debit_returned(self, *, payment_ref: str, reason_code: str) -> dict[str, object]:
-        code = reason_code.upper()
-        if code not in KNOWN_RETURN_CODES:
-            raise service.LedgerError(f"reason_code must be one of {sorted(KNOWN_RETURN_CODES)}, got {reason_code!r}")
+        """Re-open what the debit paid and act on its reason code (ledger/debit_returns.py); then
+        tell the cases: dun the re-opened premiums, or — MD07 — tell the running case to stop.
 
-        def reverse(session: Session) -> tuple[str, list[str], bool]:
-            payment, reopened, changed = service.reverse_payment(session, payment_ref, code)
-            contract = session.get(Contract, payment.contract_id)
-            assert contract is not None
-            if code in SWITCH_TO_SELF_PAYMENT:
-                contract.payment_method = "self_payment"
-                session.add(contract)
-            if code in TO_A_PERSON and changed:
-                service.block_dunning(session, contract.contract_number, date.max)
-                service.add_agent_task(
-                    session,
-                    AgentTask(
-                        idempotency_key=f"ddreturn:{payment_ref}",
-                        case_id="",
-                        contract_id=contract.id or 0,
-                        agent_code="backoffice",
-                        kind="manual_review",
-                        open_cents=payment.amount_cents,
-                        created_at=datetime.now(UTC),
-                        due_at=datetime.now(UTC),
-                    ),
-                )
-            return contract.contract_number, reopened, changed
-
-        contract_number, reopened, changed = await self.in_transaction(reverse)
-        result: dict[str, object] = {"payment_ref": payment_ref, "reopened": reopened, "changed": changed, "case": None}
-        if code not in TO_A_PERSON:
-            for premium_id in reopened:
-                result["case"] = await self.open_case(
-                    contract_number, premium_id, reason=f"direct debit returned ({code})"
-                )
-        else:
-            result["note"] = "MD07: automated dunning stopped; a back-office task was created"
+        The stop signal goes out whenever the contract is stopped for this code, also for a repeat
+        of the return: the first attempt may have failed after the commit, before the signal."""
+        debit_returns.rule_for(reason_code)  # an unknown code is refused before anything is read
+        outcome = await self.in_transaction(
+            lambda s: debit_returns.apply_return(s, payment_ref, reason_code, datetime.now(UTC))
+        )
+        result: dict[str, object] = {
+            "payment_ref": payment_ref,
+            "reopened": outcome.reopened,
+            "changed": outcome.changed,
+            "case": None,
+            "actions": outcome.actions,
+        }
+        for premium_id in outcome.dunned:
+            why = f"direct debit returned ({outcome.code})"
+            result.update(await self.dun(outcome.contract_number, premium_id, reason=why))
+        if outcome.stopped:
+            told = await notify_dunning_stopped(
+                self.client, outcome.contract_number, DunningStopped(code=outcome.code, reason=outcome.stop_reason)
+            )
+            result["case_stopped"] = told
+            result["note"] = (
+                f"{outcome.code}: automated dunning stopped for the contract until a person releases it; "
+                "a back-office task was created" + ("; the running case was told to hold" if told else "")
+            )
         return result

@@ -339,15 +339,15 @@ def reverse_stripe_payment(session: Session, intent: str, amount_cents: int, kep
 async def reopen(ctx: AppContext, intent: str, amount: int, kept: int, reason: str) -> dict[str, object]:
     """Re-open the amount in the ledger and resume dunning (as a returned direct debit does)."""
     result = await ctx.inbound.in_transaction(lambda s: reverse_stripe_payment(s, intent, amount, kept, reason))
-    case: str | None = None
-    for premium_id in result.premiums:
-        case = await ctx.inbound.open_case(result.contract_number, premium_id, reason=f"Stripe {reason}")
-    return {
+    answer: dict[str, object] = {
         "payment_ref": stripe_payment_ref(intent),
         "reopened": result.premiums,
         "changed": result.changed,
-        "case": case,
+        "case": None,
     }
+    for premium_id in result.premiums:  # a stopped contract or a blocked premium: a note, no case
+        answer.update(await ctx.inbound.dun(result.contract_number, premium_id, reason=f"Stripe {reason}"))
+    return answer
 
 
 async def handle_stripe_event(ctx: AppContext, event: dict[str, Any]) -> dict[str, object]:
