@@ -3,6 +3,7 @@
     python starter.py status K-1001
     python starter.py pay K-1001 49.90 --reference BANK-2026-11-22-17
     python starter.py hold K-1001 --until 2026-12-15 --reason "customer in hospital"
+    python starter.py release-dunning K-1001 --by mia --reason "heirs confirmed, estate pays"
     python starter.py sweep
 
 Bad input is rejected with a message naming the problem, and changes nothing.
@@ -11,7 +12,7 @@ Bad input is rejected with a message naming the problem, and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -34,7 +35,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli_common import CliError, console, run
+from cli_common import CliError, console, ledger, run
 from config import get_settings
 from core.money import format_eur, parse_amount
 from models.activities import SweepRequest, SweepResult
@@ -341,6 +342,25 @@ def covered(
     since = f" since {local(answer.since)}" if answer.since else ""
     verdict = "[green]covered[/green]" if answer.covered else "[red]NOT covered[/red]"
     console.print(f"{contract} at {local(moment)}: {verdict} ({answer.status}{since}: {answer.reason})")
+
+
+@app.command("release-dunning")
+def release_dunning(
+    contract: Contract, reason: Reason, by: Annotated[str, typer.Option("--by", help="Who releases")]
+) -> None:
+    """Release a contract stopped for a person (MD07, debtor deceased): the premiums blocked for the
+    stop are dunned again by the next sweep or event; premiums staff cancelled stay blocked."""
+    from ledger.service import release_dunning as release
+
+    released = ledger(lambda session: release(session, contract, by=by, reason=reason, at=datetime.now(UTC)))
+    console.print(
+        f"{contract}: {released.code} stop released; dunned again: {', '.join(released.unblocked) or 'nothing'}"
+    )
+    for premium_id, why in released.still_blocked.items():
+        console.print(f"  still blocked: {premium_id} ({why})")
+    if released.credit_used_cents:
+        console.print(f"  credit used at once: {format_eur(released.credit_used_cents)}")
+    console.print("  a case still running stays on hold until resumed: python starter.py resume " + contract)
 
 
 @app.command()

@@ -7,7 +7,7 @@ nothing. Bad input gets 422 with a message naming the field, the value and the r
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -66,15 +66,30 @@ class ContractIn(Strict):
         return value
 
 
+class BlockedPremiumOut(BaseModel):
+    premium_id: str
+    open_cents: int
+    reason: str  # "cancelled: …" (staff, final) or a stop code such as "MD07" (lifted on release)
+
+
+class DunningStopOut(BaseModel):
+    code: str
+    reason: str
+    since: datetime
+
+
 class ContractOut(BaseModel):
     contract_number: str
     status: ContractStatus
     payment_method: str
-    balance_cents: int
+    balance_cents: int  # what is dunned: blocked premiums and their fees are not in it
     credit_cents: int
     open_premiums: list[str]
     history: list[dict[str, object]]
     case_workflow_id: str
+    # Owed but not dunned, for staff: a payment pays these only when the payer names them.
+    blocked_premiums: list[BlockedPremiumOut] = []
+    dunning_stopped: DunningStopOut | None = None  # set while the contract waits for a person (MD07)
 
 
 @router.put("/contracts/{contract_number}", response_model=ContractOut)
@@ -117,6 +132,50 @@ def contract_out(session: Session, contract_number: str) -> ContractOut:
             for c in service.status_history(session, contract_number)
         ],
         case_workflow_id=case_workflow_id(contract_number),
+        blocked_premiums=[
+            BlockedPremiumOut(
+                premium_id=p.external_id, open_cents=p.amount_cents - p.paid_cents, reason=p.dunning_block_reason or ""
+            )
+            for p in service.blocked_premiums(session, contract_number)
+        ],
+        dunning_stopped=(
+            DunningStopOut(
+                code=contract.dunning_stopped_code or "",
+                reason=contract.dunning_stopped_reason or "",
+                since=contract.dunning_stopped_at,
+            )
+            if contract.dunning_stopped_at is not None
+            else None
+        ),
+    )
+
+
+class ReleaseIn(Strict):
+    by: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class ReleaseOut(BaseModel):
+    contract_number: str
+    code: str
+    unblocked: list[str]
+    still_blocked: dict[str, str]
+    credit_used_cents: int
+    tasks_closed: int
+    note: str
+
+
+@router.post("/contracts/{contract_number}/release-dunning", response_model=ReleaseOut)
+def release_dunning(
+    contract_number: Id, body: ReleaseIn, session: Annotated[Session, Depends(db_session)]
+) -> ReleaseOut:
+    """A person releases a contract stopped for a person (MD07, debtor deceased): the premiums
+    blocked for the stop are dunned again by the next sweep or event; those staff cancelled stay
+    blocked. An unknown or not-stopped contract is refused and nothing changes."""
+    released = service.release_dunning(session, contract_number, by=body.by, reason=body.reason, at=datetime.now(UTC))
+    return ReleaseOut(
+        **asdict(released),
+        note="a case still running stays on hold until a person resumes it (starter.py resume)",
     )
 
 
