@@ -108,8 +108,10 @@ class LedgerActivities:
                     to_status=request.to_status,
                     reason=request.reason,
                     key=request.key,
-                    at=request.at,
+                    at=request.effective_at or request.at,
                     case_id=request.case_id,
+                    recorded_at=request.at,
+                    only_with_arrears=request.only_with_arrears,
                 )
         except service.LedgerError as error:
             raise non_retryable(error) from error

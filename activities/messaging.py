@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 from activities.ledger import non_retryable
 from channels.render import RenderError, render_message
 from config import Settings
-from core.calendar import notice_deadline
+from core.calendar import expected_receipt, notice_deadline, termination_cure_deadline
 from core.references import payment_reference
 from core.tokens import derive_token_id, pay_link_url
 from ledger import service
@@ -35,7 +35,15 @@ from ledger.interest_claims import claim_default_interest
 from models.activities import SendMessage, SentMessage
 from models.case import Arrears
 from models.ledger import Contract, Customer, Message, PayLink
-from models.messages import Channel, Creditor, LineItem, MessageContext, MessageKind, RenderedMessage
+from models.messages import (
+    CONFIRMATION_KINDS,
+    Channel,
+    Creditor,
+    LineItem,
+    MessageContext,
+    MessageKind,
+    RenderedMessage,
+)
 from models.providers import DeliveryStatus, ProviderDelivery
 from providers import deliveries
 from providers.base import OutgoingEmail, OutgoingSms, ProviderError, RecipientInvalid
@@ -53,6 +61,13 @@ def sms_pay_url(base_url: str, pay_url: str, token_id: str) -> str:
     return f"{base_url.rstrip('/')}{SHORT_PAY_PATH}{token_id}" if pay_url else ""
 
 
+# Messages that demand payment: never sent when nothing is open any more.
+DUNNING_KINDS = {
+    MessageKind.REMINDER,
+    MessageKind.QUALIFIED_NOTICE,
+    MessageKind.PAY_LINK_SMS,
+    MessageKind.TERMINATION_LETTER,
+}
 class AmountMismatch(ApplicationError):
     pass
 
@@ -190,10 +205,16 @@ class Outbox:
 
     def _send(self, request: SendMessage) -> SentMessage:
         with session_scope(self.engine) as session:
-            contract = service.get_contract(session, request.contract_number)
+            # Locked like a payment booking: a payment lands either before this check (nothing is
+            # sent, no fee booked) or after the message is stored (the case answers it then).
+            contract = service.get_contract(session, request.contract_number, lock=True)
             customer = service.get_customer(session, contract)
             channel = next((c for c in request.channels if usable(c, customer)), Channel.LETTER)
             copies = [c for c in request.copies if c != channel and usable(c, customer)]
+            open_now = service.arrears(session, request.contract_number, request.as_of).balance_cents
+            if request.kind in DUNNING_KINDS and open_now <= 0:
+                # Paid while the case was busy with this step: a demand for nothing would be untrue.
+                return SentMessage(channel=channel, total_cents=0, skipped=True)
             fee_cents = request.fees_cents.get(channel, 0)
             if fee_cents:
                 service.book_fee(
@@ -221,10 +242,17 @@ class Outbox:
                 raise AmountMismatch(
                     f"itemised {total} cents != ledger balance {arrears.balance_cents} cents", non_retryable=True
                 )
-            wants_link = request.kind != MessageKind.REACTIVATION and total > 0
+            wants_link = request.kind not in CONFIRMATION_KINDS and total > 0
             pay_url = self.pay_link(session, contract, request.case_id, request.key, request.now) if wants_link else ""
-        deadline_date, deadline = None, None
-        if request.notice_plan is not None:
+        deadline_date, deadline, receipt = None, None, None
+        terminated_on = request.terminated_on
+        if request.kind == MessageKind.TERMINATION_LETTER and request.notice_plan is not None:
+            # §38(3) VVG: the termination takes effect when the customer receives it, and paying
+            # everything within one month of that voids it.
+            plan, state = request.notice_plan, customer.state or None
+            receipt = terminated_on = expected_receipt(plan, request.now, channel, state)
+            deadline_date, deadline = termination_cure_deadline(plan, request.now, channel, state)
+        elif request.notice_plan is not None:
             deadline_date, deadline = notice_deadline(request.notice_plan, request.now, channel, customer.state or None)
         context = MessageContext(
             kind=request.kind,
@@ -235,12 +263,16 @@ class Outbox:
             product=contract.product,
             salutation_name=customer.name,
             address_lines=address_lines(customer),
-            items=items if request.kind != MessageKind.REACTIVATION else [],
+            items=items if request.kind not in CONFIRMATION_KINDS else [],
             total_cents=total,
             paid_cents=request.paid_cents,
+            paid_at=request.paid_at,
+            terminated_on=terminated_on,
+            cure_until=deadline_date if request.kind == MessageKind.TERMINATION_LETTER else request.cure_until,
             credit_cents=arrears.credit_cents,
-            deadline=deadline_date,
-            legal_basis=request.notice_plan.legal_basis.value if request.notice_plan else "vvg38",
+            deadline=deadline_date if request.kind != MessageKind.TERMINATION_LETTER else request.notice_deadline,
+            legal_basis=request.notice_plan.legal_basis.value if request.notice_plan else request.legal_basis,
+            timezone=request.timezone,
             pay_url=pay_url,
             payment_reference=payment_reference(contract.contract_number),
             creditor=self.creditor(),
@@ -302,6 +334,7 @@ class Outbox:
             fee_cents=fee_cents,
             deadline_date=deadline_date,
             deadline=deadline,
+            expected_receipt=receipt,
         )
 
     def deliver(

@@ -24,7 +24,9 @@ class BankStatements:
             await notify_payment(
                 self.inbound.client,
                 payment.contract_number,
-                PaymentBooked(payment_ref=payment.payment_ref, amount_cents=payment.amount_cents),
+                PaymentBooked(
+                    payment_ref=payment.payment_ref, amount_cents=payment.amount_cents, received_at=payment.received_at
+                ),
             )
 
     async def import_camt053(self, data: bytes, imported_by: str) -> bank.ImportReport:

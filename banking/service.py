@@ -37,6 +37,7 @@ class Booked:
     contract_number: str
     payment_ref: str
     amount_cents: int
+    received_at: datetime | None = None  # the bank's booking day: cover returns from then (§38(2) VVG)
 
 
 @dataclass
@@ -155,7 +156,7 @@ def _book(session: Session, line: StatementLine, contract: Contract, rule: Match
     if line.debtor_iban and contract.id is not None:
         _learn_account(session, contract.id, line.debtor_iban, line.entry_ref)
     session.add(line)
-    return Booked(contract.contract_number, payment_ref(line), line.amount_cents)
+    return Booked(contract.contract_number, payment_ref(line), line.amount_cents, _received_at(line))
 
 
 def _learn_account(session: Session, contract_id: int, iban: str, source: str) -> None:
@@ -187,7 +188,8 @@ def import_statement(
             if existing.status == LineStatus.BOOKED and existing.contract_id is not None:
                 contract = session.get(Contract, existing.contract_id)
                 assert contract is not None and existing.payment_ref is not None
-                report.payments.append(Booked(contract.contract_number, existing.payment_ref, existing.amount_cents))
+                ref, cents = existing.payment_ref, existing.amount_cents
+                report.payments.append(Booked(contract.contract_number, ref, cents, _received_at(existing)))
             continue
         line = StatementLine(
             entry_ref=parsed.entry_ref,

@@ -278,6 +278,7 @@ def arrears(session: Session, contract_number: str, as_of: date) -> Arrears:
         agent_code=contract.agent_code,
         has_email=bool(customer.email) and customer.email_valid,
         has_phone=bool(customer.phone) and customer.phone_valid,
+        dunning_stopped=contract.dunning_stopped_at is not None,
     )
 
 
@@ -680,23 +681,46 @@ def set_contract_status(
     key: str,
     at: datetime,
     case_id: str | None = None,
+    recorded_at: datetime | None = None,
+    only_with_arrears: bool = False,
 ) -> bool:
-    """Change the status and write the history entry, once per key. Returns whether it changed."""
+    """Change the status and write the history entry, once per key. Returns whether it changed.
+
+    `at` is when the change takes legal effect (a reactivation: when the clearing payment was
+    received, §38(2) VVG), `recorded_at` when the engine wrote it; the history keeps both. The
+    effective time never goes back before the contract's last change, so the history stays one
+    ordered story ("covered at X?" has one answer). With `only_with_arrears` (a case suspending
+    cover) nothing changes when nothing is open any more: a suspension that arrives after the
+    balance cleared would take cover from a customer who paid.
+    """
     if session.exec(select(ContractStatusChange).where(ContractStatusChange.idempotency_key == key)).first():
         return False
     contract = get_contract(session, contract_number, lock=True)
     if contract.status == to_status:
         return False
     assert contract.id is not None
+    recorded = recorded_at or datetime.now(UTC)
+    if only_with_arrears and arrears(session, contract_number, ledger_date(recorded)).balance_cents <= 0:
+        return False
+    last = session.exec(
+        select(ContractStatusChange)
+        .where(ContractStatusChange.contract_id == contract.id)
+        .order_by(col(ContractStatusChange.effective_at).desc(), col(ContractStatusChange.id).desc())
+    ).first()
+    effective = at
+    if last is not None:
+        previous = last.effective_at if last.effective_at.tzinfo else last.effective_at.replace(tzinfo=UTC)
+        effective = max(effective, previous)
     session.add(
         ContractStatusChange(
             contract_id=contract.id,
             from_status=contract.status,
             to_status=to_status,
-            effective_at=at,
+            effective_at=effective,
             reason=reason,
             case_id=case_id,
             idempotency_key=key,
+            recorded_at=recorded,
         )
     )
     contract.status = to_status

@@ -29,8 +29,16 @@ class SendMessage(BaseModel):
     fee_label: str = "Mahnkosten"
     now: datetime
     as_of: date
-    paid_cents: int = 0
-    notice_plan: DunningPlan | None = None  # set for a qualified notice: the deadline comes from it
+    paid_cents: int = 0  # receipts and confirmations: the payment(s) this message answers
+    paid_at: datetime | None = None  # confirmations: when the clearing payment was received
+    terminated_on: date | None = None  # confirmations after a §38(3) termination: when it took effect
+    cure_until: date | None = None  # confirmations after a termination: the last day of the cure month
+    notice_deadline: date | None = None  # termination letter: the expired deadline of the §38 notice
+    legal_basis: str = "vvg38"  # the plan's: what a confirmation may say about cover (§37 vs §38 VVG)
+    timezone: str = "Europe/Berlin"  # the plan's: moments are printed in local time
+    # Set for a qualified notice (the deadline comes from it) and for a termination letter (the cure
+    # month and the effective date come from it).
+    notice_plan: DunningPlan | None = None
 
 
 class SentMessage(BaseModel):
@@ -41,6 +49,10 @@ class SentMessage(BaseModel):
     fee_cents: int = 0
     deadline_date: date | None = None
     deadline: datetime | None = None
+    expected_receipt: date | None = None  # termination letter: the day it takes effect
+    # Nothing was open any more when the step came to send (a payment cleared the balance while
+    # the case was busy): nothing was stored, no fee booked.
+    skipped: bool = False
 
 
 class ChangeContractStatus(BaseModel):
@@ -49,7 +61,11 @@ class ChangeContractStatus(BaseModel):
     reason: str
     key: str
     case_id: str
-    at: datetime
+    at: datetime  # when the case recorded it
+    # When it takes legal effect, if not `at`: a reactivation at the moment the clearing payment was
+    # received (§38(2) VVG), however late a worker records it.
+    effective_at: datetime | None = None
+    only_with_arrears: bool = False  # suspension: refused (False) when nothing is open any more
 
 
 class BookPayment(BaseModel):

@@ -96,6 +96,9 @@ class Arrears(BaseModel):
     agent_code: str | None = None
     has_email: bool = False
     has_phone: bool = False
+    # Automated dunning is stopped for the contract (MD07) until a person releases it: the case
+    # holds even if it reads the ledger before the stop signal arrives.
+    dunning_stopped: bool = False
 
 
 # --- workflow input and state --------------------------------------------------------------
@@ -139,7 +142,10 @@ class CaseState(BaseModel):
     noticed_items: list[str] | None = None
     supplements: int = 0  # supplementary notices sent for premiums that joined after the notice
     handover_at: datetime | None = None
-    terminated_at: datetime | None = None  # a person approved the termination (§38(3) VVG)
+    suspended_at: datetime | None = None  # this case suspended cover (None: it never did)
+    reactivated_at: datetime | None = None  # cover restored, effective when the clearing payment came
+    termination_voided: bool = False  # paid within the cure month: the termination is void
+    terminated_at: datetime | None = None  # the termination takes effect (the letter's expected receipt)
     cure_until: datetime | None = None  # paying everything before this voids the termination
     hold: Hold | None = None
     escalate_requested: bool = False

@@ -86,10 +86,11 @@ class ContractStatusChange(SQLModel, table=True):
     contract_id: int = Field(foreign_key="contracts.id", index=True)
     from_status: ContractStatus | None
     to_status: ContractStatus
-    effective_at: datetime
+    effective_at: datetime  # when it takes legal effect: the coverage question reads this
     reason: str
     case_id: str | None = None
     idempotency_key: str = Field(unique=True)
+    recorded_at: datetime | None = None  # when the engine wrote it (None: rows from before 2026-12)
 
 
 class Premium(SQLModel, table=True):

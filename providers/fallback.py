@@ -18,12 +18,12 @@ with workflow.unsafe.imports_passed_through():
     from activities.messaging import Outbox
     from core.calendar import local_date
     from models.activities import LoadArrears, SendMessage, SentMessage
-    from models.messages import MessageKind
+    from models.messages import CONFIRMATION_KINDS, MessageKind
 
 TIMEOUT = timedelta(minutes=2)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 # Messages that make sense with nothing open: they are sent even when the balance is zero now.
-WITHOUT_BALANCE = {MessageKind.REACTIVATION, MessageKind.PAYMENT_RECEIPT}
+WITHOUT_BALANCE = {*CONFIRMATION_KINDS, MessageKind.PAYMENT_RECEIPT}
 
 
 def fallback_workflow_id(message_key: str) -> str:

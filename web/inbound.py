@@ -121,7 +121,9 @@ class Inbound:
         # Signalled even when the booking is a repeat: the first attempt may have failed
         # right after booking. The case ignores a payment reference it has seen.
         await notify_payment(
-            self.client, contract_number, PaymentBooked(payment_ref=external_ref, amount_cents=amount_cents)
+            self.client,
+            contract_number,
+            PaymentBooked(payment_ref=external_ref, amount_cents=amount_cents, received_at=at),
         )
         return result
 

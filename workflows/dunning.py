@@ -12,8 +12,10 @@ Money and time rules live in `core/`; every side effect is an activity keyed by 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
@@ -91,6 +93,14 @@ MESSAGE_KIND = {
 WRITE_OFF_REREADS_LEDGER = "write-off-rereads-ledger"  # since 2026-11; old history: write_off_before_patch.json
 HANDOVER_FINISHED = "; outcome "  # marks the agency step record once the handover child has finished
 SUPPLEMENTARY_NOTICES = "supplementary-notices"  # since 2026-11: premiums joining after the notice get one
+# Since 2026-12 (issue #11): a payment signal during a send re-reads the ledger at once, and a
+# cleared balance reactivates whatever the case was doing; receipts re-read before each answer.
+PAYMENTS_REREAD_LEDGER = "payments-reread-ledger"
+# Since 2026-12: the confirmation says what happened (never suspended / restored / termination void /
+# termination stands), and an approved termination is sent as a termination letter (§38(3) VVG).
+CONFIRMATION_PER_SITUATION = "confirmation-per-situation"
+TERMINATION_LETTER = "termination-letter"
+T = TypeVar("T")
 MAX_PAYMENT_CENTS = 100_000_000  # 1 million EUR: anything larger is a typo
 
 
@@ -128,7 +138,10 @@ class DunningCase:
             )
         self._changes = 0  # bumped by every signal/update: wakes the main loop
         self._needs_refresh = input.state is None
-        self._pending_payments: list[str] = []
+        self._pending_payments: list[PaymentBooked] = []  # signalled, not yet answered
+        self._clearing: list[PaymentBooked] = []  # answered by the confirmation when the balance clears
+        self._payment_signals = 0  # bumped by every new payment: a send in flight re-reads the ledger
+        self._unread_payments = 0  # payments signalled since the ledger was last read
         self._lock = asyncio.Lock()  # one ledger-changing action at a time (main loop or handler)
         self._published: dict[str, object] = {}
         self._court_state: CourtState | None = None  # as last reported by the court child
@@ -148,7 +161,7 @@ class DunningCase:
                     await self._refresh()
                     await self._answer_payments()
                 continue
-            if self.state.arrears.balance_cents <= 0:
+            if self.state.arrears.balance_cents <= 0 and not self._stopped():
                 async with self._lock:
                     await self._settle()
                 continue
@@ -179,7 +192,7 @@ class DunningCase:
         key = f"{state.case_id}:{step.key}"
         try:
             if step.kind in MESSAGE_STEPS:
-                sent = await self._send(
+                sent = await self._send_watching_payments(
                     SendMessage(
                         case_id=state.case_id,
                         contract_number=state.contract_number,
@@ -194,6 +207,10 @@ class DunningCase:
                     ),
                     summary=f"{step.key}: {step.summary or step.kind}",
                 )
+                if sent.skipped:  # paid while the case was busy: nothing was sent, the case settles
+                    self._needs_refresh = True
+                    self._note(f"Step {step.key} not sent: nothing is open any more")
+                    return
                 record.channel, record.copies, record.total_cents = sent.channel, sent.copies, sent.total_cents
                 record.fee_cents, record.message_ids, record.deadline = sent.fee_cents, sent.message_ids, sent.deadline
                 if sent.deadline is not None and not (is_supplement(step) and self._suspended()):
@@ -202,9 +219,19 @@ class DunningCase:
                     itemised = {i.premium_id for i in state.arrears.items}
                     state.noticed_items = sorted(itemised.union(state.noticed_items or []))
             elif step.kind == StepKind.SUSPEND_COVER:
-                await self._change_contract_status(
-                    ContractStatus.SUSPENDED, "Notice deadline passed with arrears (§38(2) VVG)", key, "Suspend cover"
+                suspended = await self._change_contract_status(
+                    ContractStatus.SUSPENDED,
+                    "Notice deadline passed with arrears (§38(2) VVG)",
+                    key,
+                    "Suspend cover",
+                    only_with_arrears=True,
                 )
+                if not suspended:  # refused (paid meanwhile) or done by an earlier attempt
+                    await self._refresh()
+                    if state.arrears.contract_status != ContractStatus.SUSPENDED:
+                        self._note(f"Step {step.key}: cover not suspended, nothing is open any more")
+                        return
+                state.suspended_at = now
             elif step.kind == StepKind.AGENCY_HANDOVER:
                 # The agent's routine is its own child workflow (workflows/handover.py); its
                 # outcome comes back as the signal `handover_outcome`. ABANDON: the case ends it
@@ -249,6 +276,7 @@ class DunningCase:
                         application_id=prepared.application_id,
                         claimed_cents=prepared.claimed_cents,
                         oldest_due=min(due_dates) if due_dates else self._today(),
+                        court_state=prepared.court_state,
                     ),
                     id=self._child_id("court"),
                     parent_close_policy=ParentClosePolicy.ABANDON,
@@ -278,9 +306,30 @@ class DunningCase:
             Outbox.send_message, request, start_to_close_timeout=SEND_TIMEOUT, retry_policy=RETRY, summary=summary
         )
 
+    async def _send_watching_payments(self, request: SendMessage, summary: str) -> SentMessage:
+        return await self._watching_payments(self._send(request, summary))
+
+    async def _watching_payments(self, work: Awaitable[T]) -> T:
+        """Do slow work (a letter renders for a second; a provider outage retries for minutes) while
+        still answering payments: one that clears the balance reactivates the contract at once, not
+        when the work is done. The work itself sees the paid balance and sends no demand."""
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            seen = self._payment_signals
+            await workflow.wait_condition(functools.partial(self._done_or_paid, task, seen))
+            if not task.done() and workflow.patched(PAYMENTS_REREAD_LEDGER):
+                await self._refresh()
+                if self.state.arrears.balance_cents <= 0 and not self._stopped():
+                    await self._reactivate("Arrears paid: cover restored", self._cleared_at())
+        return await task
+
+    def _done_or_paid(self, task: asyncio.Future[Any], payments_seen: int) -> bool:
+        return task.done() or self._payment_signals != payments_seen
+
     async def _refresh(self) -> None:
         """Re-read the arrears from the ledger: the ledger, not the workflow, holds the money."""
         self._needs_refresh = False
+        self._unread_payments = 0
         arrears = await workflow.execute_activity_method(
             LedgerActivities.load_arrears,
             LoadArrears(contract_number=self.state.contract_number, as_of=self._today()),
@@ -292,31 +341,48 @@ class DunningCase:
         for item in arrears.items:
             self.state.joined_at.setdefault(item.premium_id, now)
         self.state.arrears = arrears
+        if arrears.dunning_stopped and not self._stopped():
+            # The ledger stopped the contract (MD07) before its signal reached the case: hold now,
+            # or the premiums it blocked would look like a cleared balance.
+            self._hold_for_person("stopped", "automated dunning stopped for this contract in the ledger")
 
     async def _answer_payments(self) -> None:
-        """A receipt with the new balance and a fresh pay link for each partial payment."""
+        """A receipt with that payment's own amount, the new balance and a fresh pay link for each
+        partial payment. A payment that came in while the last receipt went out is answered from
+        a fresh read of the ledger (it may have cleared the balance: then the confirmation)."""
         while self._pending_payments:
-            ref = self._pending_payments.pop(0)
-            await self._forward_to_court(ref)
+            if self._unread_payments and workflow.patched(PAYMENTS_REREAD_LEDGER):
+                await self._refresh()
+            payment = self._pending_payments.pop(0)
+            await self._forward_to_court(payment.payment_ref)
             if self.state.arrears.balance_cents <= 0:
+                self._clearing.append(payment)
                 continue  # _settle sends the one confirmation
             if self._small_shortfall():
-                self._review_shortfall(ref)
+                self._review_shortfall(payment.payment_ref)
+                continue
+            if self._stopped():
+                self._note(f"Payment {payment.payment_ref} noted; automated dunning is stopped: no receipt")
                 continue
             self.state.receipts_sent += 1
-            await self._send(
+            await self._send_watching_payments(
                 SendMessage(
                     case_id=self.state.case_id,
                     contract_number=self.state.contract_number,
-                    key=f"{self.state.case_id}:receipt:{ref}",
+                    key=f"{self.state.case_id}:receipt:{payment.payment_ref}",
                     kind=MessageKind.PAYMENT_RECEIPT,
                     channels=self.state.plan.confirmation_channels,
                     now=workflow.now(),
                     as_of=self._today(),
+                    paid_cents=payment.amount_cents,
+                    paid_at=payment.received_at,
+                    legal_basis=self.state.plan.legal_basis.value,
+                    timezone=self.state.plan.timezone,
                 ),
                 summary="Receipt for a partial payment",
             )
-            self._note(f"Partial payment {ref}: receipt sent, {self.state.arrears.balance_cents} cents still open")
+            open_cents = self.state.arrears.balance_cents
+            self._note(f"Partial payment {payment.payment_ref}: receipt sent, {open_cents} cents still open")
 
     def _small_shortfall(self) -> bool:
         balance, threshold = self.state.arrears.balance_cents, self.state.plan.small_shortfall_cents
@@ -329,50 +395,96 @@ class DunningCase:
             self.state.hold = Hold(kind=HoldKind.SMALL_SHORTFALL, reason=f"only {balance} cents open after {ref}")
             self._enter(self.state.stage, f"Small shortfall of {balance} cents after payment {ref}: manual review")
 
-    async def _settle(self) -> None:
-        """Balance cleared: reactivate at once, confirm, close."""
-        state, now = self.state, workflow.now()
-        await self._reactivate("Arrears paid: cover restored")
+    def _cleared_at(self) -> datetime:
+        """When the balance cleared: the latest receipt time of the payments that cleared it (cover
+        returns for events after that moment, §38(2) VVG), or now when no payment did."""
+        moments = [p.received_at for p in self._clearing + self._pending_payments if p.received_at is not None]
+        return min(max(moments), workflow.now()) if moments else workflow.now()
+
+    def _confirmation(self, paid_at: datetime) -> MessageKind | None:
+        """What the customer is told depends on what happened to the contract (DOMAIN.md §2)."""
+        state = self.state
         if state.arrears.contract_status == ContractStatus.TERMINATED:
-            # Paid after the cure month: the termination stands, so no "cover restored" letter.
-            self._note("Balance cleared after the cure month: the termination stands (a person writes to the customer)")
-        elif state.steps_done or state.payments_seen:
+            voided = state.cure_until is not None and paid_at < state.cure_until
+            return MessageKind.TERMINATION_VOID if voided else MessageKind.PAID_AFTER_TERMINATION
+        if state.arrears.contract_status == ContractStatus.SUSPENDED or state.reactivated_at is not None:
+            return MessageKind.REACTIVATION
+        return MessageKind.PAID_IN_FULL
+
+    async def _settle(self) -> None:
+        """Balance cleared: reactivate at once (effective when the money came), confirm, close."""
+        state, now = self.state, workflow.now()
+        paid_at = self._cleared_at()
+        kind = self._confirmation(paid_at)
+        await self._reactivate("Arrears paid: cover restored", paid_at)
+        if not workflow.patched(CONFIRMATION_PER_SITUATION):
+            kind = None if state.arrears.contract_status == ContractStatus.TERMINATED else MessageKind.REACTIVATION
+        if kind is None or kind == MessageKind.PAID_AFTER_TERMINATION:
+            # Paid after the cure month: the termination stands, no "cover restored".
+            self._note("Balance cleared after the cure month: the termination stands")
+        if kind is not None and (state.steps_done or state.payments_seen):
+            paid = self._clearing + self._pending_payments
             await self._send(
                 SendMessage(
                     case_id=state.case_id,
                     contract_number=state.contract_number,
                     key=f"{state.case_id}:paid",
-                    kind=MessageKind.REACTIVATION,
+                    kind=kind,
                     channels=state.plan.confirmation_channels,
                     now=now,
                     as_of=self._today(),
+                    paid_cents=sum(p.amount_cents for p in paid),
+                    paid_at=paid_at,
+                    terminated_on=local_date(state.terminated_at, state.plan.timezone) if state.terminated_at else None,
+                    cure_until=self._last_day(state.cure_until),
+                    legal_basis=state.plan.legal_basis.value,
+                    timezone=state.plan.timezone,
                 ),
-                summary="Confirmation: balance cleared",
+                summary=f"Confirmation: balance cleared ({kind})",
             )
         await self._close(CaseStage.PAID, "Balance cleared", "paid")
 
-    async def _reactivate(self, reason: str) -> None:
-        """Arrears gone: cover back at once (once per case, whichever way the balance cleared)."""
+    async def _reactivate(self, reason: str, effective_at: datetime | None = None) -> None:
+        """Arrears gone: cover back at once (once per case, whichever way the balance cleared),
+        effective when the clearing payment was received."""
         state = self.state
+        effective_at = effective_at or workflow.now()
         if state.arrears.contract_status == ContractStatus.TERMINATED and state.cure_until is not None:
-            if workflow.now() <= state.cure_until:
+            if effective_at < state.cure_until:
                 await self._change_contract_status(
                     ContractStatus.ACTIVE,
                     "Termination void: arrears paid within one month (§38(3) VVG); no cover for events in between",
                     f"{state.case_id}:termination-void",
                     "Termination void: reactivate",
+                    effective_at=effective_at,
                 )
+                state.reactivated_at = effective_at
+                state.termination_voided = True
                 self._note("Termination void: paid within the cure month, contract active again")
             return
         if self.state.arrears.contract_status == ContractStatus.SUSPENDED:
             await self._change_contract_status(
-                ContractStatus.ACTIVE, reason, f"{self.state.case_id}:reactivate", "Reactivate the contract"
+                ContractStatus.ACTIVE,
+                reason,
+                f"{self.state.case_id}:reactivate",
+                "Reactivate the contract",
+                effective_at=effective_at,
             )
-            self._note(f"Contract reactivated: {reason}")
+            state.reactivated_at = effective_at
+            self._note(f"Contract reactivated effective {effective_at:%Y-%m-%d %H:%M:%S} UTC: {reason}")
 
-    async def _change_contract_status(self, to: ContractStatus, reason: str, key: str, summary: str) -> None:
+    async def _change_contract_status(
+        self,
+        to: ContractStatus,
+        reason: str,
+        key: str,
+        summary: str,
+        *,
+        effective_at: datetime | None = None,
+        only_with_arrears: bool = False,
+    ) -> bool:
         state = self.state
-        await workflow.execute_activity_method(
+        changed = await workflow.execute_activity_method(
             LedgerActivities.change_contract_status,
             ChangeContractStatus(
                 contract_number=state.contract_number,
@@ -381,12 +493,16 @@ class DunningCase:
                 key=key,
                 case_id=state.case_id,
                 at=workflow.now(),
+                effective_at=effective_at,
+                only_with_arrears=only_with_arrears,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RETRY,
             summary=summary,
         )
-        state.arrears.contract_status = to
+        if changed or not only_with_arrears:
+            state.arrears.contract_status = to
+        return bool(changed)
 
     async def _close(self, stage: CaseStage, reason: str, action: str) -> None:
         now = workflow.now()
@@ -420,6 +536,10 @@ class DunningCase:
 
     def _suspended(self) -> bool:
         return any(done.kind == StepKind.SUSPEND_COVER for done in self.state.steps_done)
+
+    def _stopped(self) -> bool:
+        """Automated dunning stopped (MD07): only a person moves the case on."""
+        return self.state.hold is not None and self.state.hold.kind == HoldKind.STOPPED
 
     def _wake_at(self, step: PlanStep | None) -> datetime | None:
         hold = self.state.hold
@@ -496,6 +616,10 @@ class DunningCase:
         self._enter(
             self.state.stage, f"Instalment plan agreed by {by}: {len(schedule)} instalments, the last on {last.due}"
         )
+
+    def _last_day(self, expires: datetime | None) -> date | None:
+        """The last day of a period that expires at `expires` (the start of the following day)."""
+        return local_date(expires - timedelta(seconds=1), self.state.plan.timezone) if expires else None
 
     def _today(self) -> date:
         return local_date(workflow.now(), self.state.plan.timezone)
@@ -584,7 +708,11 @@ class DunningCase:
         if self.closed or payment.payment_ref in self.state.payments_seen:
             return  # the same payment event twice changes nothing
         self.state.payments_seen.append(payment.payment_ref)
-        self._pending_payments.append(payment.payment_ref)
+        if payment.received_at is None:
+            payment = payment.model_copy(update={"received_at": workflow.now()})
+        self._pending_payments.append(payment)
+        self._payment_signals += 1
+        self._unread_payments += 1
         self._changes += 1
 
     @workflow.signal(
@@ -592,13 +720,16 @@ class DunningCase:
         "the case holds for a person and sends nothing more."
     )
     def dunning_stopped(self, stop: DunningStopped) -> None:
-        if self.closed:
-            return
-        self.state.hold = Hold(kind=HoldKind.STOPPED, reason=f"{stop.code}: {stop.reason}", set_by=f"bank {stop.code}")
-        self.state.escalate_requested = False
+        if self.closed or self._stopped():
+            return  # a repeated stop changes nothing
+        self._hold_for_person(stop.code, stop.reason)
         self._needs_refresh = True  # the ledger no longer counts the blocked premiums
+
+    def _hold_for_person(self, code: str, reason: str) -> None:
+        self.state.hold = Hold(kind=HoldKind.STOPPED, reason=f"{code}: {reason}", set_by=f"ledger {code}")
+        self.state.escalate_requested = False
         self._changes += 1
-        self._enter(self.state.stage, f"Automated dunning stopped ({stop.code}): {stop.reason}; a person decides")
+        self._enter(self.state.stage, f"Automated dunning stopped ({code}): {reason}; a person decides")
 
     # --- children: agency handover and court dunning (workflows/handover.py, workflows/court.py) ---
 
@@ -754,7 +885,11 @@ class DunningCase:
                 summary="Book the staff payment",
             )
         if result.booked:
-            self.payment_booked(PaymentBooked(payment_ref=result.payment_ref, amount_cents=request.amount_cents))
+            self.payment_booked(
+                PaymentBooked(
+                    payment_ref=result.payment_ref, amount_cents=request.amount_cents, received_at=workflow.now()
+                )
+            )
         return result
 
     @record_payment.validator
@@ -899,6 +1034,8 @@ class DunningCase:
     def _validate_escalate(self, request: EscalateNow) -> None:
         self._require_open()
         require_text("reason", request.reason)
+        if self._stopped():
+            raise reject("automated dunning is stopped for this contract (see the hold): resume it first")
         if self.state.stage == CaseStage.COURT_APPROVAL:
             raise reject("the court application waits for approval: use approve_court_filing")
         if self.state.stage == CaseStage.TERMINATION_APPROVAL:
@@ -954,21 +1091,71 @@ class DunningCase:
             if self.state.stage != CaseStage.TERMINATION_APPROVAL:
                 return self._status()  # decided meanwhile (the validator ran before the lock)
             state, now = self.state, workflow.now()
-            await self._change_contract_status(
-                ContractStatus.TERMINATED,
-                f"Terminated without notice (§38(3) VVG), approved by {request.by}",
-                f"{state.case_id}:terminate",
-                "Terminate the contract",
-            )
-            state.terminated_at = now
-            local = local_date(now, state.plan.timezone)
-            state.cure_until = start_of_day(add_months(local, 1) + timedelta(days=1), state.plan.timezone)
+            if workflow.patched(TERMINATION_LETTER):
+                if not await self._send_termination_letter(request):
+                    return self._status()
+            else:
+                await self._change_contract_status(
+                    ContractStatus.TERMINATED,
+                    f"Terminated without notice (§38(3) VVG), approved by {request.by}",
+                    f"{state.case_id}:terminate",
+                    "Terminate the contract",
+                )
+                state.terminated_at = now
+                local = local_date(now, state.plan.timezone)
+                state.cure_until = start_of_day(add_months(local, 1) + timedelta(days=1), state.plan.timezone)
             self._changes += 1
+            assert state.cure_until is not None
+            cure_day = local_date(state.cure_until - timedelta(seconds=1), state.plan.timezone)
             self._enter(
                 CaseStage.TERMINATED,
-                f"Termination approved by {request.by}; void if everything is paid by {add_months(local, 1):%d.%m.%Y}",
+                f"Termination approved by {request.by}; void if everything is paid by {cure_day:%d.%m.%Y}",
             )
         return self._status()
+
+    async def _send_termination_letter(self, request: TerminationDecision) -> bool:
+        """The termination is a declaration the customer must receive (§38(3) VVG, text form): the
+        letter goes out first; the contract ends when it is expected to arrive, and paying
+        everything within one month of that voids it. False: nothing was open any more."""
+        state = self.state
+        notice = next(s for s in state.plan.steps if s.kind == StepKind.QUALIFIED_NOTICE)
+        sent = await self._send_watching_payments(
+            SendMessage(
+                case_id=state.case_id,
+                contract_number=state.contract_number,
+                key=f"{state.case_id}:termination_letter",
+                kind=MessageKind.TERMINATION_LETTER,
+                channels=notice.channels,
+                copies=notice.copies,
+                now=workflow.now(),
+                as_of=self._today(),
+                notice_plan=state.plan,
+                notice_deadline=self._last_day(state.deadline),
+                timezone=state.plan.timezone,
+            ),
+            summary="Termination letter (§38(3) VVG)",
+        )
+        if sent.skipped or sent.expected_receipt is None or sent.deadline is None:
+            self._needs_refresh = True
+            self._note("Termination not sent: nothing is open any more")
+            return False
+        effective = start_of_day(sent.expected_receipt, state.plan.timezone)
+        if state.plan.demo:
+            effective = workflow.now()
+        await self._change_contract_status(
+            ContractStatus.TERMINATED,
+            f"Terminated without notice (§38(3) VVG), approved by {request.by}; letter {sent.message_ids}",
+            f"{state.case_id}:terminate",
+            "Terminate the contract",
+            effective_at=effective,
+        )
+        state.terminated_at = effective
+        state.cure_until = sent.deadline
+        for record in state.steps_done:
+            if record.kind == StepKind.TERMINATION:
+                record.channel, record.copies, record.message_ids = sent.channel, sent.copies, sent.message_ids
+                record.total_cents, record.deadline = sent.total_cents, sent.deadline
+        return True
 
     @approve_termination.validator
     def _validate_approve_termination(self, request: TerminationDecision) -> None:
