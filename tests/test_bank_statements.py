@@ -215,7 +215,8 @@ def test_staff_resolve_the_queue_once(any_engine: Engine) -> None:
     with session_scope(any_engine) as session:
         first, second = (line(session, "S1").id or 0), (line(session, "S2").id or 0)
         booked = bank.assign_line(session, first, "K-1002", "mia", now)
-    assert booked == bank.Booked("K-1002", "bank:S1", 8_000)
+    assert booked == bank.Booked("K-1002", "bank:S1", 8_000, booked.received_at)
+    assert booked.received_at is not None and booked.received_at.tzinfo is not None  # travels to the case
     before = counts(any_engine)
     with session_scope(any_engine) as session, pytest.raises(LedgerError, match="is booked, not waiting"):
         bank.assign_line(session, first, "K-1001", "mia", now)

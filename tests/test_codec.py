@@ -387,7 +387,11 @@ async def test_history_holds_no_plaintext_personal_data_and_ids_attributes_logs_
                 result_type=PaymentResult,
             )
             assert paid.booked
-            await advance_until(env, handle, lambda s: s.balance_cents == 8_990 + 150 - 1_000)
+            await advance_until(
+                env,
+                handle,
+                lambda s: s.balance_cents == 8_990 + 150 - 1_000 and "Partial payment" in s.journal[-1].text,
+            )
             journal = " ".join(e.text for e in (await status(handle)).journal)
             await handle.terminate("test finished")
 

@@ -39,26 +39,24 @@ async def start_or_join_case(
     )
 
 
-async def notify_payment(client: Client, contract_number: str, payment: PaymentBooked) -> bool:
-    """Tell the contract's running case about a booked payment. False when no case runs."""
+async def _signal_running_case(client: Client, contract_number: str, signal: str, arg: object) -> bool:
+    """Signal the contract's running case; False when none runs (a closed case ignores signals)."""
     handle = client.get_workflow_handle(case_workflow_id(contract_number))
     try:
-        await handle.signal(DunningCase.payment_booked, payment)
+        await handle.signal(signal, arg)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return False
         raise
     return True
+
+
+async def notify_payment(client: Client, contract_number: str, payment: PaymentBooked) -> bool:
+    """Tell the contract's running case about a booked payment. False when no case runs."""
+    return await _signal_running_case(client, contract_number, "payment_booked", payment)
 
 
 async def notify_dunning_stopped(client: Client, contract_number: str, stop: DunningStopped) -> bool:
     """Tell the contract's running case that automated dunning must stop. False when no case runs
     (nothing to stop; the contract-level block keeps new automated cases from starting)."""
-    handle = client.get_workflow_handle(case_workflow_id(contract_number))
-    try:
-        await handle.signal(DunningCase.dunning_stopped, stop)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
+    return await _signal_running_case(client, contract_number, "dunning_stopped", stop)
