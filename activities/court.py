@@ -47,7 +47,9 @@ APPLICATION_HTML = """<!doctype html>
 {% for i in r.interest %}{% for p in i.periods %}<tr><td>{{ i.premium_id }}</td>
 <td>{{ p["from"] }} – {{ p["to"] }}</td>
 <td>{{ p.rate_percent }} % ({{ i.margin }})</td><td class="num">{{ p.cents | eur }}</td></tr>
-{% endfor %}{% endfor %}</table>
+{% endfor %}{% if i.already_booked_cents %}<tr><td>{{ i.premium_id }}</td>
+<td colspan="2">davon bereits mit der Mahnung geltend gemacht (in den Kosten bzw. bezahlt)</td>
+<td class="num">-{{ i.already_booked_cents | eur }}</td></tr>{% endif %}{% endfor %}</table>
 {% if r.flat_fee %}<h2>Verzugspauschale (Nebenforderung)</h2>
 <table><tr><th>Posten</th><th class="num">Betrag</th></tr>
 <tr><td>{{ r.flat_fee.label }}</td><td class="num">{{ r.flat_fee.amount_cents | eur }}</td></tr></table>{% endif %}

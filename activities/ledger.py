@@ -31,17 +31,25 @@ COURT_FEE_MINIMUM_CENTS = 3800  # GKG Nr. 1100, half fee, minimum since 2025-06-
 
 
 def court_interest(
-    items: list[OpenItem], kind: CustomerKind, as_of: date, state: str | None
+    items: list[OpenItem],
+    kind: CustomerKind,
+    as_of: date,
+    state: str | None,
+    already_booked: dict[str, int] | None = None,
 ) -> list[dict[str, object]]:
     """Default interest per premium as a side claim (§690 ZPO): rate and period, accrued to `as_of`.
 
     Default starts the day after the due date, which is first moved to a working day (§§193, 286 BGB).
+    Interest a notice already claimed is a ledger item (`already_booked`, per premium): it is among
+    the costs, or paid; the side claim is only what accrued beyond it (`claimed_cents`), never twice.
     """
     lines: list[dict[str, object]] = []
     table = load_base_rates()
     for item in items:
         default_from = next_working_day(item.due_date, "DE", state or None) + timedelta(days=1)
         periods = default_interest(item.open_cents, default_from, max(as_of, default_from), kind, table)
+        accrued = total_cents(periods)
+        booked = (already_booked or {}).get(item.premium_id, 0)
         lines.append(
             {
                 "premium_id": item.premium_id,
@@ -49,7 +57,9 @@ def court_interest(
                 "interest_from": default_from.isoformat(),
                 "margin": f"base rate + {MARGIN_PERCENT[kind]} percentage points (§288 BGB)",
                 "accrued_to": as_of.isoformat(),
-                "accrued_cents": total_cents(periods),
+                "accrued_cents": accrued,
+                "already_booked_cents": booked,  # claimed by a notice: in the costs, or paid
+                "claimed_cents": max(accrued - booked, 0),
                 "periods": [
                     {
                         "from": p.start.isoformat(),
@@ -156,7 +166,16 @@ class LedgerActivities:
                     ],
                     "costs": [{"label": f.label, "amount_cents": f.amount_cents - f.paid_cents} for f in fees],
                     "interest": court_interest(
-                        state.items, customer.kind, service.ledger_date(request.now), customer.state
+                        state.items,
+                        customer.kind,
+                        service.ledger_date(request.now),
+                        customer.state,
+                        {
+                            i.premium_id: service.interest_claimed(
+                                session, service.get_premium(session, i.premium_id).id or 0
+                            )
+                            for i in state.items
+                        },
                     ),
                     # A side claim like the interest: owed by law, not a ledger item, so not in claimed_cents.
                     "flat_fee": court_flat_fee(

@@ -145,3 +145,27 @@ def test_the_review_pdf_shows_the_flat_fee(engine: Engine) -> None:
 
     text = "".join(page.extract_text() for page in PdfReader(BytesIO(pdf)).pages)
     assert "Verzugspauschale (§ 288 Abs. 5 BGB)" in text and "40,00" in text
+
+
+def test_interest_a_notice_already_claimed_is_not_claimed_again_as_a_side_claim(any_engine: Engine) -> None:
+    business_contract(any_engine)
+    notice_claims_interest(any_engine)  # 0.82 EUR interest (29 days) booked as a ledger item at the notice
+
+    record = prepare(any_engine)
+
+    lines = record["interest"]
+    assert isinstance(lines, list) and len(lines) == 1
+    line = lines[0]
+    # 57 days × 10.27 % on 100.00 = 1.60 accrued; 0.82 of it is in the costs already: 0.78 more, not 1.60.
+    assert (line["accrued_cents"], line["already_booked_cents"], line["claimed_cents"]) == (160, 82, 78)
+    costs = record["costs"]
+    assert isinstance(costs, list) and any(c["amount_cents"] == 82 for c in costs)  # claimed there, once
+
+def test_without_a_notice_claim_the_whole_accrued_interest_is_the_side_claim(any_engine: Engine) -> None:
+    business_contract(any_engine)
+
+    lines = prepare(any_engine)["interest"]
+    assert isinstance(lines, list) and len(lines) == 1
+    line = lines[0]
+
+    assert (line["accrued_cents"], line["already_booked_cents"], line["claimed_cents"]) == (160, 0, 160)
