@@ -6,6 +6,8 @@ the secrets.
 
 from __future__ import annotations
 
+import json
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -14,7 +16,23 @@ import holidays
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crypto.files import create_once
+
 ROOT = Path(__file__).resolve().parent
+SECRETS_FILE = "secrets.json"
+GENERATED_SECRETS = ("link_secret", "testpay_webhook_secret", "campaign_events_secret")
+
+
+def installation_secrets(data_dir: Path) -> dict[str, str]:
+    """This installation's generated secrets (embedded default): random, created once, 0600."""
+    path = data_dir / SECRETS_FILE
+    stored = json.loads(
+        create_once(path, lambda: json.dumps({n: secrets.token_urlsafe(32) for n in GENERATED_SECRETS}).encode())
+    )
+    missing = [n for n in GENERATED_SECRETS if not isinstance(stored.get(n), str) or len(stored[n]) < 16]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: set them in the environment or remove the file")
+    return {n: str(stored[n]) for n in GENERATED_SECRETS}
 
 
 class Settings(BaseSettings):
@@ -41,13 +59,15 @@ class Settings(BaseSettings):
     task_queue: str = "dunning"
     public_base_url: str = "http://127.0.0.1:8000"
     temporal_ui_url: str = "http://127.0.0.1:8233"
-    # Signs pay links and the built-in test provider's webhooks. Override in production.
-    link_secret: str = Field(default="dev-only-link-secret-change-me", min_length=16)
-    testpay_webhook_secret: str = Field(default="dev-only-testpay-secret", min_length=16)
+    # Secrets have no default in code. Set them in production; left empty, the embedded default
+    # generates random ones, one per purpose, once per installation into data_dir/secrets.json (0600).
+    # link_secret signs pay links and derives their ids; testpay_webhook_secret signs the built-in test
+    # provider's webhooks; campaign_events_secret signs the campaign's mail-event feed
+    # (POST /api/campaign/email-events, header X-Campaign-Signature: sha256=<hex HMAC of the body>).
+    link_secret: str = ""
+    testpay_webhook_secret: str = ""
+    campaign_events_secret: str = ""
     pay_link_days: int = 30
-    # Signs the mail-event feed of the abandoned-quote campaign (POST /api/campaign/email-events,
-    # header X-Campaign-Signature: sha256=<hex HMAC of the body>). Override in production.
-    campaign_events_secret: str = Field(default="dev-only-campaign-events-secret", min_length=16)
     # The insurer, as it appears on letters and GiroCodes.
     creditor_name: str = "Beispiel Versicherung AG"
     creditor_iban: str = "DE02120300000000202051"
@@ -97,6 +117,19 @@ class Settings(BaseSettings):
         if value not in states:
             raise ValueError(f"COURT_STATE must be one of {', '.join(states)} (or empty), got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Settings:
+        """A secret set by hand must be long enough to resist guessing; an empty one is generated."""
+        generated: dict[str, str] | None = None
+        for name in GENERATED_SECRETS:
+            value = getattr(self, name)
+            if value and len(value) < 16:
+                raise ValueError(f"{name.upper()} must be at least 16 characters, got {len(value)}")
+            if not value:
+                generated = generated or installation_secrets(self.data_dir)
+                setattr(self, name, generated[name])
+        return self
 
     @model_validator(mode="after")
     def _provider_credentials(self) -> Settings:

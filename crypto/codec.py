@@ -33,6 +33,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
 from config import Settings
+from crypto.files import create_once
 
 ENCODING = b"binary/encrypted"
 CIPHER = b"AES256-GCM"
@@ -94,24 +95,10 @@ def development_keys(data_dir: Path) -> PayloadKeys:
     Several processes may start at once: the first creates the file atomically, the others read it.
     """
     path = data_dir / DEV_KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        content = json.dumps({"active": "dev-1", "keys": {"dev-1": new_key()}}, indent=2).encode()
-        temporary = path.with_name(f".{DEV_KEY_FILE}.{os.getpid()}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(temporary, path)  # fails if another process was first: then its key is the key
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
     try:
-        stored = json.loads(path.read_text())
+        stored = json.loads(
+            create_once(path, lambda: json.dumps({"active": "dev-1", "keys": {"dev-1": new_key()}}, indent=2).encode())
+        )
         return PayloadKeys.parse(stored["keys"], stored["active"])
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise PayloadKeyError(f"{path} is not a usable key file ({error}); set PAYLOAD_KEYS or remove it") from None
