@@ -142,9 +142,7 @@ class CaseState(BaseModel):
     noticed_items: list[str] | None = None
     supplements: int = 0  # supplementary notices sent for premiums that joined after the notice
     handover_at: datetime | None = None
-    suspended_at: datetime | None = None  # this case suspended cover (None: it never did)
     reactivated_at: datetime | None = None  # cover restored, effective when the clearing payment came
-    termination_voided: bool = False  # paid within the cure month: the termination is void
     terminated_at: datetime | None = None  # the termination takes effect (the letter's expected receipt)
     cure_until: datetime | None = None  # paying everything before this voids the termination
     hold: Hold | None = None

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import Engine, text
@@ -28,6 +29,9 @@ from ledger import service
 from ledger.db import make_engine, migrate, session_scope
 from models.ledger import Contract
 from runtime import build_worker
+from web.app import create_app
+from web.deps import AppContext
+from web.inbound import Inbound
 from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent
@@ -112,6 +116,19 @@ async def worker(time_env: WorkflowEnvironment, engine: Engine, settings: Settin
         async with w:
             yield w
             await terminate_cases(time_env.client, engine)
+
+
+@pytest_asyncio.fixture
+async def api(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app as `make run` builds it, with the test's ledger, client, task queue and a worker.
+    ASGITransport does not run the lifespan, and the lifespan is what puts the context on `app.state`."""
+    ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
+    app = create_app(ctx)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+            yield http
 
 
 async def terminate_cases(client: Client, engine: Engine) -> None:

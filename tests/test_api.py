@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.case import CaseStatus
@@ -39,9 +36,7 @@ from models.ledger import (
 from models.plans import BUILTIN_PLANS
 from tests.conftest import seed_contract
 from web.api import berlin_today
-from web.app import create_app
-from web.deps import AppContext
-from web.inbound import KNOWN_RETURN_CODES, Inbound
+from web.inbound import KNOWN_RETURN_CODES
 from workflows.dunning import DunningCase
 
 TODAY = berlin_today()  # the API decides "past due" by the real Berlin date
@@ -52,19 +47,6 @@ TABLES: list[type[Any]] = [Contract, Customer, Premium, Payment, Allocation, Pro
 def new_contract_number() -> str:
     """The Temporal server is shared by all tests: a fresh number means a fresh `dunning-…` id."""
     return f"K-{uuid.uuid4().hex[:10]}"
-
-
-@pytest_asyncio.fixture
-async def api(
-    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The app as `make run` builds it, with the test's ledger, client and task queue. ASGITransport
-    does not run the lifespan, and the lifespan is what puts the context on `app.state`."""
-    ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    app = create_app(ctx)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-            yield http
 
 
 # --- helpers ---------------------------------------------------------------------------------

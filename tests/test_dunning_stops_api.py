@@ -9,45 +9,27 @@ details, MD01 for a new mandate: both stop debiting and still dun the premium.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.case import CaseStatus
 from models.ledger import AgentTask, Message
 from tests.helpers import advance_until
-from web.app import create_app
-from web.deps import AppContext, berlin_today
-from web.inbound import Inbound
+from web.deps import berlin_today
 from workflows.dunning import DunningCase
 
 TODAY = berlin_today()  # the API decides "past due" by the real Berlin date
-
-
-@pytest_asyncio.fixture
-async def api(
-    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The app as `make run` builds it, with the test's ledger, client and task queue."""
-    ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    app = create_app(ctx)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-            yield http
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
 import pytest
-import pytest_asyncio
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -32,23 +31,11 @@ from models.messages import Channel, MessageKind
 from models.plans import get_plan
 from tests.conftest import seed_contract
 from tests.helpers import advance_until, berlin_today, contract_status, messages, open_case, status
-from web.app import create_app
-from web.deps import AppContext
-from web.inbound import Inbound
 from workflows.client import notify_dunning_stopped
 from workflows.dunning import DunningCase
 
 CONTRACT = "K-100001"
 Case = WorkflowHandle[DunningCase, CaseStatus]
-
-
-@pytest_asyncio.fixture
-async def api(time_env: WorkflowEnvironment, engine: Engine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The internal app on the time-skipping server: the billing system's real ledger route."""
-    app = create_app(AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings)))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-            yield http
 
 
 async def pay(api: httpx.AsyncClient, ref: str, cents: int, received_at: datetime) -> dict[str, Any]:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from cluster import connect_options
 from config import Settings
@@ -27,22 +24,8 @@ from models.ledger import ContractStatus
 from observability import configure_logging, redact
 from tests.conftest import seed_contract
 from tests.helpers import berlin_today, contract_status, open_case
-from web.app import create_app
-from web.deps import AppContext
-from web.inbound import Inbound
 
 CONTRACT = "K-METRICS-1"
-
-
-@pytest_asyncio.fixture
-async def api(
-    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
-) -> AsyncIterator[httpx.AsyncClient]:
-    ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    app = create_app(ctx)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-            yield http
 
 
 async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -231,7 +231,6 @@ class DunningCase:
                     if state.arrears.contract_status != ContractStatus.SUSPENDED:
                         self._note(f"Step {step.key}: cover not suspended, nothing is open any more")
                         return
-                state.suspended_at = now
             elif step.kind == StepKind.AGENCY_HANDOVER:
                 # The agent's routine is its own child workflow (workflows/handover.py); its
                 # outcome comes back as the signal `handover_outcome`. ABANDON: the case ends it
@@ -459,7 +458,6 @@ class DunningCase:
                     effective_at=effective_at,
                 )
                 state.reactivated_at = effective_at
-                state.termination_voided = True
                 self._note("Termination void: paid within the cure month, contract active again")
             return
         if self.state.arrears.contract_status == ContractStatus.SUSPENDED:
