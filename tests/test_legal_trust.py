@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -13,10 +14,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
+from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities import ledger as ledger_activities
 from activities.messaging import Outbox
 from config import Settings
 from core.calendar import expected_receipt, start_of_day, termination_cure_deadline
@@ -140,6 +143,48 @@ async def test_a_full_payment_while_the_receipt_letter_goes_out_reactivates_at_o
     reactivation = status_changes(engine)[-1]
     assert (reactivation.from_status, reactivation.to_status) == ("suspended", "active")
     assert as_utc(reactivation.effective_at) == paid_at
+
+
+async def test_a_payment_signalled_while_the_case_reads_the_ledger_is_not_missed(
+    time_env: WorkflowEnvironment,
+    worker: Worker,
+    engine: Engine,
+    settings: Settings,
+    api: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read the case takes after a payment can finish just before the next payment is booked:
+    that payment must wake the case again (CI once saw a contract stay suspended at balance 0)."""
+    handle = await suspended_case(time_env, engine, settings, email=None)
+    balance = (await status(handle)).balance_cents
+    held = HeldSends(monkeypatch, {MessageKind.PAYMENT_RECEIPT})
+    read_done, read_gate, armed = threading.Event(), threading.Event(), threading.Event()
+    original_scope = ledger_activities.session_scope
+
+    @contextmanager
+    def slow_read(engine: Engine) -> Iterator[Any]:
+        with original_scope(engine) as session:
+            yield session
+        if activity.in_activity() and activity.info().activity_type == "load_arrears" and armed.is_set():
+            armed.clear()
+            read_done.set()  # the ledger was read (and its transaction closed) ...
+            read_gate.wait(timeout=120)  # ... and the answer is still on its way to the case
+
+    monkeypatch.setattr(ledger_activities, "session_scope", slow_read)
+
+    await pay(api, "part-1", 5_000, await time_env.get_current_time())
+    await held.wait_entered()  # the receipt for 50.00 is being sent
+    armed.set()
+    await pay(api, "part-2", 3_000, await time_env.get_current_time())
+    assert await asyncio.to_thread(read_done.wait, 60), "the case never read the ledger after part-2"
+    await pay(api, "rest", balance - 8_000, await time_env.get_current_time())  # booked after that read
+    read_gate.set()
+
+    await eventually(lambda: contract_status(engine, CONTRACT) == "active", "contract reactivated")
+    assert not held.gate.is_set()  # while the first receipt is still stuck
+    held.gate.set()
+    result = await handle.result()
+    assert result.stage == CaseStage.PAID and result.balance_cents == 0
 
 
 async def test_a_receipt_states_the_amount_of_the_payment_it_answers(

@@ -313,9 +313,12 @@ class DunningCase:
         still answering payments: one that clears the balance reactivates the contract at once, not
         when the work is done. The work itself sees the paid balance and sends no demand."""
         task = asyncio.ensure_future(work)
+        seen = self._payment_signals
         while not task.done():
-            seen = self._payment_signals
             await workflow.wait_condition(functools.partial(self._done_or_paid, task, seen))
+            # Counted before the ledger is read: a payment signalled while that read runs wakes
+            # the loop again (its booking may not be in what the read returns).
+            seen = self._payment_signals
             if not task.done() and workflow.patched(PAYMENTS_REREAD_LEDGER):
                 await self._refresh()
                 if self.state.arrears.balance_cents <= 0 and not self._stopped():
