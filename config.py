@@ -68,6 +68,39 @@ class Settings(BaseSettings):
     testpay_webhook_secret: str = ""
     campaign_events_secret: str = ""
     pay_link_days: int = 30
+    # Who may do what (issue #12, docs/security.md). ENVIRONMENT=production refuses to start on any
+    # unsafe setting (config.production_problems names them all).
+    environment: Literal["development", "production"] = "development"
+    # Two apps: the public one (customers, providers) and the internal one (staff, systems).
+    public_port: int = Field(default=8000, ge=1, le=65535)
+    internal_port: int = Field(default=8001, ge=1, le=65535)
+    internal_base_url: str = "http://127.0.0.1:8001"
+    web_metrics_port: int = Field(default=8002, ge=0, le=65535)  # the web apps' /metrics; 0: off
+    # Staff sign-in: server-side sessions, revocable, expiring.
+    session_minutes: int = Field(default=480, ge=5, le=24 * 60)
+    # Local accounts (argon2 hashes, `starter.py staff add`). Empty: on in development, off in
+    # production unless set to true explicitly.
+    local_accounts: bool | None = None
+    # OIDC sign-in (authorization code + PKCE); empty issuer: switched off.
+    oidc_issuer: str = ""  # discovery at <issuer>/.well-known/openid-configuration
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr = SecretStr("")
+    oidc_scope: str = "openid profile email"
+    oidc_roles_claim: str = "roles"  # a list of role names (or one name) in the ID token / userinfo
+    oidc_agent_code_claim: str = "agent_code"
+    # API clients: local ones (`starter.py api-client create`) send "Authorization: Bearer <id>.<secret>";
+    # in production also OAuth2 client-credentials JWTs from the identity provider, checked against its JWKS.
+    api_jwt_issuer: str = ""
+    api_jwt_audience: str = ""
+    api_jwt_jwks_url: str = ""
+    api_jwt_scope_claim: str = "scope"  # space-separated, as RFC 8693/9068 have it
+    # Who the command-line tools act as in the audit trail; empty: "cli:<operating-system user>".
+    cli_identity: str = ""
+    # Request bodies: refused while they stream in once larger than this (bank statements: their own cap).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_statement_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # A bank statement line above this is not booked: it goes to the manual queue with the reason.
+    camt_line_cap_cents: int = Field(default=10_000_000, ge=1)
     # The insurer, as it appears on letters and GiroCodes.
     creditor_name: str = "Beispiel Versicherung AG"
     creditor_iban: str = "DE02120300000000202051"

@@ -367,4 +367,3 @@ async def test_a_stopped_case_sends_nothing_more_and_only_a_person_moves_it_on(
     resumed = await handle.execute_update(DunningCase.resume, Resume(reason="estate confirmed", by="J. Richter"))
     assert resumed.hold is None
     await advance_until(time_env, handle, lambda s: s.stage == CaseStage.NOTICE_SENT)
-
