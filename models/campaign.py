@@ -13,7 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field as SQLField
 from sqlmodel import SQLModel
 
@@ -82,6 +82,19 @@ class CampaignQuote(SQLModel, table=True):
     exit_at: datetime | None = None
     converted_at: datetime | None = None  # first contract signature after abandoning
     conversion_channel: str | None = None
+
+
+class CampaignEntry(SQLModel, table=True):
+    """One accepted campaign entry (an abandoned quote with opt-in, a confirmation), counted per
+    address and per IP within a window: the entry limits read these rows (web/campaign.py).
+    `key` is a keyed hash of the address or IP, never the value itself."""
+
+    __tablename__ = "campaign_entries"
+    __table_args__ = (Index("ix_campaign_entries_scope_key_at", "scope", "key", "at"),)
+    id: int | None = SQLField(default=None, primary_key=True)
+    scope: str  # "quote:address", "quote:ip", "confirm:address", "confirm:ip"
+    key: str
+    at: datetime
 
 
 class PersonWorkflow(SQLModel, table=True):

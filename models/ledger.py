@@ -229,6 +229,9 @@ class ProcessedEvent(SQLModel, table=True):
     event_id: str
     received_at: datetime
     result: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON))
+    # SHA-256 of the event as sent (canonical JSON): the same id with another payload is refused
+    # (409) instead of answered with the first result. None for events recorded before 0010.
+    payload_sha256: str | None = None
 
 
 class CourtApplication(SQLModel, table=True):
