@@ -6,13 +6,16 @@ the secrets.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import holidays
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,7 +23,7 @@ from crypto.files import create_once
 
 ROOT = Path(__file__).resolve().parent
 SECRETS_FILE = "secrets.json"
-GENERATED_SECRETS = ("link_secret", "testpay_webhook_secret", "campaign_events_secret")
+GENERATED_SECRETS = ("link_secret", "testpay_webhook_secret", "campaign_events_secret", "oidc_state_secret")
 
 
 def installation_secrets(data_dir: Path) -> dict[str, str]:
@@ -29,10 +32,32 @@ def installation_secrets(data_dir: Path) -> dict[str, str]:
     stored = json.loads(
         create_once(path, lambda: json.dumps({n: secrets.token_urlsafe(32) for n in GENERATED_SECRETS}).encode())
     )
+    if any(n not in stored for n in GENERATED_SECRETS):
+        stored = _add_new_secrets(path)
     missing = [n for n in GENERATED_SECRETS if not isinstance(stored.get(n), str) or len(stored[n]) < 16]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}: set them in the environment or remove the file")
     return {n: str(stored[n]) for n in GENERATED_SECRETS}
+
+
+def _add_new_secrets(path: Path) -> dict[str, object]:
+    """A secret added by a newer version (absent from an older file) is generated into the file, once:
+    under an exclusive lock, so processes starting together agree on it; present values stay as they are."""
+    with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored: dict[str, object] = json.loads(path.read_bytes())
+        absent = [n for n in GENERATED_SECRETS if n not in stored]
+        if absent:
+            stored.update({n: secrets.token_urlsafe(32) for n in absent})
+            temporary = path.with_name(f".{path.name}.{os.getpid()}")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, json.dumps(stored).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, path)
+        return stored
 
 
 class Settings(BaseSettings):
@@ -67,6 +92,7 @@ class Settings(BaseSettings):
     link_secret: str = ""
     testpay_webhook_secret: str = ""
     campaign_events_secret: str = ""
+    csrf_secret: str = ""  # signs the CSRF tokens of every HTML form (web/safety.py)
     pay_link_days: int = 30
     # Who may do what (issue #12, docs/security.md). ENVIRONMENT=production refuses to start on any
     # unsafe setting (config.production_problems names them all).
@@ -88,6 +114,12 @@ class Settings(BaseSettings):
     oidc_scope: str = "openid profile email"
     oidc_roles_claim: str = "roles"  # a list of role names (or one name) in the ID token / userinfo
     oidc_agent_code_claim: str = "agent_code"
+    # Signs the short-lived cookie that carries a sign-in's state, nonce and PKCE verifier from
+    # /auth/oidc/login to the callback (generated per installation when empty, like link_secret).
+    oidc_state_secret: str = ""
+    # The `aud` of the users' access tokens the Temporal UI forwards to the codec endpoint
+    # (TEMPORAL_CODEC_PASS_ACCESS_TOKEN, docs/temporal-ui.md); empty: OIDC_CLIENT_ID.
+    oidc_access_token_audience: str = ""
     # API clients: local ones (`starter.py api-client create`) send "Authorization: Bearer <id>.<secret>";
     # in production also OAuth2 client-credentials JWTs from the identity provider, checked against its JWKS.
     api_jwt_issuer: str = ""
@@ -99,6 +131,15 @@ class Settings(BaseSettings):
     # Request bodies: refused while they stream in once larger than this (bank statements: their own cap).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_statement_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Rate limits per client IP (web/safety.py, `limits` notation such as "10/minute" or "100/hour;10/minute").
+    # Counters live in rate_limit_storage_uri: "memory://" counts per process, which is right for one web
+    # process per app; several processes (or hosts) must share one store, e.g. "redis://host:6379".
+    # Behind a reverse proxy the client IP is the proxy's unless uvicorn runs with --proxy-headers and
+    # --forwarded-allow-ips set to the proxy.
+    rate_limit_sign_in: str = "10/minute"  # POST /sign-in, /auth/oidc/*, agent token sign-in
+    rate_limit_pay: str = "60/minute"  # customer pay links /pay/*, /p/*, TestPay checkout
+    rate_limit_campaign: str = "20/minute"  # campaign entry and its token links (confirm, unsubscribe, resume)
+    rate_limit_storage_uri: str = "memory://"
     # A bank statement line above this is not booked: it goes to the manual queue with the reason.
     camt_line_cap_cents: int = Field(default=10_000_000, ge=1)
     # The insurer, as it appears on letters and GiroCodes.
@@ -149,6 +190,16 @@ class Settings(BaseSettings):
         states = [s for s in holidays.country_holidays("DE").subdivisions if len(s) == 2]
         if value not in states:
             raise ValueError(f"COURT_STATE must be one of {', '.join(states)} (or empty), got {value!r}")
+        return value
+
+    @field_validator("rate_limit_sign_in", "rate_limit_pay", "rate_limit_campaign")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        """A limit the rate limiter cannot read would fail every request: name it at start."""
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f'a rate limit must read like "10/minute" or "100/hour;10/minute", got {value!r}') from None
         return value
 
     @model_validator(mode="after")

@@ -1,1 +1,2 @@
-"""Local fakes of the Stripe, Twilio and SendGrid APIs (see fakes/server.py): `python -m fakes`."""
+"""Local fakes of the Stripe, Twilio and SendGrid APIs (fakes/server.py) and of an OpenID Connect provider
+(fakes/oidc.py): `python -m fakes`."""
