@@ -23,7 +23,13 @@ from crypto.files import create_once
 
 ROOT = Path(__file__).resolve().parent
 SECRETS_FILE = "secrets.json"
-GENERATED_SECRETS = ("link_secret", "testpay_webhook_secret", "campaign_events_secret", "oidc_state_secret")
+GENERATED_SECRETS = (
+    "link_secret",
+    "testpay_webhook_secret",
+    "campaign_events_secret",
+    "oidc_state_secret",
+    "csrf_secret",
+)
 
 
 def installation_secrets(data_dir: Path) -> dict[str, str]:
@@ -199,7 +205,7 @@ class Settings(BaseSettings):
         try:
             parse_many(value)
         except ValueError:
-            raise ValueError(f'a rate limit must read like "10/minute" or "100/hour;10/minute", got {value!r}') from None
+            raise ValueError(f'a rate limit reads like "10/minute" or "100/hour;10/minute", got {value!r}') from None
         return value
 
     @model_validator(mode="after")
