@@ -19,6 +19,7 @@ from core.allocation import Debt, Share, allocate
 from core.calendar import local_date
 from core.coverage import StatusChange
 from models.case import Arrears, OpenItem, PaymentResult
+from models.inputs import MAX_LEDGER_CENTS
 from models.ledger import (
     Agent,
     AgentTask,
@@ -137,8 +138,8 @@ def book_premium(
 ) -> tuple[Premium, bool]:
     """Book a premium once. The same premium again is a no-op; different data under the same
     id is a conflict (the billing system must send a correction, not a silent overwrite)."""
-    if amount_cents <= 0:
-        raise LedgerError(f"amount_cents must be > 0, got {amount_cents}")
+    if not 0 < amount_cents <= MAX_LEDGER_CENTS:
+        raise LedgerError(f"amount_cents must be in 1..{MAX_LEDGER_CENTS}, got {amount_cents}")
     if period_end < period_start:
         raise LedgerError(f"period_end {period_end} must not be before period_start {period_start}")
     contract = get_contract(session, contract_number)
@@ -337,8 +338,8 @@ def book_payment(
     Booking is keyed by `external_ref`: the same reference again books nothing and reports
     `booked=False`. Whatever is not needed for due items becomes credit on the contract.
     """
-    if amount_cents <= 0:
-        raise LedgerError(f"amount_cents must be > 0, got {amount_cents}")
+    if not 0 < amount_cents <= MAX_LEDGER_CENTS:
+        raise LedgerError(f"amount_cents must be in 1..{MAX_LEDGER_CENTS}, got {amount_cents}")
     if not external_ref or len(external_ref) > 200:
         raise LedgerError("reference must be 1..200 characters")
     contract = get_contract(session, contract_number, lock=True)
@@ -818,8 +819,17 @@ def seen_event(session: Session, source: str, event_id: str) -> ProcessedEvent |
     ).first()
 
 
-def record_event(session: Session, source: str, event_id: str, at: datetime, result: dict[str, object]) -> None:
-    session.add(ProcessedEvent(source=source, event_id=event_id, received_at=at, result=result))
+def record_event(
+    session: Session,
+    source: str,
+    event_id: str,
+    at: datetime,
+    result: dict[str, object],
+    payload_sha256: str | None = None,
+) -> None:
+    session.add(
+        ProcessedEvent(source=source, event_id=event_id, received_at=at, result=result, payload_sha256=payload_sha256)
+    )
     session.flush()
 
 
@@ -846,8 +856,7 @@ def overdue_premiums(
             Premium.dunning_blocked == False,  # noqa: E712
             col(Contract.dunning_stopped_at).is_(None),  # a stopped contract waits for a person
             col(Premium.id) > after_id,
-            col(Contract.status)
-            != literal(ContractStatus.TERMINATED, SAEnum(ContractStatus), literal_execute=True),
+            col(Contract.status) != literal(ContractStatus.TERMINATED, SAEnum(ContractStatus), literal_execute=True),
         )
         .order_by(col(Premium.id))
         .limit(limit)

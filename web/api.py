@@ -1,13 +1,17 @@
 """The ledger API: master data and billing events in, contract and case state out.
 
 Every event carries an `event_id`; the same event again returns the first answer and changes
-nothing. Bad input gets 422 with a message naming the field, the value and the rule.
+nothing, the same id with another payload is refused (409). Bad input gets 422 with a message
+naming the field, the value and the rule (docs/input-rules.md: strict integer cents, bounded
+dates, moments with a time zone, no control characters); nothing is written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -19,42 +23,45 @@ from temporalio.service import RPCError, RPCStatusCode
 from core.coverage import status_at
 from ledger import service
 from models.case import CaseStatus
+from models.inputs import BusinessDate, Cents, Line, Lines, PastMoment, QueryMoment
 from models.ledger import ContractStatus, CustomerKind
 from models.plans import BUILTIN_PLANS
 from web.deps import AppContext, berlin_today, context, db_session
+from web.inbound import EventConflict
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 
 router = APIRouter(prefix="/api", tags=["ledger"])
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
-Cents = Annotated[int, Field(gt=0, le=100_000_000)]
 
 
-class Strict(BaseModel):
+class Input(BaseModel):
+    """A request body: unknown fields are refused, surrounding blanks stripped."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 # --- master data -----------------------------------------------------------------------------
 
 
-class CustomerIn(Strict):
+class CustomerIn(Input):
     customer_number: Id
     kind: CustomerKind = CustomerKind.CONSUMER
-    name: str = Field(min_length=1, max_length=200)
-    street: str = Field(default="", max_length=200)
-    postal_code: str = Field(default="", max_length=10)
-    city: str = Field(default="", max_length=100)
-    state: str = Field(default="", max_length=3)
+    name: Line = Field(min_length=1, max_length=200)
+    street: Line = Field(default="", max_length=200)
+    postal_code: Line = Field(default="", max_length=10)
+    city: Line = Field(default="", max_length=100)
+    state: Line = Field(default="", max_length=3)
     language: Literal["de", "en", "da"] = "de"
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
 
 
-class ContractIn(Strict):
+class ContractIn(Input):
     customer: CustomerIn
     agent_code: Id | None = None
-    product: str = Field(default="", max_length=100)
+    product: Line = Field(default="", max_length=100)
     payment_method: Literal["self_payment", "direct_debit"] = "self_payment"
     dunning_plan: str | None = None
 
@@ -96,18 +103,17 @@ class ContractOut(BaseModel):
 def put_contract(
     contract_number: Id, body: ContractIn, session: Annotated[Session, Depends(db_session)]
 ) -> ContractOut:
-    """Create or update a contract and its customer (master data from the policy system)."""
+    """Create or update a contract and its customer (master data from the policy system).
+
+    An update changes only the fields the body names: an omitted `agent_code`, `email` or
+    `dunning_plan` keeps its value; `null` clears it. A new contract gets the defaults."""
     customer = service.upsert_customer(
-        session, body.customer.customer_number, **body.customer.model_dump(exclude={"customer_number"})
+        session,
+        body.customer.customer_number,
+        **body.customer.model_dump(exclude={"customer_number"}, exclude_unset=True),
     )
     service.upsert_contract(
-        session,
-        contract_number,
-        customer,
-        agent_code=body.agent_code,
-        product=body.product,
-        payment_method=body.payment_method,
-        dunning_plan=body.dunning_plan,
+        session, contract_number, customer, **body.model_dump(exclude={"customer"}, exclude_unset=True)
     )
     return contract_out(session, contract_number)
 
@@ -150,9 +156,9 @@ def contract_out(session: Session, contract_number: str) -> ContractOut:
     )
 
 
-class ReleaseIn(Strict):
-    by: str = Field(min_length=1, max_length=64)
-    reason: str = Field(min_length=3, max_length=500)
+class ReleaseIn(Input):
+    by: Line = Field(min_length=1, max_length=64)
+    reason: Lines = Field(min_length=3, max_length=500)
 
 
 class ReleaseOut(BaseModel):
@@ -189,10 +195,8 @@ class CoverageOut(BaseModel):
 
 
 @router.get("/contracts/{contract_number}/coverage", response_model=CoverageOut)
-def coverage(contract_number: Id, at: datetime, session: Annotated[Session, Depends(db_session)]) -> CoverageOut:
+def coverage(contract_number: Id, at: QueryMoment, session: Annotated[Session, Depends(db_session)]) -> CoverageOut:
     """Was the contract covered at `at` (ISO 8601 with time zone, e.g. 2026-11-22T10:00:00+01:00)?"""
-    if at.tzinfo is None:
-        raise HTTPException(422, f"at must carry a time zone offset, got {at.isoformat()}")
     answer = status_at(service.coverage_history(session, contract_number), at)
     return CoverageOut(contract_number=contract_number, at=at, **asdict(answer))
 
@@ -200,16 +204,16 @@ def coverage(contract_number: Id, at: datetime, session: Annotated[Session, Depe
 # --- billing events --------------------------------------------------------------------------
 
 
-class PremiumBooked(Strict):
+class PremiumBooked(Input):
     """A premium was booked (the normal billing run); if it is already past due, dunning starts."""
 
     type: Literal["premium_booked"]
     event_id: Id
     premium_id: Id
     contract_number: Id
-    period_start: date
-    period_end: date
-    due_date: date
+    period_start: BusinessDate
+    period_end: BusinessDate
+    due_date: BusinessDate
     amount_cents: Cents
 
     @model_validator(mode="after")
@@ -219,7 +223,7 @@ class PremiumBooked(Strict):
         return self
 
 
-class PremiumDue(Strict):
+class PremiumDue(Input):
     """The premium fell due and is unpaid: start or join the contract's case now."""
 
     type: Literal["premium_due"]
@@ -227,17 +231,17 @@ class PremiumDue(Strict):
     premium_id: Id
 
 
-class PaymentReceived(Strict):
+class PaymentReceived(Input):
     type: Literal["payment_received"]
     event_id: Id
     contract_number: Id
     payment_ref: Id
     amount_cents: Cents
-    received_at: datetime | None = None
+    received_at: PastMoment | None = None
     premium_id: Id | None = None  # the remittance names a premium
 
 
-class DirectDebitReturned(Strict):
+class DirectDebitReturned(Input):
     type: Literal["direct_debit_returned"]
     event_id: Id
     payment_ref: Id
@@ -253,11 +257,22 @@ class EventResult(BaseModel):
     result: dict[str, object]
 
 
-@router.post("/ledger/events", response_model=EventResult)
+def payload_digest(event: BaseModel) -> str:
+    """SHA-256 of the event as validated (canonical JSON): spacing and key order do not matter."""
+    canonical = json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@router.post("/ledger/events", response_model=EventResult, responses={409: {"description": "event_id reused"}})
 async def ledger_event(event: LedgerEvent, ctx: Annotated[AppContext, Depends(context)]) -> EventResult:
-    """One billing event. Idempotent by `event_id`: a repeat returns the first answer."""
+    """One billing event. Idempotent by `event_id`: a repeat returns the first answer; the same
+    `event_id` with another payload is refused with 409 and changes nothing."""
     inbound = ctx.inbound
-    seen = await inbound.duplicate("ledger", event.event_id)
+    digest = payload_digest(event)
+    try:
+        seen = await inbound.duplicate("ledger", event.event_id, digest)
+    except EventConflict as conflict:
+        raise HTTPException(409, str(conflict)) from None
     if seen is not None:
         return EventResult(event_id=event.event_id, duplicate=True, result=seen)
     result: dict[str, object]
@@ -288,7 +303,7 @@ async def ledger_event(event: LedgerEvent, ctx: Annotated[AppContext, Depends(co
         # "ledger:<ref>"; debits from other feeds (bank, demo) carry their own prefix.
         ref = await inbound.known_payment_ref(f"ledger:{event.payment_ref}", event.payment_ref)
         result = await inbound.direct_debit_returned(payment_ref=ref, reason_code=event.reason_code)
-    await inbound.done("ledger", event.event_id, result)
+    await inbound.done("ledger", event.event_id, result, digest)
     return EventResult(event_id=event.event_id, duplicate=False, result=result)
 
 

@@ -32,6 +32,11 @@ T = TypeVar("T")
 KNOWN_RETURN_CODES = set(debit_returns.RETURN_RULES)
 
 
+class EventConflict(service.LedgerError):
+    """An event id seen before arrived with another payload (HTTP 409): the sender reused an id,
+    or two different events collided. Answering with the first result would hide it."""
+
+
 class Inbound:
     def __init__(self, engine: Engine, client: Client, settings: Settings) -> None:
         self.engine = engine
@@ -41,15 +46,28 @@ class Inbound:
     async def in_transaction(self, work: Callable[[Session], T]) -> T:
         return await transaction_in_thread(self.engine, work)
 
-    async def duplicate(self, source: str, event_id: str) -> dict[str, object] | None:
-        """The recorded result if this event was processed before."""
+    async def duplicate(
+        self, source: str, event_id: str, payload_sha256: str | None = None
+    ) -> dict[str, object] | None:
+        """The recorded result if this event was processed before. With a payload digest, an event
+        recorded with another digest raises EventConflict (events recorded without one, before
+        migration 0010, are answered as before)."""
         event = await self.in_transaction(lambda s: service.seen_event(s, source, event_id))
-        return dict(event.result) if event is not None else None
+        if event is None:
+            return None
+        if payload_sha256 is not None and event.payload_sha256 not in (None, payload_sha256):
+            raise EventConflict(
+                f"event_id {event_id!r} was processed before with a different payload; "
+                "send a new event_id for a new event (nothing was changed)"
+            )
+        return dict(event.result)
 
-    async def done(self, source: str, event_id: str, result: dict[str, object]) -> None:
+    async def done(
+        self, source: str, event_id: str, result: dict[str, object], payload_sha256: str | None = None
+    ) -> None:
         def record(session: Session) -> None:
             if service.seen_event(session, source, event_id) is None:
-                service.record_event(session, source, event_id, datetime.now(UTC), result)
+                service.record_event(session, source, event_id, datetime.now(UTC), result, payload_sha256)
 
         try:
             await self.in_transaction(record)
