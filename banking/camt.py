@@ -4,14 +4,18 @@ Parsing is pycamt's (lxml with entity resolution and network access off); this m
 dictionaries into typed lines, exact to the cent, each with the key that de-duplicates it: the
 bank's entry reference (AcctSvcrRef), per transaction where one entry carries several (a batch).
 A statement that cannot be read is rejected as a whole, naming the problem: nothing is imported.
+That includes amounts not written as plain decimals (an exponent such as 1E17, more than 11 digits
+before the point) and booking dates outside 10 years back to 31 days ahead (a junk line dated
+0001-01-01 must not sort ahead of real ones in the manual queue).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from lxml.etree import XMLSyntaxError
 from pycamt.parser import Camt053ParseError, Camt053Parser
@@ -19,6 +23,12 @@ from pycamt.parser import Camt053ParseError, Camt053Parser
 from core.money import parse_amount
 from core.references import is_valid_rf_reference
 from ledger.service import LedgerError
+
+# ISO 20022 amounts are plain decimals; at most 11 digits before the point keeps every amount far
+# inside the ledger's ceiling (models/inputs.MAX_LEDGER_CENTS) and any 64-bit column.
+PLAIN_AMOUNT = re.compile(r"-?[0-9]{1,11}(\.[0-9]{1,5})?")
+BOOKING_DATE_PAST = timedelta(days=10 * 366)
+BOOKING_DATE_FUTURE = timedelta(days=31)
 
 
 class StatementError(LedgerError):
@@ -40,16 +50,27 @@ class StatementLine:
     debtor_iban: str | None
 
 
-def _date(text: str | None, what: str, ref: str) -> date | None:
+def _date(text: str | None, what: str, ref: str, today: date) -> date | None:
     if not text:
         return None
     try:
-        return date.fromisoformat(text[:10])
+        value = date.fromisoformat(text[:10])
     except ValueError:
-        raise StatementError(f"entry {ref}: {what} {text!r} is not a date") from None
+        raise StatementError(f"entry {ref}: {what} {text[:40]!r} is not a date") from None
+    earliest, latest = today - BOOKING_DATE_PAST, today + BOOKING_DATE_FUTURE
+    if not earliest <= value <= latest:
+        raise StatementError(
+            f"entry {ref}: {what} {value} is outside {earliest}..{latest} (10 years back, 31 days ahead)"
+        )
+    return value
 
 
 def _amount(text: str | None, ref: str) -> int:
+    if not PLAIN_AMOUNT.fullmatch((text or "").strip()):
+        raise StatementError(
+            f"entry {ref}: amount {(text or '')[:40]!r} is not a plain decimal "
+            "(digits, at most 11 before the point, no exponent)"
+        )
     try:
         amount = parse_amount(text or "")
     except ValueError as error:
@@ -66,7 +87,9 @@ def _fallback_ref(row: dict[str, str]) -> str:
     return f"noref-{digest}"
 
 
-def parse_camt053(data: bytes) -> list[StatementLine]:
+def parse_camt053(data: bytes, today: date | None = None) -> list[StatementLine]:
+    """The statement's lines; `today` (default: the UTC date now) bounds the booking dates."""
+    today = today or datetime.now(UTC).date()
     if not data.strip():
         raise StatementError("the statement file is empty")
     try:
@@ -104,7 +127,7 @@ def parse_camt053(data: bytes) -> list[StatementLine]:
                 currency=currency.upper(),
                 credit=indicator == "CRDT",
                 reversal=(row.get("ReversalIndicator") or "").lower() == "true",
-                booking_date=_date(row.get("BookingDate"), "booking date", ref),
+                booking_date=_date(row.get("BookingDate"), "booking date", ref, today),
                 end_to_end_id=_meaningful(row.get("EndToEndId")),
                 creditor_reference=reference,
                 remittance=unstructured[:500],

@@ -12,8 +12,6 @@ from models.case import PaymentBooked
 from web.inbound import Inbound
 from workflows.client import notify_payment
 
-MAX_STATEMENT_BYTES = 20 * 1024 * 1024
-
 
 class BankStatements:
     def __init__(self, inbound: Inbound) -> None:
@@ -30,11 +28,20 @@ class BankStatements:
             )
 
     async def import_camt053(self, data: bytes, imported_by: str) -> bank.ImportReport:
-        if len(data) > MAX_STATEMENT_BYTES:
-            raise bank.LedgerError(f"statement file is larger than {MAX_STATEMENT_BYTES // (1024 * 1024)} MB")
+        settings = self.inbound.settings
+        if len(data) > settings.max_statement_bytes:
+            raise bank.LedgerError(f"statement file is larger than {settings.max_statement_bytes} bytes")
         lines = parse_camt053(data)  # rejects the whole file before anything is written
         report = await self.inbound.in_transaction(
-            lambda s: bank.import_statement(s, data, lines, imported_by, datetime.now(UTC))
+            lambda s: bank.import_statement(
+                s,
+                data,
+                lines,
+                imported_by,
+                datetime.now(UTC),
+                creditor_iban=settings.creditor_iban,
+                line_cap_cents=settings.camt_line_cap_cents,
+            )
         )
         await self._notify(report.payments)
         return report

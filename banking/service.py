@@ -4,9 +4,11 @@ Matching follows DOMAIN.md §6, in order: (1) the structured creditor reference 
 which letters and GiroCodes carry for the contract); (2) the end-to-end id of a pay link; (3) a
 contract number in the free text (exactly one contract named); (4) a debtor IBAN known for the
 contract and an amount equal to its open balance (exactly one such contract). Anything else —
-ambiguous, another currency, a reversal — waits in the manual queue until staff book it to a
-contract or dismiss it. Lines are keyed by the bank's entry reference, so importing the same
-statement (or an overlapping one) again books nothing twice; payments are keyed `bank:<ref>`.
+ambiguous, another currency, a reversal, an amount above the per-line cap — waits in the manual
+queue until staff book it to a contract or dismiss it. A statement for any account other than the
+insurer's own (settings.creditor_iban) is refused as a whole: its lines are not our money.
+Lines are keyed by the bank's entry reference, so importing the same statement (or an
+overlapping one) again books nothing twice; payments are keyed `bank:<ref>`.
 
 All functions here run inside one transaction the caller owns; the caller tells the cases
 about the payments only after the commit (see banking/inbound.py).
@@ -18,11 +20,13 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from enum import StrEnum
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from banking.camt import StatementLine as ParsedLine
+from core.money import format_eur
 from ledger import service
 from ledger.service import LedgerError, NotFound
 from models.banking import DebtorAccount, LineStatus, MatchRule, StatementImport, StatementLine
@@ -167,9 +171,34 @@ def _learn_account(session: Session, contract_id: int, iban: str, source: str) -
         session.add(DebtorAccount(contract_id=contract_id, iban=iban, learned_from=source))
 
 
+def compact_iban(iban: str) -> str:
+    return iban.replace(" ", "").upper()
+
+
+def check_account(lines: list[ParsedLine], creditor_iban: str) -> None:
+    """Every line must be for the insurer's account; else nothing of the file is imported."""
+    ours = compact_iban(creditor_iban)
+    foreign = sorted({compact_iban(line.account_iban) or "(no IBAN)" for line in lines} - {ours})
+    if foreign:
+        raise LedgerError(
+            f"the statement is for account {', '.join(foreign)}, not the creditor account {ours}; nothing imported"
+        )
+
+
 def import_statement(
-    session: Session, data: bytes, lines: list[ParsedLine], imported_by: str, now: datetime
+    session: Session,
+    data: bytes,
+    lines: list[ParsedLine],
+    imported_by: str,
+    now: datetime,
+    *,
+    creditor_iban: str,
+    line_cap_cents: int,
 ) -> ImportReport:
+    """Import the lines in the caller's transaction. Refused as a whole (LedgerError, nothing
+    written) when a line is for another account than `creditor_iban` or a line changed since an
+    earlier import; a credit above `line_cap_cents` is queued for a person, never booked by a rule."""
+    check_account(lines, creditor_iban)
     record = StatementImport(
         file_sha256=hashlib.sha256(data).hexdigest(), imported_at=now, imported_by=imported_by, lines=len(lines)
     )
@@ -213,6 +242,12 @@ def import_statement(
             report.ignored += 1
         elif parsed.reversal:
             line.reason = "reversal of an earlier booking: a person must find what it reverses"
+            report.queued += 1
+        elif parsed.amount_cents > line_cap_cents:
+            line.reason = (
+                f"amount above the per-line cap of {format_eur(line_cap_cents)} (CAMT_LINE_CAP_CENTS): "
+                "a person must check it before it is booked"
+            )
             report.queued += 1
         else:
             contract, rule, why = match(session, line)
@@ -265,12 +300,48 @@ def dismiss_line(session: Session, line_id: int, reason: str, staff: str, now: d
     return line
 
 
-def queue(session: Session, limit: int = 200) -> list[StatementLine]:
+class QueueOrder(StrEnum):
+    """How the manual queue is sorted; every order pages with limit/offset over all queued lines."""
+
+    NEWEST = "newest"  # latest booking date first (within a day: statement order)
+    OLDEST = "oldest"
+    LARGEST = "largest"  # highest amount first
+    SMALLEST = "smallest"
+    IMPORTED = "imported"  # most recently imported first: no booking date can push a line down
+
+
+QUEUE_PAGE = 100
+QUEUE_PAGE_MAX = 500
+
+
+def queue(
+    session: Session, limit: int = QUEUE_PAGE, offset: int = 0, order: QueueOrder = QueueOrder.NEWEST
+) -> list[StatementLine]:
+    """One page of the manual queue; `queue_size` counts all of it."""
+    if not 1 <= limit <= QUEUE_PAGE_MAX or offset < 0:
+        raise LedgerError(f"limit must be 1..{QUEUE_PAGE_MAX} and offset >= 0, got {limit} and {offset}")
+    booking, amount, line_id = col(StatementLine.booking_date), col(StatementLine.amount_cents), col(StatementLine.id)
+    sort = {
+        QueueOrder.NEWEST: (booking.desc().nulls_last(), line_id),
+        QueueOrder.OLDEST: (booking.asc().nulls_last(), line_id),
+        QueueOrder.LARGEST: (amount.desc(), line_id),
+        QueueOrder.SMALLEST: (amount.asc(), line_id),
+        QueueOrder.IMPORTED: (line_id.desc(),),
+    }[order]
     return list(
         session.exec(
             select(StatementLine)
             .where(StatementLine.status == LineStatus.QUEUED)
-            .order_by(col(StatementLine.booking_date), col(StatementLine.id))
+            .order_by(*sort)
+            .offset(offset)
             .limit(limit)
         ).all()
+    )
+
+
+def queue_size(session: Session) -> int:
+    return int(
+        session.exec(
+            select(func.count()).select_from(StatementLine).where(StatementLine.status == LineStatus.QUEUED)
+        ).one()
     )

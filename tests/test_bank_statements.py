@@ -44,7 +44,15 @@ def seed(engine: Engine) -> None:
 def run_import(engine: Engine, data: bytes) -> bank.ImportReport:
     lines = parse_camt053(data)
     with session_scope(engine) as session:
-        return bank.import_statement(session, data, lines, "test", datetime.now(UTC))
+        return bank.import_statement(
+            session,
+            data,
+            lines,
+            "test",
+            datetime.now(UTC),
+            creditor_iban=config.Settings.model_fields["creditor_iban"].default,
+            line_cap_cents=config.Settings.model_fields["camt_line_cap_cents"].default,
+        )
 
 
 def line(session: Session, ref: str) -> StatementLine:

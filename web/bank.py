@@ -1,42 +1,52 @@
 """Bank statements: camt.053 upload (API and staff page) and the manual queue of lines no rule
-could match. Staff book a queued line to a contract or dismiss it with a reason."""
+could match. Staff book a queued line to a contract or dismiss it with a reason.
+
+The queue pages and sorts (`limit`, `offset`, `order`: newest, oldest, largest, smallest,
+imported) and says how many lines wait in all (`X-Total-Count`), so a flood of junk lines cannot
+hide the real ones."""
 
 from __future__ import annotations
 
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import Session
 
 from banking import service as bank
 from banking.inbound import BankStatements
+from banking.service import QUEUE_PAGE, QUEUE_PAGE_MAX, QueueOrder
 from ledger.db import session_scope
 from ledger.service import LedgerError
 from models.banking import LineStatus
+from models.inputs import Line, Lines
 from web.deps import RowId, context, db_session
 from web.pages import page
 
 router = APIRouter(tags=["bank"])
 
-Staff = Annotated[str, Field(min_length=1, max_length=64)]
+Staff = Annotated[Line, Field(min_length=1, max_length=64)]
 
 
-class Strict(BaseModel):
+class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class AssignIn(Strict):
-    contract_number: str = Field(min_length=1, max_length=64)
+class AssignIn(Input):
+    contract_number: Line = Field(min_length=1, max_length=64)
     staff: Staff
-    premium_id: str | None = Field(default=None, min_length=1, max_length=64)
+    premium_id: Line | None = Field(default=None, min_length=1, max_length=64)
 
 
-class DismissIn(Strict):
-    reason: str = Field(min_length=3, max_length=500)
+class DismissIn(Input):
+    reason: Lines = Field(min_length=3, max_length=500)
     staff: Staff
+
+
+class ImportedBy(Input):
+    imported_by: Staff
 
 
 class LineOut(BaseModel):
@@ -58,16 +68,28 @@ def statements(request: Request) -> BankStatements:
 
 
 @router.post("/api/bank/statements")
-async def import_statement(request: Request, imported_by: str = "api") -> dict[str, object]:
+async def import_statement(
+    request: Request, imported_by: Annotated[str, Query(min_length=1, max_length=64)] = "api"
+) -> dict[str, object]:
     """Body: the camt.053 XML file as is (Content-Type application/xml)."""
-    if not 1 <= len(imported_by) <= 64:
-        raise LedgerError("imported_by must be 1..64 characters")
-    report = await statements(request).import_camt053(await request.body(), imported_by)
+    try:
+        who = ImportedBy(imported_by=imported_by).imported_by
+    except ValidationError as error:
+        raise LedgerError(f"imported_by: {error.errors()[0]['msg']}") from None
+    report = await statements(request).import_camt053(await request.body(), who)
     return report.as_dict()
 
 
 @router.get("/api/bank/queue", response_model=list[LineOut])
-def manual_queue(session: Session = Depends(db_session)) -> list[LineOut]:
+def manual_queue(
+    response: Response,
+    session: Annotated[Session, Depends(db_session)],
+    limit: Annotated[int, Query(ge=1, le=QUEUE_PAGE_MAX)] = QUEUE_PAGE,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    order: QueueOrder = QueueOrder.NEWEST,
+) -> list[LineOut]:
+    """One page of the manual queue; the header X-Total-Count says how many lines wait in all."""
+    response.headers["X-Total-Count"] = str(bank.queue_size(session))
     return [
         LineOut(
             id=line.id or 0,
@@ -82,7 +104,7 @@ def manual_queue(session: Session = Depends(db_session)) -> list[LineOut]:
             remittance=line.remittance,
             has_debtor_iban=line.debtor_iban is not None,
         )
-        for line in bank.queue(session)
+        for line in bank.queue(session, limit, offset, order)
     ]
 
 
@@ -101,10 +123,30 @@ async def dismiss(request: Request, line_id: RowId, body: DismissIn) -> dict[str
 # --- staff page ------------------------------------------------------------------------------
 
 
-def bank_page(request: Request, message: str = "", error: str = "", status_code: int = 200) -> Response:
+def bank_page(
+    request: Request,
+    message: str = "",
+    error: str = "",
+    status_code: int = 200,
+    offset: int = 0,
+    order: QueueOrder = QueueOrder.NEWEST,
+) -> Response:
     with session_scope(context(request).engine) as session:
-        lines = bank.queue(session)
-        return page(request, "bank.html", status_code, lines=lines, message=message, error=error)
+        lines = bank.queue(session, QUEUE_PAGE, offset, order)
+        total = bank.queue_size(session)
+        return page(
+            request,
+            "bank.html",
+            status_code,
+            lines=lines,
+            message=message,
+            error=error,
+            total=total,
+            offset=offset,
+            page_size=QUEUE_PAGE,
+            order=order.value,
+            orders=[o.value for o in QueueOrder],
+        )
 
 
 def done(message: str) -> Response:
@@ -112,18 +154,27 @@ def done(message: str) -> Response:
 
 
 @router.get("/bank", response_class=HTMLResponse)
-def bank_index(request: Request, message: str = "") -> Response:
-    return bank_page(request, message=message[:200])
+def bank_index(
+    request: Request,
+    message: str = "",
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    order: QueueOrder = QueueOrder.NEWEST,
+) -> Response:
+    return bank_page(request, message=message[:200], offset=offset, order=order)
 
 
 @router.post("/bank/import", response_class=HTMLResponse)
 async def bank_import(
     request: Request, file: Annotated[UploadFile, File()], staff: Annotated[str, Form()] = ""
 ) -> Response:
-    if not 1 <= len(staff.strip()) <= 64:
-        return bank_page(request, error="Enter your name (1–64 characters) before importing.", status_code=422)
     try:
-        report = await statements(request).import_camt053(await file.read(), staff.strip())
+        who = ImportedBy(imported_by=staff).imported_by
+    except ValidationError:
+        return bank_page(
+            request, error="Enter your name (1–64 characters, no control characters) before importing.", status_code=422
+        )
+    try:
+        report = await statements(request).import_camt053(await file.read(), who)
     except LedgerError as error:
         return bank_page(request, error=f"Nothing imported: {error}", status_code=422)
     text = (
