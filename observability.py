@@ -99,21 +99,34 @@ class MetricsInterceptor(Interceptor):
         return _CountingActivities(next)
 
 
-def sdk_runtime(port: int) -> Runtime:
-    """A Temporal runtime that serves the SDK's metrics for Prometheus on 0.0.0.0:`port`."""
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}")))
+def sdk_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
+    """A Temporal runtime that serves the SDK's metrics for Prometheus on `host`:`port` (the internal
+    interface: settings.metrics_host)."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
 
 
 # --- logs ------------------------------------------------------------------------------------
 
+# Secrets in request lines and headers (issue #12): whoever reads a log must not be able to pay, confirm,
+# unsubscribe or act as a signed-in person. The segment after /pay/, /p/, /campaign/<kind>/ and
+# /testpay/checkout/ is a token or link id; the cookie and query values below are sessions or tokens.
+_SECRET_PATH = re.compile(r"(/(?:pay|p)/|/campaign/[\w-]+/|/testpay/checkout/)[^/?#\s\"']+")
+_SECRET_VALUE = re.compile(r"\b((?:dunning_session|agent_session|csrf|csrf_token|session|session_id)=)[^;&\s\"',]+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _PHONE = re.compile(r"(?<![\w-])(?:(?:\+|00)\d{2}[\d /]{6,}\d|0\d{2,5}[ /]?\d{5,})\b")
 
 
+def redact_secrets(text: str) -> str:
+    """Replace pay tokens, link ids, session ids and CSRF values in paths, cookies and queries with …"""
+    return _SECRET_VALUE.sub(r"\1…", _SECRET_PATH.sub(r"\1…", text))
+
+
 def redact(text: str) -> str:
-    """Mask e-mail addresses, IBANs and phone numbers (defence in depth: the code logs ids only)."""
-    return _PHONE.sub("[phone]", _IBAN.sub("[iban]", _EMAIL.sub("[email]", text)))
+    """Mask secrets (above), e-mail addresses, IBANs and phone numbers (defence in depth: the code
+    logs ids only)."""
+    return _PHONE.sub("[phone]", _IBAN.sub("[iban]", _EMAIL.sub("[email]", redact_secrets(text))))
 
 
 class RedactingFilter(logging.Filter):
@@ -121,6 +134,32 @@ class RedactingFilter(logging.Filter):
         record.msg = redact(record.getMessage())
         record.args = None
         return True
+
+
+class SecretRedactingFilter(logging.Filter):
+    """For uvicorn's access log: redacts secrets in the message and in each argument, keeping the
+    arguments (uvicorn's AccessFormatter reads them one by one: client, method, path, version, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_secrets(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_secrets(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact_secrets(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        return True
+
+
+ACCESS_LOGGERS = ("uvicorn.access", "uvicorn.error")
+
+
+def redact_access_logs() -> None:
+    """Attach the secret filter to uvicorn's loggers (once). A logger's own filter applies whichever
+    handler writes the record: uvicorn's default ones (text) or ours (configure_logging, JSON)."""
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, SecretRedactingFilter) for f in logger.filters):
+            logger.addFilter(SecretRedactingFilter())
 
 
 def configure_logging(service: str, level: int = logging.INFO) -> None:

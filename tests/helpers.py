@@ -1,11 +1,15 @@
-"""Helpers for workflow tests: move time on the time-skipping server until a case gets somewhere."""
+"""Helpers for tests: move time on the time-skipping server until a case gets somewhere; submit a
+page's form as a browser does."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import WorkflowHandle
@@ -64,3 +68,50 @@ def messages(engine: Engine, contract_number: str) -> list[Message]:
 def contract_status(engine: Engine, contract_number: str) -> str:
     with session_scope(engine) as session:
         return str(session.exec(select(Contract).where(Contract.contract_number == contract_number)).one().status)
+
+
+# --- forms ---------------------------------------------------------------------------------------
+
+
+class _Forms(HTMLParser):
+    """The hidden inputs of every form on a page, by the form's action."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, dict[str, str]] = {}
+        self._current: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self._current = self.forms.setdefault(values.get("action", ""), {})
+        elif tag == "input" and self._current is not None and values.get("type") == "hidden" and "name" in values:
+            self._current[values["name"]] = values.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._current = None
+
+
+def hidden_fields(page: str, action: str) -> dict[str, str]:
+    """The hidden fields (the CSRF token among them) of the form on `page` that posts to `action`."""
+    parser = _Forms()
+    parser.feed(page)
+    if action not in parser.forms:
+        raise AssertionError(f"no form posts to {action!r} on this page; forms post to {sorted(parser.forms)}")
+    return parser.forms[action]
+
+
+async def form_post(
+    client: httpx.AsyncClient,
+    page_url: str,
+    action: str,
+    data: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Submit a form as a browser does: open the page (which sets the CSRF cookie), then post the
+    form's hidden fields (its CSRF token among them) with `data` to `action`. `kwargs` go to the
+    post (files=, follow_redirects=, headers=)."""
+    page = await client.get(page_url)
+    fields = {**hidden_fields(page.text, action), **(data or {})}
+    return await client.post(action, data=fields, **kwargs)
