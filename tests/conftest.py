@@ -29,7 +29,7 @@ from ledger import service
 from ledger.db import make_engine, migrate, session_scope
 from models.ledger import Contract
 from runtime import build_worker
-from web.app import create_app
+from tests.apps import BothApps
 from web.deps import AppContext
 from web.inbound import Inbound
 from workflows import search_attributes as sa
@@ -122,13 +122,12 @@ async def worker(time_env: WorkflowEnvironment, engine: Engine, settings: Settin
 async def api(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The app as `make run` builds it, with the test's ledger, client, task queue and a worker.
-    ASGITransport does not run the lifespan, and the lifespan is what puts the context on `app.state`."""
+    """Both apps as `make run` builds them, with the test's ledger, client, task queue and a worker;
+    the internal app's caller is staff with every role and scope (tests/apps.py)."""
     ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    app = create_app(ctx)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
-            yield http
+    app = BothApps(ctx)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        yield http
 
 
 async def terminate_cases(client: Client, engine: Engine) -> None:

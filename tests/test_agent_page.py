@@ -1,11 +1,11 @@
 """The agent page through the real FastAPI app, with the real AgentHandover workflow behind it on the
-time-skipping server: sign in with a token, see the task, log an attempt, record a promise."""
+time-skipping server: sign in with an agent account, see the task, log an attempt, record a promise."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -14,11 +14,12 @@ from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.agency import issue_agent_token, notes_for_case
+from activities.agency import notes_for_case
 from config import Settings
 from ledger.db import session_scope
 from models.agency import HandoverState
 from models.case import CaseStage, HoldKind
+from tests.apps import BothApps
 from tests.helpers import advance_until, berlin_today, messages
 from tests.test_handover import (
     CONTRACT,
@@ -29,7 +30,7 @@ from tests.test_handover import (
     start_case,
     until_handover,
 )
-from web.app import create_app
+from web.auth import accounts
 from web.deps import AppContext
 from web.inbound import Inbound
 
@@ -49,7 +50,7 @@ async def browser(
 ) -> AsyncIterator[httpx.AsyncClient]:
     web_settings = settings.model_copy(update={"public_base_url": "http://testserver"})
     client = time_env.client
-    app = create_app(ctx=AppContext(engine, client, web_settings, Inbound(engine, client, web_settings)))
+    app = BothApps(AppContext(engine, client, web_settings, Inbound(engine, client, web_settings)), who="real")
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
@@ -70,18 +71,18 @@ async def test_an_agent_signs_in_logs_an_attempt_and_records_a_promise(
     workflow_id, data = await until_handover(time_env, case)
     children_cleanup.append(workflow_id)
     with session_scope(engine) as session:
-        token = issue_agent_token(session, "A-7", datetime.now(BERLIN))
-        buddy_token = issue_agent_token(session, "A-8", datetime.now(BERLIN))
+        password = accounts.add_staff(session, "agent-a7", ["agent"], "test", agent_code="A-7")
+        buddy_password = accounts.add_staff(session, "agent-a8", ["agent"], "test", agent_code="A-8")
 
     # The agent follows the link in the handover e-mail and is asked to sign in first.
     mail = [m for m in messages(engine, CONTRACT) if m.kind == "agent_handover"][0]
     link = re.search(r"https?://[^/\s]+(/agents/tasks/\d+)", mail.body_text)
     assert link is not None and link.group(1) == f"/agents/tasks/{data.task_id}"
     page = await browser.get(link.group(1))
-    assert page.status_code == 303 and page.headers["location"].startswith("/agents/sign-in")
-    bad = await browser.post("/agents/sign-in", data={"token": "A-7.wrong", "next": link.group(1)})
-    assert bad.status_code == 401 and "not valid" in bad.text
-    signed = await browser.post("/agents/sign-in", data={"token": token, "next": link.group(1)})
+    assert page.status_code == 303 and page.headers["location"].startswith("/sign-in?next=/agents/tasks/")
+    bad = await browser.post("/sign-in", data={"name": "agent-a7", "password": "wrong", "next": link.group(1)})
+    assert bad.status_code == 401 and "wrong" in bad.text
+    signed = await browser.post("/sign-in", data={"name": "agent-a7", "password": password, "next": link.group(1)})
     assert signed.status_code == 303 and signed.headers["location"] == link.group(1)
 
     listing = await browser.get("/agents")
@@ -125,6 +126,6 @@ async def test_an_agent_signs_in_logs_an_attempt_and_records_a_promise(
 
     # The buddy cannot open someone else's task.
     browser.cookies.clear()
-    await browser.post("/agents/sign-in", data={"token": buddy_token, "next": "/agents"})
+    await browser.post("/sign-in", data={"name": "agent-a8", "password": buddy_password, "next": "/agents"})
     foreign = await browser.get(link.group(1))
     assert foreign.status_code == 404 and "not one of yours" in foreign.text

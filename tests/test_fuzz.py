@@ -29,12 +29,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from config import Settings
 from runtime import PASSTHROUGH, WORKFLOWS
+from tests.apps import BothApps
 from tests.conftest import seed_contract, terminate_cases
-from web.app import create_app
 from web.deps import AppContext, berlin_today
 from web.inbound import Inbound
 
-SCHEMA = schemathesis.openapi.from_dict(create_app().openapi())
+SCHEMA = schemathesis.openapi.from_dict(BothApps().openapi())
 CONTRACT = "K-FUZZ-1"
 # Half the requests name the seeded contract, so they get past "not found" into the real work.
 CASES = st.one_of(
@@ -62,7 +62,7 @@ async def fuzz_client(
     yesterday = berlin_today() - timedelta(days=1)
     seed_contract(engine, CONTRACT, premiums=[("FUZZ-P1", yesterday, 8_990)])
     ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    app = create_app(ctx)
+    app = BothApps(ctx)
     workflows_only = Worker(
         time_env.client,
         task_queue=settings.task_queue,
@@ -118,7 +118,7 @@ async def test_generated_requests_never_fail_with_5xx_and_rejections_change_noth
 def integer_path_operations() -> list[tuple[str, str]]:
     """Every operation of the OpenAPI document with an integer path parameter, filled with ±2**64."""
     found = []
-    for path, operations in create_app().openapi()["paths"].items():
+    for path, operations in BothApps().openapi()["paths"].items():
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path" and parameter["schema"].get("type") == "integer":

@@ -36,8 +36,8 @@ from ledger.db import session_scope
 from models import ledger as tables
 from models.case import PaymentBooked
 from models.ledger import AgentTask, ContractStatus, Message, PayLink, Payment
+from tests.apps import BothApps
 from tests.conftest import seed_contract
-from web.app import create_app
 from web.deps import AppContext
 from web.inbound import Inbound
 from web.pages import WEBHOOK_TRANSPORT_STATE
@@ -83,16 +83,16 @@ class FakeTemporal:
 @dataclass
 class Web:
     http: httpx.AsyncClient
-    app: FastAPI
+    app: BothApps
     temporal: FakeTemporal
     engine: Engine
     settings: Settings
 
 
-def make_app(engine: Engine, settings: Settings) -> tuple[FastAPI, FakeTemporal]:
+def make_app(engine: Engine, settings: Settings) -> tuple[BothApps, FakeTemporal]:
     temporal = FakeTemporal()
     client = cast(Client, temporal)
-    app = create_app(ctx=AppContext(engine, client, settings, Inbound(engine, client, settings)))
+    app = BothApps(AppContext(engine, client, settings, Inbound(engine, client, settings)))
     return app, temporal
 
 

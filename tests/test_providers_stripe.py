@@ -14,7 +14,6 @@ from typing import Any, cast
 import httpx
 import pytest
 import pytest_asyncio
-from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import Client
@@ -26,6 +25,7 @@ from ledger import service
 from ledger.db import session_scope
 from models.ledger import PayLink, Payment, Premium
 from models.providers import ProviderCheckout
+from tests.apps import BothApps
 from tests.conftest import seed_contract
 from tests.providers_fakes import (
     CASE_ID,
@@ -38,7 +38,6 @@ from tests.providers_fakes import (
     migrated_ledger,
     provider_settings,
 )
-from web.app import create_app
 from web.deps import AppContext
 from web.inbound import Inbound
 from web.testpay_signature import HEADER as TESTPAY_HEADER
@@ -51,7 +50,7 @@ STEP_KEY = f"{CASE_ID}:pay_link_sms"
 @dataclass
 class Web:
     http: httpx.AsyncClient
-    app: FastAPI
+    app: BothApps
     temporal: FakeTemporal
     engine: Engine
     settings: Settings
@@ -79,7 +78,7 @@ async def web(engine: Engine, settings: Settings, fake: FakeProviders) -> AsyncI
         )
     temporal = FakeTemporal()
     client = cast(Client, temporal)
-    app = create_app(ctx=AppContext(engine, client, settings, Inbound(engine, client, settings)))
+    app = BothApps(AppContext(engine, client, settings, Inbound(engine, client, settings)))
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

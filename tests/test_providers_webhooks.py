@@ -14,7 +14,6 @@ import httpx
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric import ec
-from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import Client
@@ -28,6 +27,7 @@ from models.ledger import Customer, Message
 from models.messages import Channel, MessageKind
 from models.providers import ProviderDelivery
 from providers.fallback import ChannelFallback
+from tests.apps import BothApps
 from tests.conftest import seed_contract
 from tests.providers_fakes import (
     CASE_ID,
@@ -40,7 +40,6 @@ from tests.providers_fakes import (
     provider_settings,
     send_request,
 )
-from web.app import create_app
 from web.deps import AppContext
 from web.inbound import Inbound
 
@@ -51,7 +50,7 @@ CALLBACK = "http://testserver/webhooks/twilio/status"
 @dataclass
 class Web:
     http: httpx.AsyncClient
-    app: FastAPI
+    app: BothApps
     temporal: FakeTemporal
     engine: Engine
     settings: Settings
@@ -65,7 +64,7 @@ async def web(engine: Engine, settings: Settings, fake: FakeProviders) -> AsyncI
     settings = provider_settings(settings, fake)
     temporal = FakeTemporal()
     client = cast(Client, temporal)
-    app = create_app(ctx=AppContext(engine, client, settings, Inbound(engine, client, settings)))
+    app = BothApps(AppContext(engine, client, settings, Inbound(engine, client, settings)))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,

@@ -30,6 +30,7 @@ from models.case import CaseStage, CaseStatus
 from models.ledger import Customer, Message
 from models.messages import Channel, MessageKind
 from runtime import build_worker
+from tests.apps import BothApps
 from tests.conftest import seed_contract
 from tests.helpers import advance_until
 from tests.providers_fakes import (
@@ -42,7 +43,6 @@ from tests.providers_fakes import (
     provider_settings,
     send_request,
 )
-from web.app import create_app
 from web.deps import AppContext
 from web.inbound import Inbound
 
@@ -68,7 +68,7 @@ async def test_an_undeliverable_sms_is_sent_again_as_a_letter(
     Outbox(engine, settings).send_message(send_request(MessageKind.PAY_LINK_SMS, [Channel.SMS], "pay_link_sms"))
     params = {"MessageSid": str(fake.sms[0]["sid"]), "MessageStatus": "undelivered", "ErrorCode": "30006"}
     signature = twilio_signature("http://testserver/webhooks/twilio/status", params)
-    app = create_app(ctx=AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings)))
+    app = BothApps(AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings)))
 
     async with (
         app.router.lifespan_context(app),
@@ -115,7 +115,7 @@ async def test_a_refund_reopens_a_paid_case_and_dunning_starts_again(
     _, settings = provider_worker
     seed_contract(engine, CONTRACT, premiums=PREMIUMS)
     inbound = Inbound(engine, time_env.client, settings)
-    app = create_app(ctx=AppContext(engine, time_env.client, settings, inbound))
+    app = BothApps(AppContext(engine, time_env.client, settings, inbound))
 
     async def post(http: httpx.AsyncClient, event: dict[str, object]) -> httpx.Response:
         body = json.dumps(event).encode()

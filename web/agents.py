@@ -2,10 +2,11 @@
 a contact attempt and record the outcome. The forms go to the AgentHandover child workflow as
 updates, so its validators decide (a rejected form changes nothing and shows the reason).
 
-Sign-in in the embedded default: a per-agent token (`starter.py agency token A-7` prints one; only
-its hash is stored). The session is a signed, HttpOnly, SameSite=Strict cookie holding the agent
-code. Agents reach a task from the link in their handover e-mail (`/agents/tasks/<id>`). Put the
-page behind the insurer's single sign-on before exposing it anywhere.
+Agents sign in like all staff (issue #12): an account with role agent and their agent code
+(`starter.py staff add NAME --role agent --agent-code A-7`, or the insurer's OIDC with the agent-code
+claim); the session is server-side, expiring and revocable. The policy table lets only agents in;
+each handler shows and changes only the signed-in agent's own tasks. Agents reach a task from the
+link in their handover e-mail (`/agents/tasks/<id>`) on the internal app.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlmodel import col, select
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
@@ -27,14 +27,12 @@ from ledger import service
 from ledger.db import session_scope
 from models.agency import ContactChannel, HandoverData, LogAttempt, OutcomeKind, RecordOutcome
 from models.ledger import AgentTask, Contract
+from web.auth.principal import principal
 from web.deps import berlin_today, context
 from web.pages import page
 from workflows.handover import AgentHandover
 
 router = APIRouter(prefix="/agents")
-COOKIE = "agent_session"
-SESSION_SALT = "agent-session"
-SESSION_SECONDS = 12 * 3600
 OUTCOME_LABELS = {
     OutcomeKind.PROMISE_TO_PAY: "Promise to pay (date)",
     OutcomeKind.INSTALMENT_PLAN: "Instalment plan agreed",
@@ -49,23 +47,13 @@ class FormError(ValueError):
     pass
 
 
-def _serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(context(request).settings.link_secret, salt=SESSION_SALT)
-
-
 def signed_in(request: Request) -> str | None:
-    cookie = request.cookies.get(COOKIE)
-    if not cookie:
-        return None
-    try:
-        code = _serializer(request).loads(cookie, max_age=SESSION_SECONDS)
-    except BadSignature:
-        return None
-    return code if isinstance(code, str) else None
+    """The agent code of the signed-in agent (the policy check let only agents in)."""
+    return principal(request).agent_code
 
 
 def to_sign_in(request: Request) -> Response:
-    return RedirectResponse(f"/agents/sign-in?next={quote(request.url.path)}", status_code=303)
+    return RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
 
 
 def handover_workflow_id(task: AgentTask) -> str:
@@ -75,35 +63,6 @@ def handover_workflow_id(task: AgentTask) -> str:
 def agent_page(request: Request, name: str, status_code: int = 200, **values: Any) -> Response:
     headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     return page(request, name, status_code, headers=headers, agent=signed_in(request), **values)
-
-
-# --- sign-in ---------------------------------------------------------------------------------
-
-
-@router.get("/sign-in")
-def sign_in_form(request: Request, next: str = "/agents") -> Response:
-    return agent_page(request, "agents_signin.html", next=next, error=None)
-
-
-@router.post("/sign-in")
-def sign_in(request: Request, token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/agents") -> Response:
-    with session_scope(context(request).engine) as session:
-        code = agent_for_token(session, token.strip()) if token.strip() else None
-    if code is None:
-        return agent_page(request, "agents_signin.html", 401, next=next, error="This token is not valid.")
-    target = next if next.startswith("/agents") and "//" not in next else "/agents"  # no open redirects
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        COOKIE, _serializer(request).dumps(code), max_age=SESSION_SECONDS, httponly=True, samesite="strict"
-    )
-    return response
-
-
-@router.post("/sign-out")
-def sign_out() -> Response:
-    response = RedirectResponse("/agents/sign-in", status_code=303)
-    response.delete_cookie(COOKIE)
-    return response
 
 
 # --- tasks -----------------------------------------------------------------------------------

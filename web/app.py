@@ -1,16 +1,25 @@
-"""The web app: ledger API, customer pay pages, built-in test payment provider, outbox and
-task pages for the embedded default.
+"""The web apps (issue #12): one codebase, two apps, each URL owned by exactly one of them.
 
-Run: `uvicorn web.app:app` (make run does). The app connects to Temporal at start-up.
+- public app (`web.app:public_app`, PUBLIC_PORT 8000): pay links, short links, campaign
+  confirm/unsubscribe/resume, provider webhooks, TestPay pages (embedded default). The only app that
+  goes on the internet (docs/deployment.md).
+- internal app (`web.app:internal_app`, INTERNAL_PORT 8001): staff pages, every /api/..., the codec
+  endpoint, API docs, sign-in. Every route needs a signed-in person or an API client.
+- metrics app (`web.app:metrics_app`, WEB_METRICS_PORT 8002): /metrics for Prometheus.
+
+Who may call what is one table, web/auth/policy.py; an app refuses to start with a route it lacks.
+Each app connects to Temporal at start-up (`make run` runs all three).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from config import get_settings
 from ledger.db import make_engine, migrate
@@ -21,13 +30,15 @@ from web import agents, api, bank, evidence, pages, webhooks
 from web import campaign as quote_campaign
 from web import codec as payload_codec
 from web import metrics as prometheus_metrics
+from web.auth import policy, signin
+from web.auth.audit import AuditMiddleware
 from web.deps import AppContext
 from web.inbound import Inbound
 
+TITLE = "Dunning and reactivation engine"
 
-def create_app(ctx: AppContext | None = None) -> FastAPI:
-    """`ctx` lets tests hand in their own engine and client; otherwise they come from settings."""
 
+def _lifespan(ctx: AppContext | None, name: str) -> Callable[[FastAPI], Any]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if ctx is not None:
@@ -35,15 +46,17 @@ def create_app(ctx: AppContext | None = None) -> FastAPI:
         else:
             settings = get_settings()
             if settings.log_format == "json":
-                configure_logging("web")  # JSON lines, personal data masked (observability.py)
+                configure_logging(name)  # JSON lines, personal data masked (observability.py)
             migrate(settings.effective_database_url)
             engine = make_engine(settings.effective_database_url)
             client = await connect(settings)
             app.state.ctx = AppContext(engine, client, settings, Inbound(engine, client, settings))
         yield
 
-    app = FastAPI(title="Dunning and reactivation engine", version="0.1.0", lifespan=lifespan)
+    return lifespan
 
+
+def _errors(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def not_found(_: Request, error: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(error)})
@@ -52,16 +65,76 @@ def create_app(ctx: AppContext | None = None) -> FastAPI:
     async def bad_input(_: Request, error: LedgerError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(error)})
 
-    app.include_router(api.router)
-    app.include_router(prometheus_metrics.router)  # GET /metrics for Prometheus (issue #7)
-    app.include_router(webhooks.router)  # before pages: it answers the stable pay link /pay/{token} first
-    app.include_router(pages.router)
-    app.include_router(agents.router)  # the agent page (issue #4)
-    app.include_router(bank.router)
-    app.include_router(evidence.router)
-    app.include_router(payload_codec.router)
-    app.include_router(quote_campaign.router)
+    @app.exception_handler(policy.SignInRequired)
+    async def sign_in_required(request: Request, _: policy.SignInRequired) -> Response:
+        """A browser goes to the sign-in page; a system is told how to authenticate."""
+        if request.method == "GET" and not request.url.path.startswith(("/api/", "/codec/")):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/sign-in?next={_quote(target)}", status_code=303)
+        return JSONResponse(
+            status_code=401,
+            content={"detail": "sign in, or send Authorization: Bearer <API client credential or token>"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="/")
+
+
+def _build(kind: policy.App, ctx: AppContext | None, routers: list[APIRouter]) -> FastAPI:
+    app = policy.guarded_app(routers, kind, title=TITLE, version="0.1.0", lifespan=_lifespan(ctx, f"web-{kind}"))
+    _errors(app)
+    app.add_middleware(AuditMiddleware)
     return app
 
 
-app = create_app()
+# Every router goes into both apps; policy.install keeps in each only the routes it owns.
+ROUTERS = [
+    api.router,
+    webhooks.router,  # the stable pay link /pay/{token} and the provider webhooks
+    pages.router,
+    agents.router,
+    bank.router,
+    evidence.router,
+    payload_codec.router,
+    quote_campaign.router,
+    signin.router,
+]
+
+
+def _docs_router(app_ref: list[FastAPI]) -> APIRouter:
+    """API docs for signed-in staff only (FastAPI's own /docs would be open to anyone)."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/openapi.json")
+    def openapi() -> JSONResponse:
+        return JSONResponse(app_ref[0].openapi())
+
+    @router.get("/docs")
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} · API")
+
+    return router
+
+
+def create_public_app(ctx: AppContext | None = None) -> FastAPI:
+    return _build("public", ctx, ROUTERS)
+
+
+def create_internal_app(ctx: AppContext | None = None) -> FastAPI:
+    holder: list[FastAPI] = []
+    app = _build("internal", ctx, [*ROUTERS, _docs_router(holder)])
+    holder.append(app)
+    return app
+
+
+def create_metrics_app(ctx: AppContext | None = None) -> FastAPI:
+    return _build("metrics", ctx, [prometheus_metrics.router])
+
+
+public_app = create_public_app()
+internal_app = create_internal_app()
+metrics_app = create_metrics_app()

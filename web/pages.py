@@ -243,7 +243,6 @@ def parse_customer_amount(text: str, balance_cents: int) -> int:
     return cents
 
 
-@router.get("/pay/{token}", response_class=HTMLResponse)
 def pay_page(request: Request, token: str) -> Response:
     ctx = context(request)
     try:
@@ -254,7 +253,6 @@ def pay_page(request: Request, token: str) -> Response:
     return customer_page(request, "pay.html", view=view, amount=amount_input(view.balance_cents), error=None)
 
 
-@router.post("/pay/{token}/checkout", response_class=HTMLResponse)
 def pay_checkout(request: Request, token: str, amount: Annotated[str, Form()] = "") -> Response:
     """Validate the amount and open a checkout at the provider; nothing is written on bad input."""
     ctx = context(request)
@@ -397,7 +395,6 @@ def testpay_checkout(request: Request, session_id: str) -> Response:
     )
 
 
-@router.post("/testpay/checkout/{session_id}/pay", response_class=HTMLResponse)
 async def testpay_pay(request: Request, session_id: str) -> Response:
     """Capture the payment, then notify the merchant by signed webhook.
 
@@ -473,7 +470,6 @@ def bad_request(detail: str) -> JSONResponse:
     return JSONResponse(status_code=400, content={"detail": detail})
 
 
-@router.post("/webhooks/testpay")
 async def testpay_webhook(request: Request) -> JSONResponse:
     """Verified, de-duplicated by event id; the payment is booked once per checkout session."""
     ctx = context(request)

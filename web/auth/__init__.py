@@ -1,0 +1,1 @@
+"""Who may do what (issue #12): principals, accounts, sessions, the one route-policy table."""
