@@ -101,6 +101,7 @@ class FakeOidc:
     agent_code_claim: str = "agent_code"
     access_token_audience: str = DEV_API_AUDIENCE
     keys: list[SigningKey] = field(default_factory=lambda: [new_key()])
+    extra_jwks: list[dict[str, Any]] = field(default_factory=list)  # more public keys to publish (an EC key)
     codes: dict[str, PendingCode] = field(default_factory=dict)
     access_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> userinfo claims
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
@@ -238,7 +239,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, self.state.discovery())
         elif parts.path == "/jwks":
             with self.state.lock:
-                self._send(200, {"keys": [key.jwk() for key in self.state.keys]})
+                self._send(200, {"keys": [key.jwk() for key in self.state.keys] + self.state.extra_jwks})
         elif parts.path == "/authorize":
             self.authorize(query)
         elif parts.path == "/userinfo":
