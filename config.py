@@ -1,18 +1,24 @@
 """All runtime configuration, from the environment (or a `.env` file): one place, typed.
 
 The embedded default needs none of it; production sets DATABASE_URL, TEMPORAL_ADDRESS and
-the secrets.
+the secrets. Every process (web apps, worker, CLIs, `make run`) reads its settings through
+`get_settings()`, which refuses to start with ENVIRONMENT=production while anything is unsafe
+(`production_problems` names every problem at once; docs/deployment.md, "Production checklist")
+and makes the data folder private (0700, files 0600).
 """
 
 from __future__ import annotations
 
 import fcntl
+import ipaddress
 import json
 import os
 import secrets
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import holidays
 from limits import parse_many
@@ -20,15 +26,19 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crypto.files import create_once
+from models.plans import BUILTIN_PLANS
 
 ROOT = Path(__file__).resolve().parent
 SECRETS_FILE = "secrets.json"
+# Secrets the embedded default generates when they are not set, one per purpose (never in production:
+# there every secret comes from the environment, production_problems names a missing one).
 GENERATED_SECRETS = (
     "link_secret",
     "testpay_webhook_secret",
     "campaign_events_secret",
     "oidc_state_secret",
     "csrf_secret",
+    "codec_token",
 )
 
 
@@ -67,7 +77,8 @@ def _add_new_secrets(path: Path) -> dict[str, object]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting is named, but no value (secrets!) is echoed into logs.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = ROOT / "data"
     database_url: str = ""  # empty: SQLite file under data_dir
@@ -86,6 +97,9 @@ class Settings(BaseSettings):
     # app serves /metrics on its own port. Logs: JSON lines ("json") or plain text ("text").
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     sdk_metrics_port: int = Field(default=9564, ge=0, le=65535)  # 100 apart: room for 100 processes
+    # Every metrics port (worker, SDK, web) binds to this address: the internal interface, never the
+    # internet (docs/deployment.md). Loopback by default; in production e.g. the host's private address.
+    metrics_host: str = "127.0.0.1"
     log_format: Literal["json", "text"] = "json"
     task_queue: str = "dunning"
     public_base_url: str = "http://127.0.0.1:8000"
@@ -103,8 +117,11 @@ class Settings(BaseSettings):
     # Who may do what (issue #12, docs/security.md). ENVIRONMENT=production refuses to start on any
     # unsafe setting (config.production_problems names them all).
     environment: Literal["development", "production"] = "development"
-    # Two apps: the public one (customers, providers) and the internal one (staff, systems).
+    # Two apps: the public one (customers, providers) and the internal one (staff, systems), served by
+    # `python -m web.serve` on these addresses (loopback by default; `make run` always uses loopback).
+    public_host: str = "127.0.0.1"
     public_port: int = Field(default=8000, ge=1, le=65535)
+    internal_host: str = "127.0.0.1"
     internal_port: int = Field(default=8001, ge=1, le=65535)
     internal_base_url: str = "http://127.0.0.1:8001"
     web_metrics_port: int = Field(default=8002, ge=0, le=65535)  # the web apps' /metrics; 0: off
@@ -163,8 +180,10 @@ class Settings(BaseSettings):
     # development key generated once into data_dir/payload-keys.json.
     payload_keys: dict[str, SecretStr] = Field(default_factory=dict)
     payload_key_id: str = ""  # the active key; may be empty when exactly one key is configured
-    # Bearer token the codec endpoint (/codec/encode, /codec/decode) requires. Empty: the endpoint
-    # answers loopback clients only (the embedded default, where the UI runs on the same machine).
+    # A static credential for the codec endpoint (/codec/encode, /codec/decode), besides signed-in staff
+    # and API clients with scope codec: `Authorization: Bearer <token>`, and in development also inside
+    # the URL the dev server's Temporal UI calls (web/codec.py). Empty: generated in development
+    # (data_dir/secrets.json); in production it stays off unless set.
     codec_token: SecretStr = SecretStr("")
     # Real providers (issue #5, see providers/ and README "Real providers"). The embedded
     # outbox and the TestPay pay page stay the default; each job is switched on by itself.
@@ -210,16 +229,26 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:
-        """A secret set by hand must be long enough to resist guessing; an empty one is generated."""
+        """A secret set by hand must be long enough to resist guessing; an empty one is generated in
+        development, and stays empty in production (where production_problems names it)."""
         generated: dict[str, str] | None = None
         for name in GENERATED_SECRETS:
-            value = getattr(self, name)
+            value = _plain(getattr(self, name))
             if value and len(value) < 16:
                 raise ValueError(f"{name.upper()} must be at least 16 characters, got {len(value)}")
-            if not value:
+            if not value and self.environment != "production":
                 generated = generated or installation_secrets(self.data_dir)
-                setattr(self, name, generated[name])
+                current = getattr(self, name)
+                setattr(self, name, SecretStr(generated[name]) if isinstance(current, SecretStr) else generated[name])
         return self
+
+    @field_validator("default_plan")
+    @classmethod
+    def _known_default_plan(cls, value: str) -> str:
+        """A misspelt plan would fail every case the sweep starts: name the known ones at start."""
+        if value not in BUILTIN_PLANS:
+            raise ValueError(f"DEFAULT_PLAN must be one of {', '.join(sorted(BUILTIN_PLANS))}, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _provider_credentials(self) -> Settings:
@@ -242,7 +271,135 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.data_dir / 'ledger.sqlite3'}"
 
+    @property
+    def demo_plans_selectable(self) -> bool:
+        """Demo plans (minute-long deadlines, not legally effective) can be chosen for a contract in
+        development only; in production they are neither offered (`/api/plans`) nor accepted."""
+        return self.environment != "production"
+
+    def selectable_plan_ids(self) -> list[str]:
+        return sorted(p for p, plan in BUILTIN_PLANS.items() if self.demo_plans_selectable or not plan.demo)
+
+
+def _plain(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _https(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(parts.hostname)
+
+
+def _needed_in_production(name: str, settings: Settings) -> bool:
+    """Which generated secrets production must be given. The codec token is optional there (staff
+    sign in through OIDC, systems use API clients with scope codec); TestPay's only while it is on."""
+    if name == "codec_token":
+        return False
+    if name == "testpay_webhook_secret":
+        return settings.payment_provider == "testpay"
+    return True
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Everything that makes these settings unsafe for production, each named with what to do.
+    Empty: safe to start. get_settings() refuses to start with ENVIRONMENT=production otherwise."""
+    problems: list[str] = []
+    for name in GENERATED_SECRETS:
+        if _needed_in_production(name, settings) and not _plain(getattr(settings, name)):
+            problems.append(
+                f"{name.upper()} is not set: production takes every secret from the environment "
+                "(a generated one lives in one machine's data folder and differs on the next)"
+            )
+    if settings.payment_provider == "testpay":
+        problems.append("PAYMENT_PROVIDER=testpay: TestPay moves no real money; set PAYMENT_PROVIDER=stripe")
+    if BUILTIN_PLANS[settings.default_plan].demo:
+        problems.append(
+            f"DEFAULT_PLAN={settings.default_plan} is a demo plan (minute-long deadlines, not legally "
+            "effective); set e.g. DEFAULT_PLAN=de-follow-up"
+        )
+    if not settings.payload_keys:
+        problems.append(
+            "PAYLOAD_KEYS is empty: production needs payload keys from the secret store "
+            "(the generated development key lives in one machine's data folder)"
+        )
+    if not settings.oidc_issuer:
+        problems.append(
+            "OIDC_ISSUER is empty: staff sign in through the identity provider in production, and the "
+            "Temporal UI's codec calls are authenticated with the signed-in user's token"
+        )
+    else:
+        if not _https(settings.oidc_issuer):
+            problems.append(f"OIDC_ISSUER={settings.oidc_issuer} must be an https URL")
+        if not settings.oidc_client_id:
+            problems.append("OIDC_CLIENT_ID is empty: OIDC sign-in needs the client registered at the issuer")
+    if not _https(settings.public_base_url):
+        problems.append(
+            f"PUBLIC_BASE_URL={settings.public_base_url} must be https: pay links, customer pages and "
+            "provider webhooks cross the internet"
+        )
+    if not _https(settings.internal_base_url) and not _loopback(settings.internal_base_url):
+        problems.append(
+            f"INTERNAL_BASE_URL={settings.internal_base_url} must be https (or loopback): staff session "
+            "cookies and the OIDC callback must not travel in clear"
+        )
+    if not _https(settings.temporal_ui_url) and not _loopback(settings.temporal_ui_url):
+        problems.append(
+            f"TEMPORAL_UI_URL={settings.temporal_ui_url} is neither loopback nor https: the Temporal UI "
+            "must run behind TLS with OIDC sign-in (docs/temporal-ui.md); the codec trusts its origin"
+        )
+    if settings.effective_database_url.startswith("sqlite"):
+        problems.append(
+            "DATABASE_URL is not PostgreSQL: the ledger (money and legal records) must not be a SQLite file "
+            "in one machine's data folder; set DATABASE_URL=postgresql://…"
+        )
+    return problems
+
+
+class UnsafeProduction(SystemExit):
+    """ENVIRONMENT=production with unsafe settings: the process stops, naming every problem."""
+
+
+def refuse_unsafe_production(settings: Settings) -> None:
+    if settings.environment != "production":
+        return
+    problems = production_problems(settings)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise UnsafeProduction(
+            f"ENVIRONMENT=production refuses to start ({len(problems)} problems; docs/deployment.md):\n{lines}"
+        )
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """Files this process creates are its owner's only (umask 077, also for the children it starts),
+    the data folder is 0700, and files an older version left readable to others are tightened."""
+    os.umask(0o077)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder, dirs, files in os.walk(data_dir):
+        for name in [folder, *(os.path.join(folder, d) for d in dirs), *(os.path.join(folder, f) for f in files)]:
+            try:
+                info = os.lstat(name)
+            except FileNotFoundError:  # another process removed a temporary file meanwhile
+                continue
+            if stat.S_ISLNK(info.st_mode) or not info.st_mode & 0o077:
+                continue
+            os.chmod(name, stat.S_IMODE(info.st_mode) & 0o700)
+
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings of this process; refuses unsafe production settings and makes data_dir private."""
+    settings = Settings()
+    refuse_unsafe_production(settings)
+    private_data_dir(settings.data_dir)
+    return settings

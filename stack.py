@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from config import get_settings
+from config import Settings, get_settings
 from demo import seed
 from ledger.db import make_engine, migrate
 from runtime import connect
@@ -82,6 +82,11 @@ def main() -> None:
     # parent started us with SIGINT ignored (background jobs) all stop the stack the same way.
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
+    if Settings().environment == "production":
+        raise SystemExit(
+            "make run is the embedded default (dev server, demo data, loopback only) and never runs with "
+            "ENVIRONMENT=production: start the web apps and workers as docs/deployment.md describes"
+        )
     settings = get_settings()
     data = settings.data_dir
     logs = data / "logs"

@@ -63,6 +63,13 @@ SWEEP_SCHEDULE_ID = "ledger-sweep-daily"
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
+@app.callback()
+def settings_first() -> None:
+    """Every command reads the settings first: ENVIRONMENT=production with unsafe settings stops here,
+    naming every problem, before anything is sent or written (config.get_settings)."""
+    get_settings()
+
+
 def handle(client: Client, contract: str) -> WorkflowHandle[DunningCase, CaseStatus]:
     return client.get_workflow_handle_for(DunningCase.run, case_workflow_id(contract))
 

@@ -3,7 +3,9 @@
 Scale out by starting more of these, on any number of machines, against the same Temporal
 cluster and database — or several on one machine with `--processes N` (one per core: workflow
 code and letter rendering are CPU-bound Python). Worker N (from 0) serves its business counters on
-METRICS_PORT + N and the SDK's runtime metrics on SDK_METRICS_PORT + N (docs/deployment.md).
+METRICS_PORT + N and the SDK's runtime metrics on SDK_METRICS_PORT + N, both bound to METRICS_HOST (the
+internal interface; loopback by default; docs/deployment.md). ENVIRONMENT=production with unsafe
+settings stops it before anything starts (config.get_settings).
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ async def serve(index: int) -> None:
     runtime = None
     try:
         if settings.metrics_port:
-            start_http_server(settings.metrics_port + index)
+            start_http_server(settings.metrics_port + index, addr=settings.metrics_host)
         if settings.sdk_metrics_port:
-            runtime = sdk_runtime(settings.sdk_metrics_port + index)
+            runtime = sdk_runtime(settings.sdk_metrics_port + index, settings.metrics_host)
     except OSError as error:
         raise SystemExit(
             f"worker {index}: metrics port in use ({error}); set METRICS_PORT / SDK_METRICS_PORT, or 0 to switch off"
@@ -56,10 +58,12 @@ async def serve(index: int) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         log.info(
-            "worker %d started on task queue %s (metrics :%s, SDK metrics :%s)",
+            "worker %d started on task queue %s (metrics %s:%s, SDK metrics %s:%s)",
             index,
             settings.task_queue,
+            settings.metrics_host,
             settings.metrics_port + index if settings.metrics_port else "off",
+            settings.metrics_host,
             settings.sdk_metrics_port + index if settings.sdk_metrics_port else "off",
         )
         async with worker:  # SIGTERM/SIGINT: stop polling; cut-off activities are retried elsewhere (idempotent keys)
@@ -77,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.processes < 1:
         parser.error(f"--processes must be at least 1, got {args.processes}")
+    get_settings()  # refuses unsafe production settings before any process or port starts
     if args.processes == 1:
         run_one(0)
         return
