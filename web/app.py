@@ -26,7 +26,7 @@ from ledger.db import make_engine, migrate
 from ledger.service import LedgerError, NotFound
 from observability import configure_logging
 from runtime import connect
-from web import agents, api, bank, evidence, pages, webhooks
+from web import agents, api, bank, evidence, pages, safety, webhooks
 from web import campaign as quote_campaign
 from web import codec as payload_codec
 from web import metrics as prometheus_metrics
@@ -87,7 +87,9 @@ def _quote(value: str) -> str:
 def _build(kind: policy.App, ctx: AppContext | None, routers: list[APIRouter]) -> FastAPI:
     app = policy.guarded_app(routers, kind, title=TITLE, version="0.1.0", lifespan=_lifespan(ctx, f"web-{kind}"))
     _errors(app)
-    app.add_middleware(AuditMiddleware)
+    app.add_middleware(AuditMiddleware)  # inside the browser protections: records only what passed them
+    if kind != "metrics":
+        safety.install(app, ctx.settings if ctx is not None else get_settings(), public=kind == "public")
     return app
 
 
