@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck clean bench
+.PHONY: run test lint typecheck browser clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+# The browser test drives Debian's chromium through Playwright (executable_path; never `playwright install`).
+# As root (CI containers) it is installed when missing; otherwise: sudo apt-get install -y chromium.
+CHROMIUM := /usr/bin/chromium
+
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium for the browser test (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "note: $(CHROMIUM) is missing and this is not root: install it with sudo apt-get install -y chromium"; \
+	  fi; \
+	fi
+
+test: lint typecheck browser
 	$(PY) -m pytest -q
 
 clean:
