@@ -21,8 +21,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import UnaryExpression, func
 from sqlmodel import Session, col, select
 
 from banking.camt import StatementLine as ParsedLine
@@ -321,18 +322,18 @@ def queue(
     if not 1 <= limit <= QUEUE_PAGE_MAX or offset < 0:
         raise LedgerError(f"limit must be 1..{QUEUE_PAGE_MAX} and offset >= 0, got {limit} and {offset}")
     booking, amount, line_id = col(StatementLine.booking_date), col(StatementLine.amount_cents), col(StatementLine.id)
-    sort = {
-        QueueOrder.NEWEST: (booking.desc().nulls_last(), line_id),
-        QueueOrder.OLDEST: (booking.asc().nulls_last(), line_id),
-        QueueOrder.LARGEST: (amount.desc(), line_id),
-        QueueOrder.SMALLEST: (amount.asc(), line_id),
+    sorts: dict[QueueOrder, tuple[UnaryExpression[Any], ...]] = {
+        QueueOrder.NEWEST: (booking.desc().nulls_last(), line_id.asc()),
+        QueueOrder.OLDEST: (booking.asc().nulls_last(), line_id.asc()),
+        QueueOrder.LARGEST: (amount.desc(), line_id.asc()),
+        QueueOrder.SMALLEST: (amount.asc(), line_id.asc()),
         QueueOrder.IMPORTED: (line_id.desc(),),
-    }[order]
+    }
     return list(
         session.exec(
             select(StatementLine)
             .where(StatementLine.status == LineStatus.QUEUED)
-            .order_by(*sort)
+            .order_by(*sorts[order])
             .offset(offset)
             .limit(limit)
         ).all()
