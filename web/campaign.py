@@ -12,6 +12,10 @@
 
 Order of effects everywhere: the database first (idempotent), then Temporal (idempotent), so a
 retry after a crash in between is harmless.
+
+Entry limits (docs/input-rules.md): a new abandoned quote and a confirmation are counted per
+address and per IP in `campaign_entries` (keyed hashes, no address or IP stored there); beyond the
+limit the request gets 429 and nothing is written, so nobody can flood an inbox through us.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -30,11 +35,14 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    StrictBool,
+    StrictInt,
     TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 from temporalio.client import Client
 from temporalio.common import (
@@ -63,6 +71,7 @@ from core.tokens import derive_token_id, unsign
 from ledger.db import session_scope, transaction_in_thread
 from models.campaign import (
     CampaignEmail,
+    CampaignEntry,
     CampaignPerson,
     CampaignQuote,
     CampaignStage,
@@ -80,6 +89,7 @@ from models.campaign import (
     Touchpoint,
     TouchpointKind,
 )
+from models.inputs import BusinessDate, Line, PastMoment, QueryMoment
 from web.deps import AppContext, context
 from web.pages import customer_page, page
 from workflows import search_attributes as sa
@@ -98,12 +108,6 @@ CONSENT_PURPOSE = "E-Mail-Erinnerungen zu meinem gespeicherten Kfz-Versicherungs
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
-def _aware(field: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError(f"{field} must carry a UTC offset (e.g. 2026-11-22T14:00:00+01:00), got {value.isoformat()}")
-    return value
-
-
 # --- inputs ----------------------------------------------------------------------------------
 
 
@@ -111,16 +115,16 @@ class QuoteAbandonedIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     quote_id: str = Field(pattern=ID_PATTERN)
-    vehicle_age_years: int | None = Field(default=None, ge=0, le=100)
-    yearly_mileage_km: int | None = Field(default=None, ge=0, le=300_000)
+    vehicle_age_years: StrictInt | None = Field(default=None, ge=0, le=100)
+    yearly_mileage_km: StrictInt | None = Field(default=None, ge=0, le=300_000)
     calculator_step: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_-]*$")
     email: EmailStr | None = None
-    opt_in: bool = False
-    consent_text_version: str = Field(default="", max_length=64)
-    ip: str | None = None
-    user_agent: str | None = Field(default=None, max_length=512)
-    source_page: str = Field(default="", max_length=500)
-    abandoned_at: datetime | None = None
+    opt_in: StrictBool = False
+    consent_text_version: Line = Field(default="", max_length=64)
+    ip: str | None = Field(default=None, max_length=45)  # the visitor's address, as the calculator saw it
+    user_agent: Line | None = Field(default=None, max_length=512)
+    source_page: Line = Field(default="", max_length=500)
+    abandoned_at: PastMoment | None = None  # with a UTC offset; at most 10 years ago, not in the future
 
     @field_validator("ip")
     @classmethod
@@ -128,11 +132,6 @@ class QuoteAbandonedIn(BaseModel):
         if value is not None:
             ipaddress.ip_address(value)  # raises "… does not appear to be an IPv4 or IPv6 address"
         return value
-
-    @field_validator("abandoned_at")
-    @classmethod
-    def _abandoned_at(cls, value: datetime | None) -> datetime | None:
-        return _aware("abandoned_at", value)
 
     @model_validator(mode="after")
     def _consent(self) -> QuoteAbandonedIn:
@@ -154,20 +153,14 @@ class QuoteAbandonedIn(BaseModel):
 class TouchpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(min_length=1, max_length=128)
+    event_id: Line = Field(min_length=1, max_length=128)
     email: EmailStr | None = None
     person_key: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
     kind: TouchpointKind
     channel: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")  # phone, branch, agent, web, …
-    occurred_at: datetime
+    occurred_at: PastMoment
     contract_number: str | None = Field(default=None, pattern=ID_PATTERN)
-    inspection_due: date | None = None
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _occurred_at(cls, value: datetime) -> datetime:
-        _aware("occurred_at", value)
-        return value
+    inspection_due: BusinessDate | None = None
 
     @model_validator(mode="after")
     def _who(self) -> TouchpointIn:
@@ -201,10 +194,10 @@ SUPPRESSING_EVENTS = {
 class EmailEventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(min_length=1, max_length=128)
-    email_key: str = Field(min_length=1, max_length=200)
+    event_id: Line = Field(min_length=1, max_length=128)
+    email_key: Line = Field(min_length=1, max_length=200)
     event: str
-    occurred_at: datetime
+    occurred_at: PastMoment
 
     @field_validator("event")
     @classmethod
@@ -213,11 +206,69 @@ class EmailEventIn(BaseModel):
             raise ValueError(f"event must be one of {', '.join(sorted(EMAIL_EVENTS))}, got {value!r}")
         return value
 
-    @field_validator("occurred_at")
-    @classmethod
-    def _occurred_at(cls, value: datetime) -> datetime:
-        _aware("occurred_at", value)
-        return value
+
+# --- entry limits ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryLimit:
+    scope: str
+    limit: int
+    window: timedelta
+    what: str  # for the message
+
+
+# Per address: enough for a person who abandons a few quotes a day; per IP: a busy office behind one
+# address, not a script. Only accepted entries count; a refused one writes nothing.
+QUOTE_PER_ADDRESS = EntryLimit("quote:address", 3, timedelta(hours=24), "quotes with e-mail reminders for this address")
+QUOTE_PER_IP = EntryLimit("quote:ip", 20, timedelta(hours=1), "abandoned quotes from this IP address")
+CONFIRM_PER_ADDRESS = EntryLimit("confirm:address", 3, timedelta(hours=24), "confirmations for this address")
+CONFIRM_PER_IP = EntryLimit("confirm:ip", 20, timedelta(hours=1), "confirmations from this IP address")
+
+
+class EntryLimited(Exception):
+    """Too many entries in the window (HTTP 429); nothing was written."""
+
+    def __init__(self, limit: EntryLimit, retry_after: timedelta) -> None:
+        self.retry_after_seconds = max(1, int(retry_after.total_seconds()))
+        minutes = max(1, self.retry_after_seconds // 60)
+        super().__init__(
+            f"too many {limit.what}: at most {limit.limit} per {int(limit.window.total_seconds() // 3600)} h; "
+            f"please try again in about {minutes} minutes"
+        )
+
+
+def entry_key(secret: str, scope: str, value: str) -> str:
+    """A keyed hash: the entry table holds no address and no IP."""
+    return hmac.new(secret.encode(), f"entry|{scope}|{value.strip().lower()}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def count_entry(session: Session, secret: str, now: datetime, checks: list[tuple[EntryLimit, str | None]]) -> None:
+    """Refuse (EntryLimited) if any limit is reached, else count one entry under each; call it
+    before the entry writes anything, inside the same transaction."""
+    keyed = [(limit, entry_key(secret, limit.scope, value)) for limit, value in checks if value]
+    for limit, key in keyed:
+        since = now - limit.window
+        recent = session.exec(
+            select(func.count(), func.min(CampaignEntry.at)).where(
+                CampaignEntry.scope == limit.scope, CampaignEntry.key == key, CampaignEntry.at > since
+            )
+        ).one()
+        if recent[0] >= limit.limit:
+            oldest = recent[1] if recent[1].tzinfo else recent[1].replace(tzinfo=UTC)
+            raise EntryLimited(limit, oldest + limit.window - now)
+    for limit, key in keyed:
+        session.add(CampaignEntry(scope=limit.scope, key=key, at=now))
+
+
+def too_many(error: EntryLimited) -> JSONResponse:
+    return JSONResponse(
+        status_code=429, content={"detail": str(error)}, headers={"Retry-After": str(error.retry_after_seconds)}
+    )
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 # --- the database side -----------------------------------------------------------------------
@@ -229,8 +280,12 @@ class Registered(BaseModel):
     status: str
 
 
-def register_quote(session: Session, settings: Settings, body: QuoteAbandonedIn, now: datetime) -> Registered:
-    """Store the quote, the person and the consent proof once; a repeat returns the first."""
+def register_quote(
+    session: Session, settings: Settings, body: QuoteAbandonedIn, now: datetime, caller_ip: str | None = None
+) -> Registered:
+    """Store the quote, the person and the consent proof once; a repeat returns the first.
+    A new quote counts against the entry limits (EntryLimited: nothing written): per visitor IP
+    (`body.ip`, else the caller's) and, with opt-in, per address."""
     existing = session.exec(select(CampaignQuote).where(CampaignQuote.quote_id == body.quote_id)).first()
     if existing is not None:
         return Registered(
@@ -243,6 +298,16 @@ def register_quote(session: Session, settings: Settings, body: QuoteAbandonedIn,
             created=False,
             status=existing.status,
         )
+    address = str(body.email) if body.opt_in and body.email else None
+    count_entry(
+        session,
+        settings.link_secret,
+        now,
+        [
+            (QUOTE_PER_IP, body.ip or caller_ip),
+            (QUOTE_PER_ADDRESS, person_key_for(settings.link_secret, address) if address else None),
+        ],
+    )
     abandoned_at = body.abandoned_at.astimezone(UTC) if body.abandoned_at else now
     segment = segment_for(body.vehicle_age_years, body.yearly_mileage_km)
     person_key: str | None = None
@@ -388,11 +453,20 @@ async def signal_all(client: Client, workflow_ids: list[str], signal: ExitSignal
 # --- routes: the calculator --------------------------------------------------------------------
 
 
-@router.post("/api/campaign/quotes/abandoned")
-async def quote_abandoned(body: QuoteAbandonedIn, request: Request) -> dict[str, Any]:
+@router.post(
+    "/api/campaign/quotes/abandoned",
+    response_model=None,
+    responses={429: {"description": "entry limit per address or IP reached; nothing written"}},
+)
+async def quote_abandoned(body: QuoteAbandonedIn, request: Request) -> dict[str, Any] | JSONResponse:
     ctx = context(request)
     now = datetime.now(UTC)
-    registered = await transaction_in_thread(ctx.engine, lambda s: register_quote(s, ctx.settings, body, now))
+    try:
+        registered = await transaction_in_thread(
+            ctx.engine, lambda s: register_quote(s, ctx.settings, body, now, client_ip(request))
+        )
+    except EntryLimited as limited:
+        return too_many(limited)
     await start_quote(ctx.client, ctx.settings.task_queue, registered.input)
     return {
         "quote_id": body.quote_id,
@@ -404,7 +478,7 @@ async def quote_abandoned(body: QuoteAbandonedIn, request: Request) -> dict[str,
 
 
 def _confirm_consent(
-    session: Session, token_id: str, request: Request, now: datetime
+    session: Session, secret: str, token_id: str, request: Request, now: datetime
 ) -> tuple[str, ConsentProof | None]:
     consent = session.exec(select(ConsentProof).where(ConsentProof.confirmation_token_id == token_id)).first()
     if consent is None:
@@ -415,8 +489,9 @@ def _confirm_consent(
         return "revoked", consent
     if consent.confirmed_at is not None:
         return "already", consent
+    count_entry(session, secret, now, [(CONFIRM_PER_IP, client_ip(request)), (CONFIRM_PER_ADDRESS, consent.person_key)])
     consent.confirmed_at = now
-    consent.confirmed_ip = request.client.host if request.client else None
+    consent.confirmed_ip = client_ip(request)
     consent.confirmed_user_agent = (request.headers.get("user-agent") or "")[:512] or None
     session.add(consent)
     return "confirmed", consent
@@ -451,7 +526,20 @@ async def confirm(request: Request, token: str) -> Response:
     if token_id is None:
         return _message_page(request, "Link ungültig", "Dieser Bestätigungslink ist nicht gültig.", 404)
     now = datetime.now(UTC)
-    outcome, consent = await transaction_in_thread(ctx.engine, lambda s: _confirm_consent(s, token_id, request, now))
+    try:
+        outcome, consent = await transaction_in_thread(
+            ctx.engine, lambda s: _confirm_consent(s, ctx.settings.link_secret, token_id, request, now)
+        )
+    except EntryLimited as limited:
+        response = _message_page(
+            request,
+            "Zu viele Versuche",
+            "Für diese Adresse oder von Ihrer Verbindung kamen gerade zu viele Bestätigungen. Bitte versuchen Sie "
+            f"es in etwa {max(1, limited.retry_after_seconds // 60)} Minuten noch einmal.",
+            429,
+        )
+        response.headers["Retry-After"] = str(limited.retry_after_seconds)
+        return response
     if outcome == "unknown" or consent is None:
         return _message_page(request, "Link ungültig", "Dieser Bestätigungslink ist nicht gültig.", 404)
     if outcome == "purged":
@@ -713,20 +801,10 @@ async def record_email_events(ctx: AppContext, events: list[EmailEventIn]) -> tu
 # --- routes: results -------------------------------------------------------------------------
 
 
-def _as_of(value: datetime | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    _aware("as_of", value)
-    return value
-
-
 @router.get("/api/campaign/report")
-def report_json(request: Request, as_of: Annotated[datetime | None, Query()] = None) -> JSONResponse:
-    try:
-        moment = _as_of(as_of)
-    except ValueError as error:
-        return JSONResponse(status_code=422, content={"detail": str(error)})
-    reports = campaign_report(context(request).engine, DEFAULT_PLAN, moment)
+def report_json(request: Request, as_of: Annotated[QueryMoment | None, Query()] = None) -> JSONResponse:
+    """Results per experiment as of `as_of` (with a UTC offset; default: now)."""
+    reports = campaign_report(context(request).engine, DEFAULT_PLAN, as_of or datetime.now(UTC))
     return JSONResponse(content=[r.model_dump(mode="json") for r in reports])
 
 
