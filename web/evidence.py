@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from ledger import evidence
 from models.evidence import EvidenceKind
-from web.deps import db_session
+from models.inputs import Line, PastMoment
+from web.deps import RowId, db_session
 
 router = APIRouter(prefix="/api", tags=["notices"])
 
@@ -21,10 +22,10 @@ class EvidenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     kind: EvidenceKind
-    at: AwareDatetime
+    at: PastMoment  # with a UTC offset, at most 10 years ago, not in the future (docs/input-rules.md)
     source: Literal["print-service", "post", "sendgrid", "twilio", "staff"]
-    reference: str = Field(default="", max_length=200)  # tracking number of registered mail, event id
-    recorded_by: Annotated[str, Field(min_length=1, max_length=64)]
+    reference: Line = Field(default="", max_length=200)  # tracking number of registered mail, event id
+    recorded_by: Annotated[Line, Field(min_length=1, max_length=64)]
 
 
 class EvidenceOut(BaseModel):
@@ -47,7 +48,7 @@ class NoticeOut(BaseModel):
 
 
 @router.post("/messages/{message_id}/evidence")
-def add_evidence(message_id: int, body: EvidenceIn, session: Session = Depends(db_session)) -> dict[str, object]:
+def add_evidence(message_id: RowId, body: EvidenceIn, session: Session = Depends(db_session)) -> dict[str, object]:
     fact, created = evidence.record(
         session, message_id, body.kind, body.at, body.source, body.reference, body.recorded_by
     )
