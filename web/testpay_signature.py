@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 HEADER = "TestPay-Signature"
 SCHEME = "v1"
 TOLERANCE_SECONDS = 300
+MAX_HEADER_LENGTH = 1000
+# ASCII digits only (str.isdigit also takes "²", which int() refuses), at most 12 of them: a
+# timestamp from year 33658 or later is malformed, not merely too new.
+UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 class SignatureError(ValueError):
@@ -41,20 +47,26 @@ def verify(secret: str, body: bytes, header: str | None, now: int, tolerance: in
     """
     if not header:
         raise SignatureError(f"{HEADER} header is missing")
+    if len(header) > MAX_HEADER_LENGTH:
+        raise SignatureError(f"{HEADER} header is longer than {MAX_HEADER_LENGTH} characters")
     timestamp: int | None = None
     signatures: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
         if key == "t":
-            if not value.isdigit():
+            if timestamp is not None:
+                raise SignatureError(f"{HEADER} header has more than one timestamp t=…")
+            if not UNIX_SECONDS.fullmatch(value):
                 raise SignatureError(f"{HEADER} timestamp t must be unix seconds, got {value[:20]!r}")
             timestamp = int(value)
         elif key == SCHEME:
-            signatures.append(value)
+            # Only well-formed candidates are compared (compare_digest refuses non-ASCII text).
+            if HEX_SIGNATURE.fullmatch(value):
+                signatures.append(value)
     if timestamp is None:
         raise SignatureError(f"{HEADER} header has no timestamp t=…")
     if not signatures:
-        raise SignatureError(f"{HEADER} header has no {SCHEME}=… signature")
+        raise SignatureError(f"{HEADER} header has no {SCHEME}=… signature (64 lowercase hex digits)")
     age = now - timestamp
     if age > tolerance:
         raise SignatureError(f"{HEADER} timestamp is {age} s old; at most {tolerance} s are accepted")

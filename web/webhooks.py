@@ -11,7 +11,9 @@ the verified webhooks of Stripe, Twilio and SendGrid.
 - `POST /webhooks/sendgrid`: ECDSA signature verified with the SDK, timestamp within the replay
   window, each event de-duplicated by `sg_event_id`.
 
-A webhook that fails verification changes nothing and gets 400/403. Money moves only through
+A webhook that fails verification changes nothing and gets 400/403; so does one whose signature
+header or body is malformed (not UTF-8, not JSON, non-ASCII or absurd signature values, amounts
+beyond the ledger's ceiling) — never a 500. Money moves only through
 `web/inbound.py` (book once per reference, then signal the case); an event id is recorded as
 processed only after its work is done, so a provider's retry after a crash repeats harmlessly.
 """
@@ -19,7 +21,9 @@ processed only after its work is done, so a provider's retry after a crash repea
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +42,7 @@ from core.tokens import pay_link_url
 from ledger import service
 from ledger.db import session_scope
 from models.activities import SendMessage
+from models.inputs import MAX_LEDGER_CENTS
 from models.ledger import Contract, Payment
 from models.providers import DeliveryStatus, ProviderCheckout
 from providers import deliveries
@@ -61,6 +66,50 @@ TWILIO_SOURCE = "twilio"
 SENDGRID_SOURCE = "sendgrid"
 # SendGrid events that mean the address must not be used again, and those that only report success.
 SENDGRID_UNDELIVERABLE = {"bounce", "dropped", "spamreport"}
+
+
+# --- malformed input, refused before any provider SDK sees it --------------------------------------
+
+MAX_SIGNATURE_HEADER = 1000
+UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits; "²" passes str.isdigit but not int()
+# Stripe-Signature: comma-separated key=value pairs of printable ASCII, exactly one t=<unix seconds>.
+STRIPE_PAIR = re.compile(r"[a-z0-9]{1,8}=[\x21-\x2b\x2d-\x7e]{1,200}")
+
+
+def bad_request(detail: str) -> JSONResponse:
+    return JSONResponse(status_code=400, content={"detail": detail})
+
+
+def unreadable_json(body: bytes) -> str | None:
+    """Why a webhook body is not a readable JSON document (UTF-8), or None if it is."""
+    try:
+        json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "body is not UTF-8 text"
+    except (ValueError, RecursionError):
+        return "body is not valid JSON"
+    return None
+
+
+def malformed_stripe_header(header: str | None) -> str | None:
+    """Why a Stripe-Signature header is malformed, or None (a missing one the SDK names itself)."""
+    if not header:
+        return None
+    if len(header) > MAX_SIGNATURE_HEADER:
+        return f"Stripe-Signature is longer than {MAX_SIGNATURE_HEADER} characters"
+    pairs = header.split(",")
+    if not all(STRIPE_PAIR.fullmatch(p.strip()) for p in pairs):
+        return "Stripe-Signature must be comma-separated key=value pairs of printable ASCII"
+    timestamps = [p.strip()[2:] for p in pairs if p.strip().startswith("t=")]
+    if len(timestamps) != 1 or not UNIX_SECONDS.fullmatch(timestamps[0]):
+        return "Stripe-Signature must hold exactly one timestamp t=<unix seconds>"
+    return None
+
+
+def malformed_sendgrid_timestamp(timestamp: str | None) -> str | None:
+    if timestamp and not UNIX_SECONDS.fullmatch(timestamp):
+        return f"{SENDGRID_TIMESTAMP} must be unix seconds (at most 12 ASCII digits), got {timestamp[:20]!r}"
+    return None
 
 
 def providers_for(request: Request) -> Providers:
@@ -203,6 +252,8 @@ async def testpay_pay(request: Request, session_id: str) -> Response:
 async def testpay_webhook(request: Request) -> Response:
     if testpay_disabled(request):
         return JSONResponse(status_code=404, content=TESTPAY_OFF)
+    if (why := unreadable_json(await request.body())) is not None:
+        return bad_request(why)  # the body is read once and cached: pages reads it again
     return await pages.testpay_webhook(request)
 
 
@@ -256,8 +307,8 @@ def _text(obj: dict[str, Any], name: str) -> str:
 
 def _cents(obj: dict[str, Any], name: str) -> int:
     value = obj.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadEvent(f"{name} must be a non-negative integer (cents), got {value!r:.60}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LEDGER_CENTS:
+        raise BadEvent(f"{name} must be an integer (cents) in 0..{MAX_LEDGER_CENTS}, got {value!r:.60}")
     return value
 
 
@@ -388,11 +439,15 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         return not_configured("Stripe")
     ctx = context(request)
     body = await request.body()
+    header = request.headers.get("Stripe-Signature")
+    if (why := malformed_stripe_header(header) or unreadable_json(body)) is not None:
+        log.warning("stripe webhook rejected: %s", why)
+        return bad_request(why)
     try:
-        event = payments.verify_event(body, request.headers.get("Stripe-Signature"), int(time.time()))
+        event = payments.verify_event(body, header, int(time.time()))
     except WebhookRejected as error:
         log.warning("stripe webhook rejected: %s", error)
-        return JSONResponse(status_code=400, content={"detail": str(error)})
+        return bad_request(str(error))
     event_id = str(event["id"])
     prior = await ctx.inbound.duplicate(STRIPE_SOURCE, event_id)
     if prior is not None:
@@ -496,6 +551,8 @@ async def twilio_status(request: Request) -> JSONResponse:
     if prior is not None:
         return JSONResponse({**prior, "duplicate": True})
     code = params.get("ErrorCode", "")
+    if code and not re.fullmatch(r"[0-9]{1,9}", code):
+        return bad_request(f"ErrorCode must be a number, got {code[:20]!r}")
     if status == "delivered":
         result = await delivery_outcome(
             ctx,
@@ -514,7 +571,7 @@ async def twilio_status(request: Request) -> JSONResponse:
             message_key=None,
             status=DeliveryStatus.FAILED,
             error=f"{status}/{code}" if code else status,
-            contact_invalid=code.isdigit() and int(code) in INVALID_NUMBER_CODES,
+            contact_invalid=bool(code) and int(code) in INVALID_NUMBER_CODES,
         )
     else:
         result = {"ignored": True, "status": status}  # queued, sending, sent: nothing to do
@@ -529,13 +586,15 @@ async def sendgrid_events(request: Request) -> JSONResponse:
         return not_configured("SendGrid")
     ctx = context(request)
     body = await request.body()
+    timestamp = request.headers.get(SENDGRID_TIMESTAMP)
+    if (why := malformed_sendgrid_timestamp(timestamp) or unreadable_json(body)) is not None:
+        log.warning("sendgrid webhook rejected: %s", why)
+        return bad_request(why)
     try:
-        events = email.verify_events(
-            body, request.headers.get(SENDGRID_SIGNATURE), request.headers.get(SENDGRID_TIMESTAMP), int(time.time())
-        )
+        events = email.verify_events(body, request.headers.get(SENDGRID_SIGNATURE), timestamp, int(time.time()))
     except WebhookRejected as error:
         log.warning("sendgrid webhook rejected: %s", error)
-        return JSONResponse(status_code=400, content={"detail": str(error)})
+        return bad_request(str(error))
     counts = {"processed": 0, "duplicates": 0, "ignored": 0}
     for event in events:
         event_id = event.get("sg_event_id")
