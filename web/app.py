@@ -26,7 +26,7 @@ from ledger.db import make_engine, migrate
 from ledger.service import LedgerError, NotFound
 from observability import configure_logging
 from runtime import connect
-from web import agents, api, bank, evidence, pages, safety, webhooks
+from web import agents, api, bank, case_actions, evidence, pages, safety, webhooks
 from web import campaign as quote_campaign
 from web import codec as payload_codec
 from web import metrics as prometheus_metrics
@@ -104,6 +104,7 @@ ROUTERS = [
     payload_codec.router,
     quote_campaign.router,
     signin.router,
+    case_actions.router,
 ]
 
 

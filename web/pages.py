@@ -41,7 +41,7 @@ from config import Settings
 from core.money import format_eur, parse_amount
 from core.references import mask_contract_number
 from core.tokens import PAY_LINK_SALT, pay_link_url, sign, unsign
-from ledger import service
+from ledger import audit, service
 from ledger.db import session_scope, transaction_in_thread
 from models.ledger import (
     AgentTask,
@@ -54,6 +54,7 @@ from models.ledger import (
     PremiumStatus,
     TestPaySession,
 )
+from web.auth.principal import principal
 from web.deps import RowId, berlin_today, context
 from web.testpay_signature import HEADER as SIGNATURE_HEADER
 from web.testpay_signature import SignatureError, header_value, verify
@@ -699,7 +700,14 @@ def newest_pay_link(session: Session, settings: Settings, contract_id: int) -> P
 
 
 @router.get("/contracts/{contract_number}", response_class=HTMLResponse)
-def contract_page(request: Request, contract_number: str) -> Response:
+def contract_page(request: Request, contract_number: str, done: str = "") -> Response:
+    return render_contract(request, contract_number, done=done[:40])
+
+
+def render_contract(
+    request: Request, contract_number: str, status_code: int = 200, error: str | None = None, done: str = ""
+) -> Response:
+    """The contract page; case actions (web/case_actions.py) show it again with their error."""
     ctx = context(request)
     with session_scope(ctx.engine) as session:
         try:
@@ -733,9 +741,15 @@ def contract_page(request: Request, contract_number: str) -> Response:
             )
         )
         link = newest_pay_link(session, ctx.settings, contract.id)
+        trail = audit.for_contract(session, contract_number)
     return page(
         request,
         "contract.html",
+        status_code,
+        audit_trail=trail,
+        roles=principal(request).roles,
+        error=error,
+        done=done,
         contract=contract,
         arrears=arrears,
         history=history,
