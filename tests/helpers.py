@@ -115,3 +115,15 @@ async def form_post(
     page = await client.get(page_url)
     fields = {**hidden_fields(page.text, action), **(data or {})}
     return await client.post(action, data=fields, **kwargs)
+
+
+async def csrf_fields(client: httpx.AsyncClient, page_url: str) -> dict[str, str]:
+    """The CSRF token field a page gives this browser: it fits every form of the same app while the
+    browser keeps its cookie (for posting to a URL whose own page shows no form, e.g. an expired link)."""
+    page = await client.get(page_url)
+    parser = _Forms()
+    parser.feed(page.text)
+    for fields in parser.forms.values():
+        if "csrf_token" in fields:
+            return {"csrf_token": fields["csrf_token"]}
+    raise AssertionError(f"{page_url} shows no form with a CSRF token")

@@ -24,7 +24,6 @@ import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import Client
@@ -38,6 +37,7 @@ from models.case import PaymentBooked
 from models.ledger import AgentTask, ContractStatus, Message, PayLink, Payment
 from tests.apps import BothApps
 from tests.conftest import seed_contract
+from tests.helpers import csrf_fields, form_post, hidden_fields
 from web.deps import AppContext
 from web.inbound import Inbound
 from web.pages import WEBHOOK_TRANSPORT_STATE
@@ -166,7 +166,7 @@ def completed_event(
 
 
 async def start_checkout(web: Web, token: str, amount: str) -> str:
-    response = await web.http.post(f"/pay/{token}/checkout", data={"amount": amount})
+    response = await form_post(web.http, f"/pay/{token}", f"/pay/{token}/checkout", {"amount": amount})
     assert response.status_code == 303, response.text
     location = response.headers["location"]
     assert re.fullmatch(r"/testpay/checkout/tps_[0-9a-f]{24}", location)
@@ -232,7 +232,10 @@ async def test_an_expired_pay_link_is_link_expired_410_and_cannot_start_a_checko
     token = add_pay_link(web.engine, web.settings, expires_in=timedelta(minutes=-1))
 
     page = await web.http.get(f"/pay/{token}")
-    checkout = await web.http.post(f"/pay/{token}/checkout", data={"amount": "10,00"})
+    # Opened while the link was valid, sent after it ran out: the browser's CSRF token is fine.
+    fresh = add_pay_link(web.engine, web.settings, "tok-fresh")
+    form = await csrf_fields(web.http, f"/pay/{fresh}")
+    checkout = await web.http.post(f"/pay/{token}/checkout", data={"amount": "10,00", **form})
 
     assert page.status_code == 410
     assert "Link abgelaufen" in page.text
@@ -274,7 +277,7 @@ async def test_checkout_rejects_a_bad_amount_with_422_a_german_message_and_write
 ) -> None:
     token = add_pay_link(web.engine, web.settings)
 
-    response = await web.http.post(f"/pay/{token}/checkout", data={"amount": typed})
+    response = await form_post(web.http, f"/pay/{token}", f"/pay/{token}/checkout", {"amount": typed})
 
     assert response.status_code == 422
     assert message in response.text
@@ -287,7 +290,7 @@ async def test_part_payment_through_checkout_and_webhook_is_booked_once_and_sign
     session_id = await start_checkout(web, token, "70,50")
 
     provider_page = await web.http.get(f"/testpay/checkout/{session_id}")
-    paid = await web.http.post(f"/testpay/checkout/{session_id}/pay")
+    paid = await form_post(web.http, f"/testpay/checkout/{session_id}", f"/testpay/checkout/{session_id}/pay")
 
     assert provider_page.status_code == 200
     assert "TestPay" in provider_page.text and "70,50 €" in provider_page.text and "Pay now" in provider_page.text
@@ -314,8 +317,11 @@ async def test_paying_the_same_checkout_twice_books_once_and_signals_once(web: W
     token = add_pay_link(web.engine, web.settings)
     session_id = await start_checkout(web, token, "20,00")
 
-    first = await web.http.post(f"/testpay/checkout/{session_id}/pay")
-    second = await web.http.post(f"/testpay/checkout/{session_id}/pay")
+    form = hidden_fields(
+        (await web.http.get(f"/testpay/checkout/{session_id}")).text, f"/testpay/checkout/{session_id}/pay"
+    )
+    first = await web.http.post(f"/testpay/checkout/{session_id}/pay", data=form)  # a double click
+    second = await web.http.post(f"/testpay/checkout/{session_id}/pay", data=form)
 
     assert first.status_code == second.status_code == 303
     assert [p.amount_cents for p in payments(web.engine)] == [2_000]
@@ -327,7 +333,9 @@ async def test_a_full_payment_leaves_nothing_open_on_the_receipt_page(web: Web) 
     token = add_pay_link(web.engine, web.settings)
     session_id = await start_checkout(web, token, "170,50")
 
-    paid = await web.http.post(f"/testpay/checkout/{session_id}/pay", follow_redirects=True)
+    paid = await form_post(
+        web.http, f"/testpay/checkout/{session_id}", f"/testpay/checkout/{session_id}/pay", follow_redirects=True
+    )
 
     assert paid.status_code == 200
     assert "Zahlung eingegangen" in paid.text
@@ -335,7 +343,8 @@ async def test_a_full_payment_leaves_nothing_open_on_the_receipt_page(web: Web) 
 
 
 async def test_unknown_checkout_session_is_404_and_pays_nothing(web: Web) -> None:
-    response = await web.http.post("/testpay/checkout/tps_doesnotexist/pay")
+    form = await csrf_fields(web.http, f"/pay/{add_pay_link(web.engine, web.settings)}")
+    response = await web.http.post("/testpay/checkout/tps_doesnotexist/pay", data=form)
 
     assert response.status_code == 404
     assert payments(web.engine) == []
@@ -459,9 +468,10 @@ async def test_the_provider_sends_its_signed_webhook_over_real_http_to_the_publi
             await asyncio.sleep(0.025)
         assert server.started, "uvicorn did not start"
         async with httpx.AsyncClient(base_url=base) as http:
-            checkout = await http.post(f"/pay/{token}/checkout", data={"amount": "50,50"})
+            checkout = await form_post(http, f"/pay/{token}", f"/pay/{token}/checkout", {"amount": "50,50"})
             session_id = checkout.headers["location"].rsplit("/", 1)[1]
-            done = await http.post(f"/testpay/checkout/{session_id}/pay", follow_redirects=True)
+            page, action = f"/testpay/checkout/{session_id}", f"/testpay/checkout/{session_id}/pay"
+            done = await form_post(http, page, action, follow_redirects=True)
     finally:
         server.should_exit = True
         await asyncio.to_thread(thread.join, 10)
