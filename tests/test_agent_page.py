@@ -20,7 +20,7 @@ from ledger.db import session_scope
 from models.agency import HandoverState
 from models.case import CaseStage, HoldKind
 from tests.apps import BothApps
-from tests.helpers import advance_until, berlin_today, messages
+from tests.helpers import advance_until, berlin_today, form_post, messages
 from tests.test_handover import (
     CONTRACT,
     agency_plan,
@@ -80,9 +80,10 @@ async def test_an_agent_signs_in_logs_an_attempt_and_records_a_promise(
     assert link is not None and link.group(1) == f"/agents/tasks/{data.task_id}"
     page = await browser.get(link.group(1))
     assert page.status_code == 303 and page.headers["location"].startswith("/sign-in?next=/agents/tasks/")
-    bad = await browser.post("/sign-in", data={"name": "agent-a7", "password": "wrong", "next": link.group(1)})
+    sign_in = page.headers["location"]
+    bad = await form_post(browser, sign_in, "/sign-in", {"name": "agent-a7", "password": "wrong"})
     assert bad.status_code == 401 and "wrong" in bad.text
-    signed = await browser.post("/sign-in", data={"name": "agent-a7", "password": password, "next": link.group(1)})
+    signed = await form_post(browser, sign_in, "/sign-in", {"name": "agent-a7", "password": password})
     assert signed.status_code == 303 and signed.headers["location"] == link.group(1)
 
     listing = await browser.get("/agents")
@@ -93,9 +94,8 @@ async def test_an_agent_signs_in_logs_an_attempt_and_records_a_promise(
     assert "200,00" in task_page.text  # the case in brief: what is open now
 
     # Log a failed call: the attempt reaches the workflow and the customer notes.
-    logged = await browser.post(
-        f"{link.group(1)}/attempts", data={"reached": "no", "channel": "call", "note": "mailbox"}
-    )
+    task = link.group(1)
+    logged = await form_post(browser, task, f"{task}/attempts", {"reached": "no", "channel": "call", "note": "mailbox"})
     assert logged.status_code == 303
     status = await handover_status(time_env, workflow_id)
     assert [(a.reached, a.by, a.note) for a in status.attempts] == [(False, "A-7", "mailbox")]
@@ -103,17 +103,17 @@ async def test_an_agent_signs_in_logs_an_attempt_and_records_a_promise(
 
     # A promise with a date in the past is rejected by the workflow's validator: nothing changes.
     yesterday = (await time_env.get_current_time()).astimezone(BERLIN).date() - timedelta(days=1)
-    rejected = await browser.post(f"{link.group(1)}/outcome", data={"kind": "promise_to_pay", "pay_by": str(yesterday)})
+    rejected = await form_post(browser, task, f"{task}/outcome", {"kind": "promise_to_pay", "pay_by": str(yesterday)})
     assert rejected.status_code == 422 and "pay_by must be between" in rejected.text
-    garbled = await browser.post(f"{link.group(1)}/outcome", data={"kind": "promise_to_pay", "pay_by": "next week"})
+    garbled = await form_post(browser, task, f"{task}/outcome", {"kind": "promise_to_pay", "pay_by": "next week"})
     assert garbled.status_code == 422 and "must be a date" in garbled.text
     assert (await handover_status(time_env, workflow_id)).outcome is None
 
     # Reached on the second call; the customer promises to pay in ten days.
-    await browser.post(f"{link.group(1)}/attempts", data={"reached": "yes", "channel": "call"})
+    await form_post(browser, task, f"{task}/attempts", {"reached": "yes", "channel": "call"})
     pay_by = yesterday + timedelta(days=11)
-    recorded = await browser.post(
-        f"{link.group(1)}/outcome", data={"kind": "promise_to_pay", "pay_by": str(pay_by), "note": "after payday"}
+    recorded = await form_post(
+        browser, task, f"{task}/outcome", {"kind": "promise_to_pay", "pay_by": str(pay_by), "note": "after payday"}
     )
     assert recorded.status_code == 303
     current = await advance_until(time_env, case, lambda s: s.hold is not None, step=timedelta(minutes=5))
@@ -126,6 +126,6 @@ async def test_an_agent_signs_in_logs_an_attempt_and_records_a_promise(
 
     # The buddy cannot open someone else's task.
     browser.cookies.clear()
-    await browser.post("/sign-in", data={"name": "agent-a8", "password": buddy_password, "next": "/agents"})
+    await form_post(browser, "/sign-in?next=/agents", "/sign-in", {"name": "agent-a8", "password": buddy_password})
     foreign = await browser.get(link.group(1))
     assert foreign.status_code == 404 and "not one of yours" in foreign.text

@@ -27,6 +27,7 @@ from models.ledger import Allocation, PayLink, Payment
 from starter import app
 from tests.camt import Tx, entry, statement
 from tests.conftest import seed_contract
+from tests.helpers import form_post
 from tests.test_pages import FakeTemporal, make_app
 
 TODAY = datetime.now(UTC).date()
@@ -321,17 +322,18 @@ async def test_staff_page_imports_and_books_from_the_queue(
 ) -> None:
     client, _ = http
     data = statement(entry(Tx("33.00", ref="P1", text=["Zahlung"])))
-    response = await client.post(
-        "/bank/import", files={"file": ("stmt.xml", data, "application/xml")}, data={"staff": "mia"}
+    response = await form_post(
+        client, "/bank", "/bank/import", {"staff": "mia"}, files={"file": ("stmt.xml", data, "application/xml")}
     )
     assert response.status_code == 303
     page = await client.get(response.headers["location"])
     assert "1 to the queue" in page.text and "33,00 €" in page.text
     with session_scope(engine) as session:
         line_id = line(session, "P1").id
-    refused = await client.post(f"/bank/lines/{line_id}/assign", data={"contract_number": "K-0000", "staff": "mia"})
+    assign = f"/bank/lines/{line_id}/assign"
+    refused = await form_post(client, "/bank", assign, {"contract_number": "K-0000", "staff": "mia"})
     assert refused.status_code == 422 and "K-0000" in refused.text
-    booked = await client.post(f"/bank/lines/{line_id}/assign", data={"contract_number": "K-1002", "staff": "mia"})
+    booked = await form_post(client, "/bank", assign, {"contract_number": "K-1002", "staff": "mia"})
     assert booked.status_code == 303
     assert "booked to K-1002" in (await client.get(booked.headers["location"])).text
     with session_scope(engine) as session:
