@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from http.server import ThreadingHTTPServer
 from types import FrameType
 
 from fakes import oidc
@@ -37,7 +38,7 @@ def main() -> None:
         print(" ".join(f"{k}={v}" for k, v in settings.items()))
         return
     server, thread = start(FakeProviders(engine_url=args.engine.rstrip("/"), callbacks=True), port=args.port)
-    servers = [server]
+    servers: list[ThreadingHTTPServer] = [server]
     print(f"fake Stripe/Twilio/SendGrid on {base_url}; callbacks to {args.engine}.")
     if args.oidc_port:
         roles = [role for role in args.oidc_roles.split(",") if role]
