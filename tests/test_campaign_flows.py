@@ -53,6 +53,7 @@ from models.campaign import (
 from models.ledger import Message
 from runtime import PASSTHROUGH
 from tests.apps import BothApps
+from tests.helpers import form_post
 from web.campaign import event_signature
 from web.deps import AppContext
 from web.inbound import Inbound
@@ -188,7 +189,7 @@ async def confirm(http: httpx.AsyncClient, engine: Engine, quote_id: str, env: W
     assert match, mail.body_text
     form = await http.get(match.group(1))
     assert form.status_code == 200 and "Jetzt bestätigen" in form.text
-    done = await http.post(match.group(1), headers={"User-Agent": "Mozilla/5.0 (Click)"})
+    done = await form_post(http, match.group(1), match.group(1), headers={"User-Agent": "Mozilla/5.0 (Click)"})
     assert done.status_code == 200 and "bestätigt" in done.text
 
 
@@ -309,7 +310,7 @@ async def test_unconfirmed_opt_in_is_purged_when_its_retention_ends(
     assert quote_row(engine, quote_id).status == "purged"
     link = re.search(r"http://test\.invalid(/campaign/confirm/\S+)", mails[0].body_text)
     assert link is not None
-    late = await api.post(link.group(1))
+    late = await form_post(api, link.group(1), link.group(1))
     assert late.status_code == 410
     assert consent_row(engine, quote_id).confirmed_at is None
 

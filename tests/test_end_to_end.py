@@ -29,6 +29,7 @@ from ledger.db import make_engine, migrate, session_scope
 from models.ledger import Message
 from runtime import build_worker
 from tests.conftest import DEV_SERVER
+from tests.helpers import form_post
 from web.app import create_internal_app, create_public_app
 from web.auth import accounts
 from web.deps import AppContext
@@ -175,9 +176,11 @@ async def test_premium_falls_due_case_runs_pay_link_paid_contract_active_again(
     assert link.startswith(str(public.base_url))  # the customer's link points at the public app
     page = await public.get(link)
     assert page.status_code == 200 and format_eur(balance) in page.text
-    checkout = await public.post(f"{link}/checkout", data={"amount": format_eur(balance).replace(" €", "")})
+    amount = format_eur(balance).replace(" €", "")
+    checkout = await form_post(public, link, f"{httpx.URL(link).path}/checkout", {"amount": amount})
     assert checkout.status_code == 303, checkout.text
-    paid = await public.post(checkout.headers["location"] + "/pay", follow_redirects=True)
+    provider = checkout.headers["location"]
+    paid = await form_post(public, provider, f"{provider}/pay", follow_redirects=True)
     assert paid.status_code == 200 and "Zahlung eingegangen" in paid.text
 
     # Reactivated at once in the ledger, and the case has ended.
