@@ -13,7 +13,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, AwareDatetime, Field, StrictInt
 
 # --- money -------------------------------------------------------------------------------------
 
@@ -24,11 +24,6 @@ MAX_REQUEST_CENTS = 100_000_000
 MAX_LEDGER_CENTS = 10**13
 
 Cents = Annotated[StrictInt, Field(gt=0, le=MAX_REQUEST_CENTS)]
-Count = Annotated[StrictInt, Field(ge=0)]
-Flag = StrictBool
-
-# A row id in a body: a number outside 64 bits cannot be a row of ours (the database cannot hold it).
-RowIdValue = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
 
 # --- dates and moments -------------------------------------------------------------------------
 
