@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from models.auth import ApiClient, Role, Scope, StaffAccount
+from web.auth import sessions
 
 HASHER = PasswordHasher()  # argon2id with the library's current parameters
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -79,18 +80,22 @@ def add_staff(session: Session, name: str, roles: Iterable[str], created_by: str
 
 
 def reset_password(session: Session, name: str) -> str:
+    """A new one-time password; the person's open sessions end (whoever held the old one is out)."""
     account = get_account(session, name)
     password = secrets.token_urlsafe(15)
     account.password_hash = HASHER.hash(password)
     account.disabled_at = None
     session.add(account)
+    sessions.revoke_sessions_of(session, name)
     return password
 
 
 def disable(session: Session, name: str) -> StaffAccount:
+    """No more signing in, and the person's open sessions end now, not when they expire."""
     account = get_account(session, name)
     account.disabled_at = account.disabled_at or datetime.now(UTC)
     session.add(account)
+    sessions.revoke_sessions_of(session, name)
     return account
 
 
