@@ -59,7 +59,7 @@ def served(apps: dict[policy.App, FastAPI]) -> dict[policy.App, set[Key]]:
 def feature_routes() -> Iterator[tuple[str, Key]]:
     for router in [*ROUTERS, web.app.prometheus_metrics.router]:
         for key in route_keys(list(router.routes)):
-            yield router.tags[0] if router.tags else router.prefix or "router", key
+            yield str(router.tags[0]) if router.tags else router.prefix or "router", key
 
 
 def test_every_route_of_every_feature_router_has_a_policy() -> None:
