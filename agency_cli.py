@@ -8,7 +8,7 @@
     python starter.py agency outcome K-1001 promise_to_pay --agent A-7 --pay-by 2026-12-10
     python starter.py agency court K-1001                    # the court dunning: state, deadlines, limitation
     python starter.py agency court-event K-1001 served --on 2026-12-02
-    python starter.py agency enforcement K-1001 --approver "J. Richter"
+    python starter.py agency enforcement K-1001
     python starter.py agency court-pdf K-1001 --out application.pdf
     python starter.py agency notes K-1001                    # the customer notes of the case
 
@@ -28,7 +28,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agency import add_absence, issue_agent_token, notes_for_case, set_supervisor
-from cli_common import CliError, console, ledger, run
+from cli_common import CliError, audit, console, identity, ledger, run
 from core.money import parse_amount
 from models.agency import CourtDocument, LogAttempt, OutcomeKind, RecordOutcome
 from models.court import CourtApproval, CourtEventInput, CourtEventKind
@@ -111,6 +111,7 @@ def attempt(
         return await handle.execute_update(AgentHandover.log_attempt, LogAttempt(reached=reached, note=note, by=agent))
 
     show(run(act))
+    audit("starter.py agency attempt", contract, agent=agent, reached=reached)
 
 
 @app.command()
@@ -146,6 +147,7 @@ def outcome(
         return await handle.execute_update(AgentHandover.record_outcome, request)
 
     show(run(act))
+    audit("starter.py agency outcome", contract, agent=agent, outcome=kind.value)
 
 
 @app.command()
@@ -166,27 +168,28 @@ def court_event(
     on: Annotated[datetime, typer.Option("--on", formats=["%Y-%m-%d"])],
     reference: str = "",
     note: str = "",
-    by: str = "staff",
 ) -> None:
     """Record a court event (issued, served, objection, …); impossible events are rejected."""
-    event = CourtEventInput(kind=kind, occurred_on=on.date(), reference=reference, note=note, by=by)
+    event = CourtEventInput(kind=kind, occurred_on=on.date(), reference=reference, note=note, by=identity())
 
     async def act(client: Client) -> Any:
         handle = client.get_workflow_handle_for(CourtDunning.run, await child_id(client, contract, "court"))
         return await handle.execute_update(CourtDunning.record_event, event)
 
     show(run(act))
+    audit("starter.py agency court-event", contract, event=kind.value, on=on.date())
 
 
 @app.command()
-def enforcement(contract: Contract, approver: Annotated[str, typer.Option()]) -> None:
+def enforcement(contract: Contract) -> None:
     """Apply for the enforcement order (within six months of the payment order's service)."""
 
     async def act(client: Client) -> Any:
         handle = client.get_workflow_handle_for(CourtDunning.run, await child_id(client, contract, "court"))
-        return await handle.execute_update(CourtDunning.apply_for_enforcement_order, CourtApproval(approver=approver))
+        return await handle.execute_update(CourtDunning.apply_for_enforcement_order, CourtApproval(approver=identity()))
 
     show(run(act))
+    audit("starter.py agency enforcement", contract)
 
 
 @app.command("court-pdf")

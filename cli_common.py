@@ -4,6 +4,8 @@ one way to turn a refusal into a message with exit code 2 (never a traceback).""
 from __future__ import annotations
 
 import asyncio
+import getpass
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -14,6 +16,7 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFa
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import get_settings
+from ledger import audit as audit_trail
 from ledger.db import make_engine, session_scope
 from ledger.service import LedgerError
 from runtime import connect
@@ -31,11 +34,33 @@ def fail(prefix: str, message: object) -> typer.Exit:
     return typer.Exit(2)
 
 
+def identity() -> str:
+    """Who the command line acts as (issue #12): CLI_IDENTITY, else "cli:<operating-system user>".
+    Case updates carry it as `by`, Temporal records it as the client identity, the audit trail as actor."""
+    configured = get_settings().cli_identity.strip()
+    return configured or f"cli:{getpass.getuser()}"
+
+
+def audit(action: str, contract_number: str | None = None, **detail: object) -> None:
+    """One audit-trail row for a change made from the command line."""
+    with session_scope(make_engine(get_settings().effective_database_url)) as session:
+        audit_trail.record(
+            session,
+            actor_kind="cli",
+            actor=identity(),
+            via="cli",
+            action=action,
+            contract_number=contract_number,
+            detail={k: str(v) for k, v in detail.items() if v not in (None, "")},
+            source=socket.gethostname(),
+        )
+
+
 def run(action: Callable[[Client], Awaitable[T]]) -> T:
     """Connect with the configured settings, run `action`, and report refusals as exit 2."""
 
     async def main() -> T:
-        return await action(await connect(get_settings()))
+        return await action(await connect(get_settings(), identity=identity()))
 
     try:
         return asyncio.run(main())

@@ -34,14 +34,17 @@ WORKFLOWS += [AgentHandover, CourtDunning]  # issue #4: children of the dunning 
 PASSTHROUGH = ("babel", "holidays", "pydantic", "pydantic_core", "models", "core", "sqlalchemy", "sqlmodel")
 
 
-async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None, identity: str | None = None) -> Client:
     # pydantic payloads, AES-GCM encrypted before they leave the process (crypto/codec.py);
-    # TLS / API key for a cluster or Temporal Cloud (cluster.py); `runtime` serves SDK metrics (worker.py)
+    # TLS / API key for a cluster or Temporal Cloud (cluster.py); `runtime` serves SDK metrics (worker.py).
+    # `identity` is what Temporal records as the caller of each start, signal and update (history,
+    # Web UI): the web app's process, or the CLI's configured identity (issue #12).
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         runtime=runtime,
+        identity=identity,
         **connect_options(settings),
     )
 

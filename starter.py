@@ -3,7 +3,7 @@
     python starter.py status K-1001
     python starter.py pay K-1001 49.90 --reference BANK-2026-11-22-17
     python starter.py hold K-1001 --until 2026-12-15 --reason "customer in hospital"
-    python starter.py release-dunning K-1001 --by mia --reason "heirs confirmed, estate pays"
+    python starter.py release-dunning K-1001 --reason "heirs confirmed, estate pays"
     python starter.py sweep
 
 Bad input is rejected with a message naming the problem, and changes nothing.
@@ -35,7 +35,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli_common import CliError, console, ledger, run
+from cli_common import CliError, audit, console, identity, ledger, run
 from config import get_settings
 from core.money import format_eur, parse_amount
 from models.activities import SweepRequest, SweepResult
@@ -115,7 +115,6 @@ def show(status: CaseStatus) -> None:
 
 Contract = Annotated[str, typer.Argument(help="Contract number, e.g. K-1001")]
 Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the case journal)")]
-By = Annotated[str, typer.Option("--by", help="Who does it")]
 
 
 @app.command()
@@ -135,11 +134,16 @@ def status(contract: Contract) -> None:
     show(run(act))
 
 
-def update(contract: str, call: Callable[[WorkflowHandle[DunningCase, CaseStatus]], Awaitable[Any]]) -> None:
+def update(
+    contract: str, call: Callable[[WorkflowHandle[DunningCase, CaseStatus]], Awaitable[Any]], command: str
+) -> None:
+    """Run a case update as the CLI's identity; an accepted one goes into the audit trail."""
+
     async def act(client: Client) -> Any:
         return await call(handle(client, contract))
 
     result = run(act)
+    audit(f"starter.py {command}", contract)
     if isinstance(result, CaseStatus):
         show(result)
     else:
@@ -160,23 +164,24 @@ def pay(
         lambda h: h.execute_update(
             DunningCase.record_payment, RecordPayment(amount_cents=cents, reference=reference, premium_id=premium)
         ),
+        "pay",
     )
 
 
 @app.command()
-def hold(
-    contract: Contract, until: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])], reason: Reason, by: By = "staff"
-) -> None:
+def hold(contract: Contract, until: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"])], reason: Reason) -> None:
     """Pause escalation until a date."""
     update(
-        contract, lambda h: h.execute_update(DunningCase.hold, HoldRequest(until=until.date(), reason=reason, by=by))
+        contract,
+        lambda h: h.execute_update(DunningCase.hold, HoldRequest(until=until.date(), reason=reason, by=identity())),
+        "hold",
     )
 
 
 @app.command()
-def resume(contract: Contract, reason: Reason = "", by: By = "staff") -> None:
+def resume(contract: Contract, reason: Reason = "") -> None:
     """End a hold, promise or dispute; retry a step that needed attention."""
-    update(contract, lambda h: h.execute_update(DunningCase.resume, Resume(reason=reason, by=by)))
+    update(contract, lambda h: h.execute_update(DunningCase.resume, Resume(reason=reason, by=identity())), "resume")
 
 
 @app.command()
@@ -185,15 +190,15 @@ def promise(
     pay_by: Annotated[datetime, typer.Option("--by-date", formats=["%Y-%m-%d"])],
     amount: Annotated[str | None, typer.Option(help="Promised amount in EUR (default: all)")] = None,
     note: str = "",
-    by: By = "staff",
 ) -> None:
     """Record a promise to pay: hold until the date, resume dunning if it is broken."""
     cents = amount_cents(amount) if amount is not None else None
     update(
         contract,
         lambda h: h.execute_update(
-            DunningCase.promise_to_pay, PromiseToPay(pay_by=pay_by.date(), amount_cents=cents, note=note, by=by)
+            DunningCase.promise_to_pay, PromiseToPay(pay_by=pay_by.date(), amount_cents=cents, note=note, by=identity())
         ),
+        "promise",
     )
 
 
@@ -203,7 +208,6 @@ def instalments(
     count: Annotated[int, typer.Option(min=2, max=24, help="Number of monthly instalments")],
     first: Annotated[datetime, typer.Option("--first", formats=["%Y-%m-%d"], help="Due date of the first")],
     note: str = "",
-    by: By = "staff",
 ) -> None:
     """Agree monthly instalments over the whole open balance (the first takes the odd cents)."""
     from core.instalments import equal_instalments
@@ -213,54 +217,71 @@ def instalments(
         if balance < count:
             raise CliError(f"the open balance is {balance} cents: nothing to split into {count} instalments")
         plan = equal_instalments(balance, count, first.date())
-        request = AgreeInstalments(instalments=plan, note=note, by=by)
+        request = AgreeInstalments(instalments=plan, note=note, by=identity())
         return await h.execute_update(DunningCase.agree_instalments, request)
 
-    update(contract, agree)
+    update(contract, agree, "instalments")
 
 
 @app.command()
-def dispute(contract: Contract, reason: Reason, by: By = "staff") -> None:
+def dispute(contract: Contract, reason: Reason) -> None:
     """The customer disputes the claim: escalation stops until resumed."""
-    update(contract, lambda h: h.execute_update(DunningCase.dispute, Dispute(reason=reason, by=by)))
+    update(contract, lambda h: h.execute_update(DunningCase.dispute, Dispute(reason=reason, by=identity())), "dispute")
 
 
 @app.command("write-off")
-def write_off(contract: Contract, reason: Reason, by: By = "staff") -> None:
+def write_off(contract: Contract, reason: Reason) -> None:
     """Write off the open balance and close the case (the contract is reactivated)."""
-    update(contract, lambda h: h.execute_update(DunningCase.write_off, WriteOff(reason=reason, by=by)))
+    update(
+        contract, lambda h: h.execute_update(DunningCase.write_off, WriteOff(reason=reason, by=identity())), "write-off"
+    )
 
 
 @app.command()
-def escalate(contract: Contract, reason: Reason, by: By = "staff") -> None:
+def escalate(contract: Contract, reason: Reason) -> None:
     """Run the next step now."""
-    update(contract, lambda h: h.execute_update(DunningCase.escalate_now, EscalateNow(reason=reason, by=by)))
+    update(
+        contract,
+        lambda h: h.execute_update(DunningCase.escalate_now, EscalateNow(reason=reason, by=identity())),
+        "escalate",
+    )
 
 
 @app.command()
-def cancel(contract: Contract, reason: Reason, by: By = "staff") -> None:
+def cancel(contract: Contract, reason: Reason) -> None:
     """Stop dunning (e.g. premium booked in error); the sweep will not restart it."""
-    update(contract, lambda h: h.execute_update(DunningCase.cancel, Cancel(reason=reason, by=by)))
+    update(contract, lambda h: h.execute_update(DunningCase.cancel, Cancel(reason=reason, by=identity())), "cancel")
 
 
 @app.command("approve-termination")
-def approve_termination(contract: Contract, by: By, note: str = "") -> None:
+def approve_termination(contract: Contract, note: str = "") -> None:
     """Approve the proposed termination (§38(3) VVG); paying everything within a month voids it."""
-    update(contract, lambda h: h.execute_update(DunningCase.approve_termination, TerminationDecision(by=by, note=note)))
+    update(
+        contract,
+        lambda h: h.execute_update(DunningCase.approve_termination, TerminationDecision(by=identity(), note=note)),
+        "approve-termination",
+    )
 
 
 @app.command("decline-termination")
-def decline_termination(contract: Contract, by: By, note: str = "") -> None:
+def decline_termination(contract: Contract, note: str = "") -> None:
     """Decline the proposed termination: the contract stays, dunning goes on."""
-    update(contract, lambda h: h.execute_update(DunningCase.decline_termination, TerminationDecision(by=by, note=note)))
+    update(
+        contract,
+        lambda h: h.execute_update(DunningCase.decline_termination, TerminationDecision(by=identity(), note=note)),
+        "decline-termination",
+    )
 
 
 @app.command("approve-court")
-def approve_court(contract: Contract, approver: Annotated[str, typer.Option()], note: str = "") -> None:
+def approve_court(contract: Contract, note: str = "") -> None:
     """Approve the prepared court dunning application."""
     update(
         contract,
-        lambda h: h.execute_update(DunningCase.approve_court_filing, ApproveCourtFiling(approver=approver, note=note)),
+        lambda h: h.execute_update(
+            DunningCase.approve_court_filing, ApproveCourtFiling(approver=identity(), note=note)
+        ),
+        "approve-court",
     )
 
 
@@ -352,14 +373,13 @@ def covered(
 
 
 @app.command("release-dunning")
-def release_dunning(
-    contract: Contract, reason: Reason, by: Annotated[str, typer.Option("--by", help="Who releases")]
-) -> None:
+def release_dunning(contract: Contract, reason: Reason) -> None:
     """Release a contract stopped for a person (MD07, debtor deceased): the premiums blocked for the
     stop are dunned again by the next sweep or event; premiums staff cancelled stay blocked."""
     from ledger.service import release_dunning as release
 
-    released = ledger(lambda session: release(session, contract, by=by, reason=reason, at=datetime.now(UTC)))
+    released = ledger(lambda session: release(session, contract, by=identity(), reason=reason, at=datetime.now(UTC)))
+    audit("starter.py release-dunning", contract, reason=reason)
     console.print(
         f"{contract}: {released.code} stop released; dunned again: {', '.join(released.unblocked) or 'nothing'}"
     )

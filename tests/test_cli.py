@@ -19,6 +19,8 @@ from typer.testing import CliRunner, Result
 import cli_common
 import config
 from config import Settings
+from ledger import audit
+from ledger.db import session_scope
 from models.case import CaseStage, CaseStatus
 from starter import app
 from tests.conftest import seed_contract
@@ -63,7 +65,6 @@ BAD_INPUT: list[tuple[list[str], list[str]]] = [
     (["pay", "K-1", "10"], ["Missing option", "--reference"]),
     (["hold", "K-1", "--until", "2026-12-01"], ["Missing option", "--reason"]),
     (["hold", "K-1", "--reason", "x"], ["Missing option", "--until"]),
-    (["approve-court", "K-1"], ["Missing option", "--approver"]),
     (["dispute", "K-1"], ["Missing option", "--reason"]),
     (["status"], ["Missing argument", "'contract'"]),
     (["sweep", "--as-of", "2026-02-30"], ["--as-of", "2026-02-30"]),
@@ -88,17 +89,18 @@ def test_bad_input_is_refused_with_exit_2_and_a_message_before_anything_is_sent(
 
 @pytest.fixture
 def cli_env(
-    time_env: WorkflowEnvironment, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    time_env: WorkflowEnvironment, settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
     """Environment pointing the CLI at the test server and the test's worker. The CLI caches its
     settings, so the cache is cleared before and after. The CLI speaks the test worker's data
     converter (the worker here does not decrypt; encryption is tested in tests/test_codec.py)."""
 
-    async def same_converter(settings: Settings) -> Client:
+    async def same_converter(settings: Settings, identity: str | None = None) -> Client:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=time_env.client.data_converter,
+            identity=identity,
         )
 
     monkeypatch.setattr(cli_common, "connect", same_converter)
@@ -108,6 +110,9 @@ def cli_env(
         "TEMPORAL_NAMESPACE": time_env.client.namespace,
         "TASK_QUEUE": settings.task_queue,
         "COLUMNS": "200",
+        "DATA_DIR": str(settings.data_dir),
+        "DATABASE_URL": engine.url.render_as_string(hide_password=False),  # the audit trail goes here
+        "CLI_IDENTITY": "mia@backoffice",
     }
     config.get_settings.cache_clear()
 
@@ -149,7 +154,7 @@ async def test_staff_actions_the_case_rejects_exit_2_with_its_reason_and_change_
     assert resume.exit_code == 2, resume.output
     assert "rejected: case is not on hold" in output(resume)
 
-    approve = await cli(cli_env, "approve-court", "K-100001", "--approver", "X")
+    approve = await cli(cli_env, "approve-court", "K-100001")
     assert approve.exit_code == 2, approve.output
     assert "rejected: no court application waits for approval (stage is overdue)" in output(approve)
 
@@ -178,6 +183,10 @@ async def test_a_staff_action_the_case_accepts_is_shown_with_the_new_state(
     current = await status(handle)
     assert current.hold is not None and current.hold.reason == "in hospital"
     assert current.hold.until is not None and current.hold.until.date() >= until - timedelta(days=1)
+    assert current.hold.set_by == "mia@backoffice"  # the CLI's configured identity, in the case ...
+    with session_scope(engine) as session:  # ... and in the audit trail
+        trail = audit.for_contract(session, "K-100001")
+    assert [(e.actor_kind, e.actor, e.action) for e in trail] == [("cli", "mia@backoffice", "starter.py hold")]
 
 
 async def test_status_of_a_contract_without_a_case_is_a_clear_error_not_a_traceback(

@@ -28,7 +28,7 @@ import config
 from activities.ledger import LedgerActivities
 from activities.messaging import Outbox
 from config import Settings
-from ledger import service
+from ledger import audit, service
 from ledger.db import session_scope
 from ledger.interest_claims import claim_default_interest
 from models.activities import CloseCase, PrepareCourtApplication, SendMessage
@@ -424,12 +424,13 @@ def test_release_from_the_cli_says_what_is_dunned_again_and_refuses_what_it_cann
         service.stop_dunning(session, CONTRACT, code="MD07", reason="debtor deceased", at=NOTICE_AT)
     monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("CLI_IDENTITY", "mia@backoffice")
     config.get_settings.cache_clear()
     runner = CliRunner()
     try:
-        no_reason = runner.invoke(app, ["release-dunning", CONTRACT, "--by", "mia"])
-        released = runner.invoke(app, ["release-dunning", CONTRACT, "--by", "mia", "--reason", "heirs pay"])
-        twice = runner.invoke(app, ["release-dunning", CONTRACT, "--by", "mia", "--reason", "heirs pay"])
+        no_reason = runner.invoke(app, ["release-dunning", CONTRACT])
+        released = runner.invoke(app, ["release-dunning", CONTRACT, "--reason", "heirs pay"])
+        twice = runner.invoke(app, ["release-dunning", CONTRACT, "--reason", "heirs pay"])
     finally:
         config.get_settings.cache_clear()
 
@@ -438,3 +439,8 @@ def test_release_from_the_cli_says_what_is_dunned_again_and_refuses_what_it_cann
     assert "MD07 stop released" in released.output and "P-1, P-2" in released.output
     assert twice.exit_code == 2 and "not stopped" in twice.output
     assert contract(engine).dunning_stopped_at is None
+    with session_scope(engine) as session:  # the CLI's configured identity, not a typed name
+        trail = audit.for_contract(session, CONTRACT)
+    assert [(e.actor_kind, e.actor, e.action) for e in trail] == [
+        ("cli", "mia@backoffice", "starter.py release-dunning")
+    ]

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowHandle
@@ -26,6 +26,7 @@ from models.case import CaseStatus
 from models.inputs import BusinessDate, Cents, Line, Lines, PastMoment, QueryMoment
 from models.ledger import ContractStatus, CustomerKind
 from models.plans import BUILTIN_PLANS
+from web.auth.principal import principal
 from web.deps import AppContext, berlin_today, context, db_session
 from web.inbound import EventConflict
 from workflows.client import case_workflow_id
@@ -157,7 +158,8 @@ def contract_out(session: Session, contract_number: str) -> ContractOut:
 
 
 class ReleaseIn(Input):
-    by: Line = Field(min_length=1, max_length=64)
+    """Who releases is the signed-in supervisor (the session), never a name in the body."""
+
     reason: Lines = Field(min_length=3, max_length=500)
 
 
@@ -173,12 +175,13 @@ class ReleaseOut(BaseModel):
 
 @router.post("/contracts/{contract_number}/release-dunning", response_model=ReleaseOut)
 def release_dunning(
-    contract_number: Id, body: ReleaseIn, session: Annotated[Session, Depends(db_session)]
+    request: Request, contract_number: Id, body: ReleaseIn, session: Annotated[Session, Depends(db_session)]
 ) -> ReleaseOut:
     """A person releases a contract stopped for a person (MD07, debtor deceased): the premiums
     blocked for the stop are dunned again by the next sweep or event; those staff cancelled stay
     blocked. An unknown or not-stopped contract is refused and nothing changes."""
-    released = service.release_dunning(session, contract_number, by=body.by, reason=body.reason, at=datetime.now(UTC))
+    by = principal(request).name
+    released = service.release_dunning(session, contract_number, by=by, reason=body.reason, at=datetime.now(UTC))
     return ReleaseOut(
         **asdict(released),
         note="a case still running stays on hold until a person resumes it (starter.py resume)",

@@ -30,7 +30,7 @@ from web import agents, api, bank, case_actions, evidence, pages, safety, webhoo
 from web import campaign as quote_campaign
 from web import codec as payload_codec
 from web import metrics as prometheus_metrics
-from web.auth import policy, signin
+from web.auth import oidc, policy, signin
 from web.auth.audit import AuditMiddleware
 from web.deps import AppContext
 from web.inbound import Inbound
@@ -104,6 +104,7 @@ ROUTERS = [
     payload_codec.router,
     quote_campaign.router,
     signin.router,
+    oidc.router,
     case_actions.router,
 ]
 

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 
 from ledger.db import session_scope
 from models.auth import Role, Scope
-from web.auth import accounts, sessions
+from web.auth import accounts, jwt_tokens, sessions
 from web.auth.principal import PRINCIPAL_STATE, Principal
 from web.deps import context
 
@@ -178,7 +178,8 @@ class SignInRequired(Exception):
 # --- who is calling --------------------------------------------------------------------------------
 
 BearerVerifier = Callable[[Request, str], Principal | None]
-BEARER_VERIFIERS: list[BearerVerifier] = []  # JWT checks (web/auth/jwt_tokens.py) register here
+# OAuth2 client-credentials JWTs of systems, and (on /codec only) the Temporal UI user's access token
+BEARER_VERIFIERS: list[BearerVerifier] = [jwt_tokens.client_jwt_verifier, jwt_tokens.codec_user_token_verifier]
 
 
 def _api_key_principal(request: Request, credential: str) -> Principal | None:
