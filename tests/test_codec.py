@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
+from typing import cast
 
 import httpx
 import pytest
@@ -46,11 +46,16 @@ from crypto.codec import (
     encrypting_converter,
     new_key,
 )
+from ledger.db import make_engine, migrate
 from models.case import CaseStage, HoldRequest, PaymentResult, RecordPayment, Resume
 from runtime import build_worker, connect
+from tests.apps import TEST_STAFF, signed_in_as
 from tests.conftest import TEST_SERVER, register_search_attributes, seed_contract
 from tests.helpers import advance_until, berlin_today, open_case, status
-from web import codec as codec_endpoint
+from web.app import create_internal_app
+from web.auth.principal import Principal
+from web.deps import AppContext
+from web.inbound import Inbound
 from workflows.dunning import DunningCase
 
 # What seed_contract stores for the customer, plus an IBAN a clerk types into a payment reference.
@@ -151,9 +156,7 @@ def test_the_development_key_is_generated_once_private_and_shared(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([DEV_KEY_FILE, SECRETS_FILE])
 
 
-def test_keys_from_the_environment_replace_the_development_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_keys_from_the_environment_replace_the_development_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     k1, k2 = new_key(), new_key()
     monkeypatch.setenv("PAYLOAD_KEYS", json.dumps({"2026-01": k1, "2026-07": k2}))
     monkeypatch.setenv("PAYLOAD_KEY_ID", "2026-07")
@@ -170,15 +173,20 @@ def test_keys_from_the_environment_replace_the_development_key(
 UI = "http://127.0.0.1:8233"
 
 
-def codec_app(settings: Settings) -> FastAPI:
-    app = FastAPI()
-    app.include_router(codec_endpoint.router)
-    app.state.ctx = SimpleNamespace(settings=settings)  # the codec reads only the settings
+def codec_app(settings: Settings, who: Principal | None = TEST_STAFF) -> FastAPI:
+    """The real internal app (policy check, browser protections) with `who` signed in. The codec
+    reads only the settings; the policy check needs the ledger only for API-client keys and sessions."""
+    engine = make_engine(f"sqlite:///{settings.data_dir / 'ledger.sqlite3'}")
+    migrate(str(engine.url))
+    ctx = AppContext(engine, cast(Client, None), settings, cast(Inbound, None))
+    app = create_internal_app(ctx)
+    app.state.ctx = ctx
+    signed_in_as(app, who)
     return app
 
 
-def endpoint_client(settings: Settings, client_host: str = "127.0.0.1") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=codec_app(settings), client=(client_host, 50_000))
+def endpoint_client(settings: Settings, who: Principal | None = TEST_STAFF) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=codec_app(settings, who), client=("127.0.0.1", 50_000))
     return httpx.AsyncClient(transport=transport, base_url="http://codec.test")
 
 
@@ -242,33 +250,6 @@ async def test_cors_lets_only_the_temporal_ui_origin_read_the_answer(tmp_path: P
     assert answer.headers["access-control-allow-origin"] == UI
     assert same_ui_as_localhost.headers["access-control-allow-origin"] == "http://localhost:8233"
     assert "access-control-allow-origin" not in other_port.headers
-
-
-async def test_with_a_codec_token_only_requests_bearing_it_are_answered(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, codec_token="s3cret-token-for-the-codec")
-    [sealed] = await EncryptionCodec(configured_keys(settings)).encode([plain_payload(EMAIL)])
-    async with endpoint_client(settings, client_host="10.0.0.7") as http:
-        missing = await http.post("/codec/decode", json=as_json(sealed))
-        wrong = await http.post("/codec/decode", json=as_json(sealed), headers={"Authorization": "Bearer guess"})
-        right = await http.post(
-            "/codec/decode", json=as_json(sealed), headers={"Authorization": "Bearer s3cret-token-for-the-codec"}
-        )
-
-    assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["detail"]
-    assert wrong.status_code == 401 and EMAIL not in wrong.text
-    assert right.status_code == 200 and from_json(right.json()) == [plain_payload(EMAIL)]
-
-
-async def test_without_a_codec_token_only_local_clients_are_answered(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)
-    [sealed] = await EncryptionCodec(configured_keys(settings)).encode([plain_payload(PHONE)])
-    async with endpoint_client(settings, client_host="192.168.1.20") as remote:
-        refused = await remote.post("/codec/decode", json=as_json(sealed))
-    async with endpoint_client(settings, client_host="::1") as local:
-        answered = await local.post("/codec/decode", json=as_json(sealed))
-
-    assert refused.status_code == 403 and "set CODEC_TOKEN" in refused.json()["detail"] and PHONE not in refused.text
-    assert answered.status_code == 200
 
 
 async def test_bad_requests_to_the_codec_are_refused_with_the_reason(tmp_path: Path) -> None:

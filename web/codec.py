@@ -4,29 +4,41 @@
 protobuf JSON of `temporal.api.common.v1.Payloads`) and run them through the same AES-GCM codec
 the worker uses, so staff read decrypted cases in the UI while the server stores only ciphertext.
 
-Who may call it:
-- the browser running the Temporal UI: CORS allows exactly `settings.temporal_ui_url`'s origin;
-- with `CODEC_TOKEN` set, only requests carrying `Authorization: Bearer <token>` (the CLI sends it
-  with `--codec-auth "Bearer <token>"`; a UI behind an identity proxy gets it added there);
-- without `CODEC_TOKEN` (the embedded default), only loopback clients: the UI and the web app run
-  on the same machine and the endpoint is not reachable from elsewhere.
-A request for another namespace (`X-Namespace`) is refused: the keys belong to this one.
+It lives in the internal app and always authenticates; where a request comes from (loopback, a proxy,
+a sidecar) is never an identity. The route-policy table (web/auth/policy.py) lets through:
+- a signed-in staff member (session cookie, or the OIDC access token the production Temporal UI
+  forwards with `passAccessToken`: web/auth/jwt_tokens.py);
+- an API client with scope `codec` (`starter.py api-client create temporal-cli --scope codec`; the
+  CLI sends `--codec-auth "Bearer <key>"`);
+- `Authorization: Bearer <CODEC_TOKEN>` (codec_token_principal below): generated per installation in
+  development, off in production unless set.
+The dev server's Temporal UI (`make run`) can send neither cookies nor headers to a configured codec
+endpoint (temporal CLI 1.9.1 sets only the endpoint; the UI adds credentials or a token only for one a
+person configures in the browser). So `make run` gives it the endpoint `/codec/t/<CODEC_TOKEN>`:
+DevUiCodecUrl moves the token from the path into the Authorization header before routing, the policy
+check and the access log see the request (development only; docs/temporal-ui.md, "make run (dev server)").
+CORS lets only the UI's origin (`TEMPORAL_UI_URL`) read answers. A request for another namespace
+(`X-Namespace`) is refused: the keys belong to this one.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
+import re
 
 import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from google.protobuf import json_format
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payloads
 
 from config import Settings
 from crypto.codec import EncryptionCodec, PayloadKeyError, configured_keys
+from models.auth import Scope as ApiScope
+from web.auth import policy
+from web.auth.principal import Principal, principal
 from web.deps import context
 
 router = APIRouter(prefix="/codec", tags=["codec"])
@@ -74,25 +86,56 @@ def cors_headers(request: Request, settings: Settings) -> dict[str, str]:
     }
 
 
-def loopback(request: Request) -> bool:
-    host = request.client.host if request.client else ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+CODEC_PATHS = ("/codec/decode", "/codec/encode")
+
+
+def codec_token_principal(request: Request, credential: str) -> Principal | None:
+    """For web.auth.policy.BEARER_VERIFIERS: `Bearer <CODEC_TOKEN>` is a system with scope codec, on the
+    codec endpoint only (it opens nothing else). None: not the codec token (another verifier's turn)."""
+    token = context(request).settings.codec_token.get_secret_value()
+    if request.url.path not in CODEC_PATHS or not token:
+        return None
+    if not hmac.compare_digest(credential.encode(), token.encode()):
+        return None
+    return Principal(kind="client", name="codec-token", scopes=frozenset({ApiScope.CODEC.value}), via="codec-token")
+
+
+if codec_token_principal not in policy.BEARER_VERIFIERS:
+    policy.BEARER_VERIFIERS.append(codec_token_principal)
+
+
+DEV_UI_PATH = re.compile(r"/codec/t/([A-Za-z0-9_-]{16,200})/(decode|encode)")
+
+
+class DevUiCodecUrl:
+    """ASGI wrapper for the internal app under `make run` (never in production): the dev server's
+    Temporal UI calls `<endpoint>/decode` with no credentials, so its endpoint carries the codec
+    token, `/codec/t/<token>`. The token moves into `Authorization: Bearer` and the path becomes
+    `/codec/decode` (the scope is changed in place: uvicorn's access log shows the path without it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (found := DEV_UI_PATH.fullmatch(scope["path"])):
+            token, action = found.groups()
+            scope["path"] = f"/codec/{action}"
+            scope["raw_path"] = scope["path"].encode()
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
+            scope["headers"] = [*headers, (b"authorization", f"Bearer {token}".encode())]
+        await self.app(scope, receive, send)
+
+
+def dev_ui_endpoint(settings: Settings) -> str:
+    """The codec endpoint `make run` gives the dev server's Temporal UI (development only)."""
+    return f"{settings.internal_base_url.rstrip('/')}/codec/t/{settings.codec_token.get_secret_value()}"
 
 
 def refusal(request: Request, settings: Settings) -> tuple[int, str] | None:
-    """Why this caller may not use the codec, or None."""
-    token = settings.codec_token.get_secret_value()
-    if token:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            return 401, "Authorization: Bearer <CODEC_TOKEN> is required"
-        if not hmac.compare_digest(given.strip().encode(), token.encode()):
-            return 401, "the bearer token is not the codec token"
-    elif not loopback(request):
-        return 403, "without CODEC_TOKEN the codec endpoint answers local clients only; set CODEC_TOKEN"
+    """Why this caller may not use the codec, or None. Who may call it is the policy table's (it runs
+    first); this only makes sure an anonymous caller is never answered, whatever the table says."""
+    if principal(request).kind == "anonymous":
+        return 401, "sign in, or send Authorization: Bearer <API client key with scope codec, or CODEC_TOKEN>"
     namespace = request.headers.get("x-namespace")
     if namespace and namespace != settings.temporal_namespace:
         return 403, f"this codec serves namespace {settings.temporal_namespace!r}, not {namespace[:100]!r}"
