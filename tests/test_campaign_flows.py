@@ -70,7 +70,7 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     # The requests carry the time-skipping server's clock (abandoned_at, occurred_at), which runs
     # ahead of the wall clock the app checks "not in the future" against: allow that here only.
-    monkeypatch.setattr(inputs, "CLOCK_SKEW", timedelta(days=3660))
+    monkeypatch.setattr(inputs, "CLOCK_SKEW", timedelta(days=100 * 366))
     ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
     app = BothApps(ctx)
     async with app.router.lifespan_context(app):

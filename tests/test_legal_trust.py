@@ -27,6 +27,7 @@ from core.coverage import status_at
 from core.instalments import add_months
 from ledger import service
 from ledger.db import session_scope
+from models import inputs
 from models.activities import SendMessage, SentMessage
 from models.case import CaseStage, CaseStatus, EscalateNow, Resume, TerminationDecision
 from models.ledger import ContractStatusChange, Message
@@ -39,6 +40,13 @@ from workflows.dunning import DunningCase
 
 CONTRACT = "K-100001"
 Case = WorkflowHandle[DunningCase, CaseStatus]
+
+
+@pytest.fixture(autouse=True)
+def server_clock_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The payments here carry the test server's clock, which runs ahead of the wall clock the API
+    checks "not in the future" against (docs/input-rules.md): allow that in this module only."""
+    monkeypatch.setattr(inputs, "CLOCK_SKEW", timedelta(days=100 * 366))
 
 
 async def pay(api: httpx.AsyncClient, ref: str, cents: int, received_at: datetime) -> dict[str, Any]:
