@@ -1,6 +1,5 @@
 """`starter.py agency …`: agents, their calendar and tokens; the handover and the court dunning of a case.
 
-    python starter.py agency token A-7                       # a sign-in token for the agent page
     python starter.py agency absence A-7 --from 2026-12-01 --to 2026-12-05 --reason holiday
     python starter.py agency supervisor A-7 S-1
     python starter.py agency handover K-1001                 # the agent's routine: attempts, due, outcome
@@ -18,7 +17,7 @@ changes nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,7 +26,7 @@ from sqlmodel import select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.agency import add_absence, issue_agent_token, notes_for_case, set_supervisor
+from activities.agency import add_absence, notes_for_case, set_supervisor
 from cli_common import CliError, audit, console, identity, ledger, run
 from core.money import parse_amount
 from models.agency import CourtDocument, LogAttempt, OutcomeKind, RecordOutcome
@@ -58,13 +57,6 @@ async def child_id(client: Client, contract: str, kind: str) -> str:
 
 def show(data: Any) -> None:
     console.print_json(data.model_dump_json(exclude={"rules"}))
-
-
-@app.command()
-def token(agent: Annotated[str, typer.Argument(help="Agent code")]) -> None:
-    """Issue a new sign-in token for the agent page (the old one stops working). Shown once."""
-    issued = ledger(lambda s: issue_agent_token(s, agent, datetime.now(UTC)))
-    console.print(f"token for {agent} (give it to the agent; it is not stored): {issued}")
 
 
 @app.command()

@@ -414,5 +414,10 @@ from agency_cli import app as agency_app  # noqa: E402
 
 app.add_typer(agency_app, name="agency")  # issue #4: agents, handover, court dunning
 
+from auth_cli import client_app, staff_app  # noqa: E402
+
+app.add_typer(staff_app, name="staff")  # issue #12: who may sign in
+app.add_typer(client_app, name="api-client")  # issue #12: which systems may call the internal app
+
 if __name__ == "__main__":
     app()

@@ -8,9 +8,6 @@ close the task. Every write carries a key derived from the workflow's case id an
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from datetime import date, datetime
 
 from sqlalchemy import Engine
@@ -47,32 +44,6 @@ ESCALATION_KIND = "agent_escalation"
 
 
 # --- agency master data (CLI, web, tests) ---------------------------------------------------
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def issue_agent_token(session: Session, agent_code: str, now: datetime) -> str:
-    """A new sign-in token for the agent page; only its hash is stored. Replaces the old one."""
-    if service.get_agent(session, agent_code) is None:
-        raise service.NotFound(f"agent {agent_code!r} does not exist")
-    token = f"{agent_code}.{secrets.token_urlsafe(24)}"
-    profile = _profile(session, agent_code)
-    profile.token_hash = token_hash(token)
-    profile.token_issued_at = now
-    session.add(profile)
-    session.flush()
-    return token
-
-
-def agent_for_token(session: Session, token: str) -> str | None:
-    """The agent code a token belongs to, or None (constant-time comparison of the hashes)."""
-    code = token.split(".", 1)[0]
-    profile = session.exec(select(AgentProfile).where(AgentProfile.agent_code == code)).first()
-    if profile is None or profile.token_hash is None:
-        return None
-    return code if hmac.compare_digest(profile.token_hash, token_hash(token)) else None
 
 
 def set_supervisor(session: Session, agent_code: str, supervisor_code: str) -> AgentProfile:

@@ -31,7 +31,7 @@ class AgentProfile(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     agent_code: str = Field(unique=True, index=True)
     supervisor_code: str | None = None
-    token_hash: str | None = None  # sha256 of the agent's sign-in token; the token itself is never stored
+    token_hash: str | None = None  # unused since issue #12 (agents sign in with staff accounts); kept for old rows
     token_issued_at: datetime | None = None
 
 
