@@ -158,7 +158,8 @@ class AgencyActivities:
         self.settings = settings
 
     def agent_task_url(self, task_id: int) -> str:
-        return f"{self.settings.public_base_url.rstrip('/')}/agents/tasks/{task_id}"
+        """The agent page is on the internal app (agents sign in there), never on the public one."""
+        return f"{self.settings.internal_base_url.rstrip('/')}/agents/tasks/{task_id}"
 
     @activity.defn
     def open_handover(self, request: OpenHandover) -> HandoverAssigned:
