@@ -21,14 +21,14 @@ from sqlmodel import col, select
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from activities.agency import HANDOVER_KIND, agent_for_token, notes_for_case, supervisor_of
+from activities.agency import HANDOVER_KIND, notes_for_case, supervisor_of
 from core.money import parse_amount
 from ledger import service
 from ledger.db import session_scope
 from models.agency import ContactChannel, HandoverData, LogAttempt, OutcomeKind, RecordOutcome
 from models.ledger import AgentTask, Contract
 from web.auth.principal import principal
-from web.deps import berlin_today, context
+from web.deps import RowId, berlin_today, context
 from web.pages import page
 from workflows.handover import AgentHandover
 
@@ -84,7 +84,7 @@ def my_tasks(request: Request) -> Response:
     return agent_page(request, "agents_tasks.html", rows=rows)
 
 
-def _task_for(request: Request, agent: str, task_id: int) -> tuple[AgentTask, Contract] | None:
+def _task_for(request: Request, agent: str, task_id: RowId) -> tuple[AgentTask, Contract] | None:
     """The task, if this agent may work on it: the assignee, or the assignee's supervisor."""
     with session_scope(context(request).engine) as session:
         task = session.get(AgentTask, task_id)
@@ -109,7 +109,7 @@ async def _handover(request: Request, task: AgentTask) -> HandoverData | None:
         return None
 
 
-async def task_page(request: Request, agent: str, task_id: int, status_code: int = 200, **values: Any) -> Response:
+async def task_page(request: Request, agent: str, task_id: RowId, status_code: int = 200, **values: Any) -> Response:
     found = _task_for(request, agent, task_id)
     if found is None:
         return agent_page(request, "agents_tasks.html", 404, rows=[], error=f"Task {task_id} is not one of yours.")
@@ -136,14 +136,14 @@ async def task_page(request: Request, agent: str, task_id: int, status_code: int
 
 
 @router.get("/tasks/{task_id}")
-async def task_detail(request: Request, task_id: int) -> Response:
+async def task_detail(request: Request, task_id: RowId) -> Response:
     agent = signed_in(request)
     if agent is None:
         return to_sign_in(request)
     return await task_page(request, agent, task_id)
 
 
-async def _update(request: Request, agent: str, task_id: int, update: Any, arg: Any, done: str) -> Response:
+async def _update(request: Request, agent: str, task_id: RowId, update: Any, arg: Any, done: str) -> Response:
     found = _task_for(request, agent, task_id)
     if found is None:
         return agent_page(request, "agents_tasks.html", 404, rows=[], error=f"Task {task_id} is not one of yours.")
@@ -161,7 +161,7 @@ async def _update(request: Request, agent: str, task_id: int, update: Any, arg: 
 @router.post("/tasks/{task_id}/attempts")
 async def log_attempt(
     request: Request,
-    task_id: int,
+    task_id: RowId,
     reached: Annotated[str, Form()] = "",
     channel: Annotated[str, Form()] = "call",
     note: Annotated[str, Form()] = "",
@@ -196,7 +196,7 @@ def _cents(text: str) -> int | None:
 @router.post("/tasks/{task_id}/outcome")
 async def record_outcome(
     request: Request,
-    task_id: int,
+    task_id: RowId,
     kind: Annotated[str, Form()] = "",
     pay_by: Annotated[str, Form()] = "",
     amount: Annotated[str, Form()] = "",
