@@ -24,12 +24,19 @@ from models.ledger import ContractStatus
 from observability import configure_logging, redact
 from tests.conftest import seed_contract
 from tests.helpers import berlin_today, contract_status, open_case
+from web.app import create_metrics_app
+from web.deps import AppContext
+from web.inbound import Inbound
 
 CONTRACT = "K-METRICS-1"
 
 
-async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = await http.get("/metrics")
+async def scrape(ctx: AppContext) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics on the metrics app (its own port; the same process' counters as the other apps)."""
+    app = create_metrics_app(ctx)
+    app.state.ctx = ctx
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://metrics.test") as http:
+        response = await http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -58,7 +65,8 @@ async def test_metrics_endpoint_counts_a_payment_and_the_reactivation_once(
             at=datetime.now(UTC),
         )
     handle = await open_case(time_env, settings.task_queue, CONTRACT, "M-P1")
-    before = await scrape(api)
+    ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
+    before = await scrape(ctx)
 
     event = {
         "type": "payment_received",
@@ -74,17 +82,23 @@ async def test_metrics_endpoint_counts_a_payment_and_the_reactivation_once(
     assert (await handle.result()).stage == CaseStage.PAID
     assert contract_status(engine, CONTRACT) == "active"
 
-    after = await scrape(api)
-    assert value(after, "dunning_payments_total", source="ledger") - value(
-        before, "dunning_payments_total", source="ledger"
-    ) == 1
-    assert value(after, "dunning_payment_cents_total", source="ledger") - value(
-        before, "dunning_payment_cents_total", source="ledger"
-    ) == 4_200
+    after = await scrape(ctx)
+    assert (
+        value(after, "dunning_payments_total", source="ledger")
+        - value(before, "dunning_payments_total", source="ledger")
+        == 1
+    )
+    assert (
+        value(after, "dunning_payment_cents_total", source="ledger")
+        - value(before, "dunning_payment_cents_total", source="ledger")
+        == 4_200
+    )
     assert value(after, "dunning_reactivations_total") - value(before, "dunning_reactivations_total") == 1
-    assert value(after, "dunning_case_stage_entries_total", stage="paid") - value(
-        before, "dunning_case_stage_entries_total", stage="paid"
-    ) == 1
+    assert (
+        value(after, "dunning_case_stage_entries_total", stage="paid")
+        - value(before, "dunning_case_stage_entries_total", stage="paid")
+        == 1
+    )
     assert "erika" not in (await api.get("/metrics")).text.lower()  # counts only, no personal data
 
 

@@ -1,8 +1,12 @@
-"""GET /metrics for Prometheus: the web app's counters (payments that came in here) and the number
-of running dunning cases per stage, counted by Temporal's visibility at scrape time.
+"""GET /metrics for Prometheus: the web apps' counters (payments that came in through them) and the
+number of running dunning cases per stage, counted by Temporal's visibility at scrape time.
 
-The worker processes serve their own counters (reactivations, messages, stage entries) and the
-SDK's runtime metrics on their metrics ports (worker.py). Counts only: no ids, no personal data.
+Served by the metrics app only (web.app:metrics_app), on its own port bound to the internal interface
+(METRICS_HOST:WEB_METRICS_PORT, web/serve.py), never on the public or internal app's port. web/serve.py
+runs it in the same process as the other apps, so it reports what they counted (prometheus_client keeps
+counters per process). The worker processes serve their own counters (reactivations, messages, stage
+entries) and the SDK's runtime metrics on their metrics ports (worker.py). Counts only: no ids, no
+personal data.
 """
 
 from __future__ import annotations
