@@ -1,9 +1,11 @@
 """`starter.py bank …`: import camt.053 statements and work the manual queue from the shell.
 
-python starter.py bank import statement.xml --staff mia
+python starter.py bank import statement.xml
 python starter.py bank queue
-python starter.py bank assign 17 K-1001 --staff mia
-python starter.py bank dismiss 18 "sent back to the payer" --staff mia
+python starter.py bank assign 17 K-1001
+python starter.py bank dismiss 18 "sent back to the payer"
+
+Who did it is the CLI's configured identity (CLI_IDENTITY), recorded with the line and in the audit trail.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rich.table import Table
 from banking import service as bank
 from banking.camt import parse_camt053
 from banking.inbound import BankStatements
-from cli_common import console, fail, run
+from cli_common import audit, console, fail, identity, run
 from config import get_settings
 from core.money import format_eur
 from ledger.db import make_engine, migrate, session_scope
@@ -27,7 +29,6 @@ from web.inbound import Inbound
 
 bank_app = typer.Typer(help="Bank statements (camt.053) and the manual queue.", no_args_is_help=True)
 T = TypeVar("T")
-Staff = Annotated[str, typer.Option("--staff", help="Who does this (recorded with the line)")]
 
 
 def with_statements(action: Callable[[BankStatements], Awaitable[T]]) -> T:
@@ -37,18 +38,12 @@ def with_statements(action: Callable[[BankStatements], Awaitable[T]]) -> T:
     return run(lambda client: action(BankStatements(Inbound(engine, client, settings))))
 
 
-def _staff(staff: str) -> str:
-    if not 1 <= len(staff.strip()) <= 64:
-        raise typer.BadParameter("must be 1..64 characters", param_hint="--staff")
-    return staff.strip()
-
-
 @bank_app.command("import")
 def import_file(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)], staff: Staff
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
 ) -> None:
     """Import a camt.053 file: matched credits are booked and their cases told; the rest is queued."""
-    who = _staff(staff)
+    who = identity()
     data = file.read_bytes()
     try:
         parse_camt053(data)  # a broken file is refused before anything connects or changes
@@ -59,6 +54,7 @@ def import_file(
         f"{report.lines} lines: {report.booked} booked, {report.queued} queued, "
         f"{report.ignored} ignored (money out), {report.duplicates} already imported"
     )
+    audit("starter.py bank import", None, file=file.name, lines=report.lines, booked=report.booked)
 
 
 @bank_app.command()
@@ -78,18 +74,20 @@ def queue() -> None:
 
 
 @bank_app.command()
-def assign(line: int, contract: str, staff: Staff) -> None:
+def assign(line: int, contract: str) -> None:
     """Book a queued line to a contract (the paying account is remembered for next time)."""
-    who = _staff(staff)
+    who = identity()
     booked = with_statements(lambda s: s.assign(line, contract, who))
+    audit("starter.py bank assign", booked.contract_number, line=line, payment_ref=booked.payment_ref)
     console.print(f"line {line} booked to {booked.contract_number} as {booked.payment_ref}")
 
 
 @bank_app.command()
-def dismiss(line: int, reason: str, staff: Staff) -> None:
+def dismiss(line: int, reason: str) -> None:
     """Take a queued line out of the queue without booking it, with the reason."""
-    who = _staff(staff)
+    who = identity()
     if not 3 <= len(reason.strip()) <= 500:
         raise typer.BadParameter("must be 3..500 characters", param_hint="REASON")
     with_statements(lambda s: s.dismiss(line, reason.strip(), who))
+    audit("starter.py bank dismiss", None, line=line, reason=reason.strip())
     console.print(f"line {line} dismissed")

@@ -329,13 +329,13 @@ def sample(world: World, method: str, path: str, route: APIRoute) -> Sample:
         ("POST", "/api/bank/statements"): Sample(
             url, content=camt("AZ-API-IMPORT"), headers={"Content-Type": "application/xml"}
         ),
-        ("POST", "/api/bank/lines/{line_id}/assign"): Sample(url, json={"contract_number": CONTRACT, "staff": "x"}),
-        ("POST", "/api/bank/lines/{line_id}/dismiss"): Sample(url, json={"reason": "junk line", "staff": "x"}),
+        ("POST", "/api/bank/lines/{line_id}/assign"): Sample(url, json={"contract_number": CONTRACT}),
+        ("POST", "/api/bank/lines/{line_id}/dismiss"): Sample(url, json={"reason": "junk line"}),
         ("POST", "/bank/import"): Sample(
-            url, form={"staff": "x"}, files={"file": ("statement.xml", camt("AZ-PAGE-IMPORT"), "application/xml")}
+            url, form={}, files={"file": ("statement.xml", camt("AZ-PAGE-IMPORT"), "application/xml")}
         ),
-        ("POST", "/bank/lines/{line_id}/assign"): Sample(url, form={"contract_number": CONTRACT, "staff": "x"}),
-        ("POST", "/bank/lines/{line_id}/dismiss"): Sample(url, form={"reason": "junk line", "staff": "x"}),
+        ("POST", "/bank/lines/{line_id}/assign"): Sample(url, form={"contract_number": CONTRACT}),
+        ("POST", "/bank/lines/{line_id}/dismiss"): Sample(url, form={"reason": "junk line"}),
         ("POST", "/api/campaign/quotes/abandoned"): Sample(
             url, json={"quote_id": "Q-authz-1", "email": "someone@example.org", "abandoned_at": _moment()}
         ),

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from banking import service as bank
@@ -22,12 +22,12 @@ from ledger.db import session_scope
 from ledger.service import LedgerError
 from models.banking import LineStatus
 from models.inputs import Line, Lines
+from web.auth.principal import principal
 from web.deps import RowId, context, db_session
 from web.pages import page
 
 router = APIRouter(tags=["bank"])
 
-Staff = Annotated[Line, Field(min_length=1, max_length=64)]
 
 
 class Input(BaseModel):
@@ -35,18 +35,14 @@ class Input(BaseModel):
 
 
 class AssignIn(Input):
+    """Who books the line is the signed-in person (the session), never a name in the body."""
+
     contract_number: Line = Field(min_length=1, max_length=64)
-    staff: Staff
     premium_id: Line | None = Field(default=None, min_length=1, max_length=64)
 
 
 class DismissIn(Input):
     reason: Lines = Field(min_length=3, max_length=500)
-    staff: Staff
-
-
-class ImportedBy(Input):
-    imported_by: Staff
 
 
 class LineOut(BaseModel):
@@ -63,20 +59,20 @@ class LineOut(BaseModel):
     has_debtor_iban: bool
 
 
+def who(request: Request) -> str:
+    """Recorded with the line: the signed-in person or the API client (issue #12), never typed."""
+    return principal(request).label
+
+
 def statements(request: Request) -> BankStatements:
     return BankStatements(context(request).inbound)
 
 
 @router.post("/api/bank/statements")
-async def import_statement(
-    request: Request, imported_by: Annotated[str, Query(min_length=1, max_length=64)] = "api"
-) -> dict[str, object]:
-    """Body: the camt.053 XML file as is (Content-Type application/xml)."""
-    try:
-        who = ImportedBy(imported_by=imported_by).imported_by
-    except ValidationError as error:
-        raise LedgerError(f"imported_by: {error.errors()[0]['msg']}") from None
-    report = await statements(request).import_camt053(await request.body(), who)
+async def import_statement(request: Request) -> dict[str, object]:
+    """Body: the camt.053 XML file as is (Content-Type application/xml). Recorded as imported by the
+    calling API client or signed-in person."""
+    report = await statements(request).import_camt053(await request.body(), who(request))
     return report.as_dict()
 
 
@@ -110,13 +106,13 @@ def manual_queue(
 
 @router.post("/api/bank/lines/{line_id}/assign")
 async def assign(request: Request, line_id: RowId, body: AssignIn) -> dict[str, object]:
-    booked = await statements(request).assign(line_id, body.contract_number, body.staff, body.premium_id)
+    booked = await statements(request).assign(line_id, body.contract_number, who(request), body.premium_id)
     return {"line_id": line_id, "contract_number": booked.contract_number, "payment_ref": booked.payment_ref}
 
 
 @router.post("/api/bank/lines/{line_id}/dismiss")
 async def dismiss(request: Request, line_id: RowId, body: DismissIn) -> dict[str, object]:
-    await statements(request).dismiss(line_id, body.reason, body.staff)
+    await statements(request).dismiss(line_id, body.reason, who(request))
     return {"line_id": line_id, "status": LineStatus.DISMISSED.value}
 
 
@@ -164,17 +160,9 @@ def bank_index(
 
 
 @router.post("/bank/import", response_class=HTMLResponse)
-async def bank_import(
-    request: Request, file: Annotated[UploadFile, File()], staff: Annotated[str, Form()] = ""
-) -> Response:
+async def bank_import(request: Request, file: Annotated[UploadFile, File()]) -> Response:
     try:
-        who = ImportedBy(imported_by=staff).imported_by
-    except ValidationError:
-        return bank_page(
-            request, error="Enter your name (1–64 characters, no control characters) before importing.", status_code=422
-        )
-    try:
-        report = await statements(request).import_camt053(await file.read(), who)
+        report = await statements(request).import_camt053(await file.read(), who(request))
     except LedgerError as error:
         return bank_page(request, error=f"Nothing imported: {error}", status_code=422)
     text = (
@@ -189,11 +177,10 @@ async def bank_assign(
     request: Request,
     line_id: RowId,
     contract_number: Annotated[str, Form()] = "",
-    staff: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        body = AssignIn(contract_number=contract_number, staff=staff)
-        booked = await statements(request).assign(line_id, body.contract_number, body.staff)
+        body = AssignIn(contract_number=contract_number)
+        booked = await statements(request).assign(line_id, body.contract_number, who(request))
     except (LedgerError, ValueError) as error:
         return bank_page(request, error=f"Line {line_id} not booked: {error}", status_code=422)
     return done(f"Line {line_id} booked to {booked.contract_number}.")
@@ -201,11 +188,11 @@ async def bank_assign(
 
 @router.post("/bank/lines/{line_id}/dismiss", response_class=HTMLResponse)
 async def bank_dismiss(
-    request: Request, line_id: RowId, reason: Annotated[str, Form()] = "", staff: Annotated[str, Form()] = ""
+    request: Request, line_id: RowId, reason: Annotated[str, Form()] = ""
 ) -> Response:
     try:
-        body = DismissIn(reason=reason, staff=staff)
-        await statements(request).dismiss(line_id, body.reason, body.staff)
+        body = DismissIn(reason=reason)
+        await statements(request).dismiss(line_id, body.reason, who(request))
     except (LedgerError, ValueError) as error:
         return bank_page(request, error=f"Line {line_id} not dismissed: {error}", status_code=422)
     return done(f"Line {line_id} dismissed.")
