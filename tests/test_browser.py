@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -43,11 +44,13 @@ from models.auth import AuditEvent
 from models.case import CaseStage, CaseStatus
 from models.ledger import Contract, Fee
 from runtime import build_worker
+from tests.apps import signed_in_as
 from tests.conftest import DEV_SERVER
 from tests.helpers import contract_status
 from tests.test_end_to_end import newest_pay_link
 from web.app import create_internal_app, create_public_app
 from web.auth import accounts
+from web.auth.principal import Principal
 from web.deps import AppContext
 from web.inbound import Inbound
 from workflows import search_attributes as sa
@@ -61,7 +64,7 @@ PREMIUM_CENTS = 8_990
 NOTICE_FEE_CENTS = 150
 DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
 
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} missing: apt-get install -y chromium (make test does, as root)"
 )
 
@@ -230,6 +233,7 @@ class Console:
 # --- the test ------------------------------------------------------------------------------------------
 
 
+@needs_chromium
 async def test_a_clerk_signs_in_sees_the_audit_trail_is_refused_a_write_off_and_the_customer_pays_unsigned(
     stack: Stack,
 ) -> None:
@@ -297,7 +301,9 @@ async def test_a_clerk_signs_in_sees_the_audit_trail_is_refused_a_write_off_and_
             )
         refused = await navigation.value
         assert refused is not None and refused.status == 403
-        assert "supervisor" in await page.inner_text("body")
+        assert refused.headers["content-type"].startswith("text/html")  # a page for a person, not raw JSON
+        assert await page.text_content("h1") == "Not allowed"
+        assert "needs supervisor" in await page.inner_text("main")
         await page.screenshot(path=stack.shots / "clerk-refused-write-off.png", full_page=True)
         after = await case_status(stack.client)
         assert not after.closed and after.stage == held.stage and after.stage != CaseStage.WRITTEN_OFF
@@ -335,3 +341,22 @@ async def test_a_clerk_signs_in_sees_the_audit_trail_is_refused_a_write_off_and_
         await browser.close()
 
     assert console.csp_violations() == [], console.messages
+
+
+async def test_a_refused_person_gets_a_page_on_staff_paths_while_programs_keep_json(
+    engine: Engine, settings: Settings
+) -> None:
+    """The 403 page of the browser test, without a browser: staff paths answer a page in the back
+    office's layout; /api/ and /codec/ keep their JSON for programs."""
+    ctx = AppContext(engine, cast(Client, None), settings, cast(Inbound, None))  # refusals reach no workflow
+    app = create_internal_app(ctx)
+    app.state.ctx = ctx  # the lifespan would set it; ASGITransport runs none
+    signed_in_as(app, Principal(kind="person", name="mia", roles=frozenset({"clerk"}), via="session"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as clerk:
+        page = await clerk.get("/bank")  # finance only
+        assert page.status_code == 403 and page.headers["content-type"].startswith("text/html")
+        assert "<h1>Not allowed</h1>" in page.text and "GET /bank needs finance" in page.text
+        api = await clerk.post("/api/ledger/events", json={"type": "premium_due"})  # ledger:write only
+        assert api.status_code == 403 and api.headers["content-type"] == "application/json"
+        assert "needs" in api.json()["detail"]
+    assert audit_rows(engine) == 0

@@ -18,8 +18,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
 
 from config import get_settings
 from ledger.db import make_engine, migrate
@@ -78,6 +80,22 @@ def _errors(app: FastAPI) -> None:
         )
 
 
+# Internal paths whose callers are programs: their refusals stay JSON.
+_MACHINE_PATHS = ("/api/", "/codec/", "/openapi.json")
+
+
+def _staff_refusals(app: FastAPI) -> None:
+    """A person refused on a staff page (a clerk posting a supervisor's form) gets a page that says
+    why, in the back office's layout, instead of a raw JSON body; programs keep JSON."""
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, error: HTTPException) -> Response:
+        if error.status_code == 403 and not request.url.path.startswith(_MACHINE_PATHS):
+            text = f"Your account may not do this ({error.detail}). Ask someone who holds that role, or an admin."
+            return pages.page(request, "staff_error.html", 403, title="Not allowed", text=text)
+        return await http_exception_handler(request, error)
+
+
 def _quote(value: str) -> str:
     from urllib.parse import quote
 
@@ -87,6 +105,8 @@ def _quote(value: str) -> str:
 def _build(kind: policy.App, ctx: AppContext | None, routers: list[APIRouter]) -> FastAPI:
     app = policy.guarded_app(routers, kind, title=TITLE, version="0.1.0", lifespan=_lifespan(ctx, f"web-{kind}"))
     _errors(app)
+    if kind == "internal":
+        _staff_refusals(app)
     app.add_middleware(AuditMiddleware)  # inside the browser protections: records only what passed them
     if kind != "metrics":
         safety.install(app, ctx.settings if ctx is not None else get_settings(), public=kind == "public")
