@@ -9,13 +9,23 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
+import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
+from sqlmodel import select
+from temporalio.client import Client
 
 import config
 from config import GENERATED_SECRETS, SECRETS_FILE, Settings, UnsafeProduction, production_problems
 from crypto.codec import new_key
+from ledger.db import make_engine, migrate, session_scope
+from models.ledger import Contract
+from tests.apps import TEST_STAFF, signed_in_as
+from web.app import create_internal_app
+from web.deps import AppContext
+from web.inbound import Inbound
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -220,3 +230,25 @@ def test_a_refused_setting_never_echoes_secret_values(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as refused:
         Settings(_env_file=None, data_dir=tmp_path, link_secret="a-secret-value-123", payment_provider="stripe")
     assert "STRIPE_API_KEY" in str(refused.value) and "a-secret" not in str(refused.value)
+
+
+async def test_in_production_the_api_neither_offers_nor_accepts_demo_plans(tmp_path: Path) -> None:
+    settings = good_settings(tmp_path)
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")  # the checks need no PostgreSQL
+    migrate(str(engine.url))
+    ctx = AppContext(engine, cast(Client, None), settings, cast(Inbound, None))
+    app = create_internal_app(ctx)
+    app.state.ctx = ctx
+    signed_in_as(app, TEST_STAFF)
+    customer = {"customer_number": "C-P1", "name": "Erika Mustermann", "email": "erika@example.org"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://internal.test") as http:
+        offered = await http.get("/api/plans")
+        refused = await http.put("/api/contracts/K-P1", json={"customer": customer, "dunning_plan": "demo-fast"})
+        accepted = await http.put("/api/contracts/K-P2", json={"customer": customer, "dunning_plan": "de-follow-up"})
+
+    assert offered.status_code == 200 and "de-follow-up" in offered.json()
+    assert not [p for p in offered.json() if p.startswith("demo")]
+    assert refused.status_code == 422 and "demo-fast" in refused.json()["detail"]
+    assert accepted.status_code == 200
+    with session_scope(engine) as session:
+        assert [c.contract_number for c in session.exec(select(Contract)).all()] == ["K-P2"]  # nothing else written

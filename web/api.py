@@ -102,12 +102,21 @@ class ContractOut(BaseModel):
 
 @router.put("/contracts/{contract_number}", response_model=ContractOut)
 def put_contract(
-    contract_number: Id, body: ContractIn, session: Annotated[Session, Depends(db_session)]
+    contract_number: Id,
+    body: ContractIn,
+    session: Annotated[Session, Depends(db_session)],
+    ctx: Annotated[AppContext, Depends(context)],
 ) -> ContractOut:
     """Create or update a contract and its customer (master data from the policy system).
 
     An update changes only the fields the body names: an omitted `agent_code`, `email` or
-    `dunning_plan` keeps its value; `null` clears it. A new contract gets the defaults."""
+    `dunning_plan` keeps its value; `null` clears it. A new contract gets the defaults. Demo plans
+    (minutes, not legally effective) cannot be chosen in production."""
+    if body.dunning_plan is not None and body.dunning_plan not in ctx.settings.selectable_plan_ids():
+        raise HTTPException(
+            status_code=422,
+            detail=f"dunning_plan must be one of {ctx.settings.selectable_plan_ids()}, got {body.dunning_plan!r}",
+        )
     customer = service.upsert_customer(
         session,
         body.customer.customer_number,
@@ -337,5 +346,6 @@ async def case_status(contract_number: Id, ctx: Annotated[AppContext, Depends(co
 
 
 @router.get("/plans")
-async def plans() -> dict[str, object]:
-    return {plan_id: plan.model_dump(mode="json") for plan_id, plan in BUILTIN_PLANS.items()}
+async def plans(ctx: Annotated[AppContext, Depends(context)]) -> dict[str, object]:
+    """The plans a contract may be given (in production without the demo plans)."""
+    return {plan_id: BUILTIN_PLANS[plan_id].model_dump(mode="json") for plan_id in ctx.settings.selectable_plan_ids()}
