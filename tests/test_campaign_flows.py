@@ -728,7 +728,7 @@ async def test_report_page_api_and_cli_show_the_same_figures(
     assert (treated["quotes"], treated["conversions"], treated["rate"]) == (1, 1, 1.0)
     assert "collecting: 0 of 4685" in by_name["holdout"]["verdict"]
     bad = await api.get("/api/campaign/report", params={"as_of": "2026-11-22T10:00:00"})
-    assert bad.status_code == 422 and "UTC offset" in bad.text
+    assert bad.status_code == 422 and "as_of" in bad.text and "timezone" in bad.text
     page = await api.get("/campaign/report")
     assert page.status_code == 200 and "wait-times" in page.text and "holdout" in page.text
 
