@@ -3,6 +3,7 @@ page's form as a browser does."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from html.parser import HTMLParser
@@ -18,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from ledger.db import session_scope
 from models.case import CaseStatus, PremiumOverdue
 from models.ledger import Contract, Message
+from web.safety import CSRF_COOKIE, CSRF_FIELD, form_token
 from workflows.client import start_or_join_case
 from workflows.dunning import DunningCase
 
@@ -124,6 +126,14 @@ async def csrf_fields(client: httpx.AsyncClient, page_url: str) -> dict[str, str
     parser = _Forms()
     parser.feed(page.text)
     for fields in parser.forms.values():
-        if "csrf_token" in fields:
-            return {"csrf_token": fields["csrf_token"]}
+        if CSRF_FIELD in fields:
+            return {CSRF_FIELD: fields[CSRF_FIELD]}
     raise AssertionError(f"{page_url} shows no form with a CSRF token")
+
+
+def csrf_cookie(client: httpx.AsyncClient, csrf_secret: str) -> dict[str, str]:
+    """As if this browser had opened some form of the public app before: sets its `csrf` cookie and
+    returns the matching form field (for a URL whose own page shows no form, e.g. with Stripe on)."""
+    nonce = secrets.token_urlsafe(32)
+    client.cookies.set(CSRF_COOKIE, nonce)
+    return {CSRF_FIELD: form_token(csrf_secret, nonce, "")}

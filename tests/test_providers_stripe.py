@@ -27,6 +27,7 @@ from models.ledger import PayLink, Payment, Premium
 from models.providers import ProviderCheckout
 from tests.apps import BothApps
 from tests.conftest import seed_contract
+from tests.helpers import csrf_cookie
 from tests.providers_fakes import (
     CASE_ID,
     CONTRACT,
@@ -386,7 +387,10 @@ async def test_testpay_takes_no_payments_while_stripe_is_configured(web: Web) ->
     signature = sign_testpay(web.settings.testpay_webhook_secret, body, int(time.time()))
 
     webhook = await web.http.post("/webhooks/testpay", content=body, headers={TESTPAY_HEADER: signature})
-    checkout = await web.http.post(f"{web.pay_url.removeprefix('http://testserver')}/checkout", data={"amount": "10"})
+    form = csrf_cookie(web.http, web.settings.csrf_secret)  # a browser that has seen a form of the app
+    checkout = await web.http.post(
+        f"{web.pay_url.removeprefix('http://testserver')}/checkout", data={"amount": "10", **form}
+    )
 
     assert webhook.status_code == 404 and checkout.status_code == 404
     assert payments(web.engine) == []

@@ -298,6 +298,21 @@ async def test_a_multipart_form_carries_its_token_and_the_file_reaches_the_handl
     assert small.written == [f"upload:{len(content)}"]
 
 
+async def test_a_malformed_form_is_refused_with_400_at_the_part_that_breaks_and_nothing_is_written(
+    settings: Settings,
+) -> None:
+    small = small_app(settings)
+    broken = b'--x\r\nContent-Disposition: form-data; name="file"; filename="s.xml"\r\n\x91bad header\r\n' + b"y" * 100
+    async with small.client() as http:
+        await http.get("/upload")  # the browser has its cookie
+        response = await http.post(
+            "/upload", content=broken, headers={"content-type": "multipart/form-data; boundary=x"}
+        )
+
+    assert response.status_code == 400 and response.json()["detail"].startswith("the form body cannot be read")
+    assert small.written == []
+
+
 async def test_on_the_internal_app_a_token_belongs_to_the_staff_session_it_was_shown_in(settings: Settings) -> None:
     small = small_app(settings, public=False)
     async with small.client() as http:

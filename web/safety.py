@@ -533,9 +533,9 @@ class RequestGuard:
             detail = f"CSRF check failed: a form must be sent form-encoded or as multipart, got {media or 'no body'}"
             await refuse(scope, send, 403, f"{detail}. {hint}.")
             return
-        body = await _read_body(receive)
+        chunks: list[bytes] = []
         try:
-            given = await _form_field(scope, body, CSRF_FIELD)
+            given = await _form_field(scope, _recording(receive, chunks), CSRF_FIELD)
         except (HTTPException, MultiPartException, UnicodeDecodeError) as error:
             await refuse(scope, send, 400, f"the form body cannot be read: {getattr(error, 'detail', error)}")
             return
@@ -546,20 +546,21 @@ class RequestGuard:
             detail = f"CSRF check failed: the form's {CSRF_FIELD} does not belong to this browser session. {hint}."
             await refuse(scope, send, 403, detail)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The whole body (BodySizeLimit, outside, stops one that is too large while it streams)."""
-    chunks: list[bytes] = []
-    while True:
+def _recording(receive: Receive, chunks: list[bytes]) -> Receive:
+    """A receive that keeps a copy of each body chunk (for the app, after the check). The form is
+    parsed while it streams in, as the app would parse it: a malformed one is refused at the part
+    that breaks, and BodySizeLimit (outside) stops one that is too large."""
+
+    async def recording() -> Message:
         message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+        return message
+
+    return recording
 
 
 def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
@@ -576,13 +577,9 @@ def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
     return replay
 
 
-async def _form_field(scope: Scope, body: bytes, name: str) -> str:
+async def _form_field(scope: Scope, receive: Receive, name: str) -> str:
     """One text field of a form-encoded or multipart body, parsed as the app will parse it."""
-
-    async def once() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    form = await Request({**scope, "state": {}}, receive=once).form()
+    form = await Request({**scope, "state": {}}, receive=receive).form()
     try:
         value: Any = form.get(name)
         return value if isinstance(value, str) else ""
