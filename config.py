@@ -159,9 +159,9 @@ class Settings(BaseSettings):
     # process per app; several processes (or hosts) must share one store, e.g. "redis://host:6379".
     # Behind a reverse proxy the client IP is the proxy's unless uvicorn runs with --proxy-headers and
     # --forwarded-allow-ips set to the proxy.
-    rate_limit_sign_in: str = "10/minute"  # POST /sign-in, /auth/oidc/*, agent token sign-in
+    rate_limit_sign_in: str = "10/minute"  # POST /sign-in (staff and agents), /auth/oidc/*
     rate_limit_pay: str = "60/minute"  # customer pay links /pay/*, /p/*, TestPay checkout
-    rate_limit_campaign: str = "20/minute"  # campaign entry and its token links (confirm, unsubscribe, resume)
+    rate_limit_campaign: str = "20/minute"  # the campaign's token links (confirm, unsubscribe, resume)
     rate_limit_storage_uri: str = "memory://"
     # A bank statement line above this is not booked: it goes to the manual queue with the reason.
     camt_line_cap_cents: int = Field(default=10_000_000, ge=1)

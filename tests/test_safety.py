@@ -21,12 +21,14 @@ from typing import Annotated, Any, cast
 import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import Client
+from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import AccessFormatter
 
 from config import SECRETS_FILE, Settings
@@ -491,6 +493,29 @@ def test_install_puts_the_filter_on_uvicorns_access_logger_once(settings: Settin
 
     filters = [f for f in logging.getLogger("uvicorn.access").filters if isinstance(f, SecretRedactingFilter)]
     assert len(filters) == 1
+
+
+def test_the_filter_survives_uvicorns_logging_setup_and_what_its_access_logger_writes_is_redacted(
+    settings: Settings,
+) -> None:
+    app = small_app(settings).app  # install() attaches the filter when the app is built
+    uvicorn.Config(app, log_config=LOGGING_CONFIG)  # uvicorn configures its loggers (dictConfig) at start
+    written: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            written.append(self.format(record))
+
+    handler = Collect()
+    handler.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False))
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(handler)
+    try:
+        access.info('%s - "%s %s HTTP/%s" %d', "203.0.113.7:4711", "GET", "/pay/a1B2.c3D4/checkout", "1.1", 303)
+    finally:
+        access.removeHandler(handler)
+
+    assert written == ['203.0.113.7:4711 - "GET /pay/…/checkout HTTP/1.1" 303 See Other']
 
 
 # --- the CSRF secret ------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ first (each also answers the refusals of the ones inside it with its headers):
 1. **Security headers** on every response: Content-Security-Policy (no scripts but our own, no
    framing, forms post only to this app), nosniff, Referrer-Policy no-referrer (pay links carry
    tokens), X-Frame-Options DENY, and HSTS when the app's base URL is https.
-2. **Rate limits** per client IP, by path prefix (`rate_limit_table`): sign-in, pay links,
-   campaign entry and its token links. 429 with Retry-After. Counters are kept by a slowapi
+2. **Rate limits** per client IP, by path prefix (`rate_limit_table`): sign-in, pay links and the
+   campaign's token links (confirm, unsubscribe, resume). 429 with Retry-After. Counters are kept by a slowapi
    `Limiter` in `RATE_LIMIT_STORAGE_URI`: "memory://" counts per process; several web processes must
    share a store such as "redis://host:6379", or each grants the full limit.
 3. **Request size**, counted while the body streams in: 413 as soon as `MAX_BODY_BYTES` (bank
@@ -271,16 +271,16 @@ def rate_limit_table(settings: Settings) -> dict[str, str]:
     A key may start with a method ("POST /sign-in"): then only that method counts. A prefix matches
     the path itself and everything below it. Each key has its own counter. Add paths here."""
     return {
-        "POST /sign-in": settings.rate_limit_sign_in,
+        "POST /sign-in": settings.rate_limit_sign_in,  # staff and agents
         "/auth/oidc": settings.rate_limit_sign_in,
-        "POST /agents/sign-in": settings.rate_limit_sign_in,
         "/pay": settings.rate_limit_pay,
         "/p": settings.rate_limit_pay,
         "/testpay/checkout": settings.rate_limit_pay,
         "/campaign/confirm": settings.rate_limit_campaign,
         "/campaign/unsubscribe": settings.rate_limit_campaign,
         "/campaign/resume": settings.rate_limit_campaign,
-        "POST /api/campaign/quotes/abandoned": settings.rate_limit_campaign,
+        # Not POST /api/campaign/quotes/abandoned: the calculator's backend calls it from one address for
+        # everyone; its entry limits are per e-mail address and per end-user IP, in the handler.
     }
 
 
