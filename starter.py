@@ -293,6 +293,8 @@ def start(
 ) -> None:
     """Start the contract's case for an overdue premium, or add the premium to the running case."""
     settings = get_settings()
+    if plan is not None and plan not in settings.selectable_plan_ids():
+        raise typer.BadParameter(f"choose one of {', '.join(settings.selectable_plan_ids())}", param_hint="--plan")
 
     async def act(client: Client) -> str:
         h = await start_or_join_case(

@@ -3,11 +3,25 @@ the contract page shows a contract's rows, newest first."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from models.auth import AuditEvent
+
+# The contract a web request changed, for code below the handler that has no request
+# (web/inbound.py: a payment from a webhook, a billing event, a TestPay checkout). The audit
+# middleware (web/auth/audit.py) opens one per request and reads it when the response is sent.
+TOUCHED: ContextVar[dict[str, Any] | None] = ContextVar("audit_touched", default=None)
+
+
+def touched_contract(contract_number: str) -> None:
+    """Record that the current request changed this contract (the first one named wins)."""
+    current = TOUCHED.get()
+    if current is not None:
+        current.setdefault("contract_number", contract_number)
 
 
 def record(

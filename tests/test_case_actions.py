@@ -62,6 +62,9 @@ async def test_a_clerk_holds_a_case_under_their_own_name_and_is_refused_a_write_
     handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
     clerk = await signed_in(apps, engine, "mia", "clerk")
     page = f"/contracts/{CONTRACT}"
+    with session_scope(engine) as session:  # the sign-in is filed under the person who signed in
+        sign_ins = session.exec(select(AuditEvent).where(AuditEvent.action == "POST /sign-in")).all()
+    assert [(e.actor_kind, e.actor, e.via) for e in sign_ins] == [("person", "mia", "password")]
 
     # The form has no "by" field; a forged one is ignored: the session says who it is.
     until = (today + timedelta(days=10)).isoformat()
@@ -113,3 +116,20 @@ async def test_a_supervisor_writes_off_and_a_viewer_may_only_look(
     assert [(r.actor, r.detail["case_action"]) for r in audit_rows(engine)] == [("sam", "write-off")]
     await viewer.aclose()
     await boss.aclose()
+
+
+async def test_reading_through_the_codec_leaves_no_trail_row(
+    time_env: WorkflowEnvironment, engine: Engine, settings: Settings
+) -> None:
+    """The Temporal UI decodes dozens of payloads per page: reads, not changes (POST by protocol)."""
+    client = time_env.client
+    apps = BothApps(AppContext(engine, client, settings, Inbound(engine, client, settings)))  # signed-in staff
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=apps), base_url="http://test") as http:
+        decoded = await http.post("/codec/decode", json={"payloads": []})
+        changed = await http.put(
+            f"/api/contracts/{CONTRACT}", json={"customer": {"customer_number": "C-1", "name": "E"}}
+        )
+    assert decoded.status_code == 200 and changed.status_code == 200, (decoded.text, changed.text)
+    with session_scope(engine) as session:
+        actions = [e.action for e in session.exec(select(AuditEvent))]
+    assert actions == ["PUT /api/contracts/{contract_number}"]

@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from config import Settings
 from core.money import format_eur
+from ledger import audit
 from ledger.db import make_engine, migrate, session_scope
 from models.ledger import Message
 from runtime import build_worker
@@ -189,3 +190,16 @@ async def test_premium_falls_due_case_runs_pay_link_paid_contract_active_again(
     assert [h["to"] for h in reactivated["history"]] == ["suspended", "active"]
     closed = await poll(http, f"/api/cases/{CONTRACT}", "j['closed']", seconds=30)
     assert closed["stage"] == "paid"
+
+    # The contract's audit trail names every change: the billing system's client, the customer's
+    # link and the payment provider's signed webhook (path templates only, never the pay token).
+    with session_scope(engine) as session:
+        trail = {(e.actor_kind, e.actor, e.action) for e in audit.for_contract(session, CONTRACT)}
+    assert {
+        ("client", "billing", "PUT /api/contracts/{contract_number}"),
+        ("client", "billing", "POST /api/ledger/events"),
+        ("customer", "customer link", "POST /pay/{token}/checkout"),
+        ("customer", "customer link", "POST /testpay/checkout/{session_id}/pay"),
+        ("provider", "testpay", "POST /webhooks/testpay"),
+    } <= trail, trail
+    assert not any(link.rsplit("/", 1)[-1] in action for _, _, action in trail)

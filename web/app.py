@@ -103,7 +103,7 @@ def _quote(value: str) -> str:
 
 
 def _build(kind: policy.App, ctx: AppContext | None, routers: list[APIRouter]) -> FastAPI:
-    app = policy.guarded_app(routers, kind, title=TITLE, version="0.1.0", lifespan=_lifespan(ctx, f"web-{kind}"))
+    app = policy.guarded_app(routers, kind, title=TITLE, version="0.1.0", lifespan=_lifespan(ctx, "web"))
     _errors(app)
     if kind == "internal":
         _staff_refusals(app)

@@ -20,6 +20,7 @@ from temporalio.client import Client
 
 from config import Settings
 from ledger import debit_returns, service
+from ledger.audit import touched_contract
 from ledger.db import transaction_in_thread
 from models.case import DunningStopped, PaymentBooked, PaymentResult, PremiumOverdue
 from models.ledger import Contract, Premium
@@ -123,6 +124,7 @@ class Inbound:
         premium_id: str | None = None,
     ) -> PaymentResult:
         """Book a payment (once per reference) and tell the contract's case about it."""
+        touched_contract(contract_number)
         at = received_at or datetime.now(UTC)
         result = await self.in_transaction(
             lambda s: service.book_payment(
@@ -166,6 +168,7 @@ class Inbound:
         amount_cents: int,
         today: date,
     ) -> dict[str, object]:
+        touched_contract(contract_number)
         premium, created = await self.in_transaction(
             lambda s: service.book_premium(
                 s,
@@ -193,6 +196,7 @@ class Inbound:
             return premium, contract.contract_number
 
         premium, contract_number = await self.in_transaction(read)
+        touched_contract(contract_number)
         if premium.status != "open":
             return {"premium_id": premium_id, "case": None, "note": f"premium is {premium.status}"}
         return {"premium_id": premium_id, **(await self.dun(contract_number, premium_id))}
@@ -207,6 +211,7 @@ class Inbound:
         outcome = await self.in_transaction(
             lambda s: debit_returns.apply_return(s, payment_ref, reason_code, datetime.now(UTC))
         )
+        touched_contract(outcome.contract_number)
         result: dict[str, object] = {
             "payment_ref": payment_ref,
             "reopened": outcome.reopened,

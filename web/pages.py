@@ -42,6 +42,7 @@ from core.money import format_eur, parse_amount
 from core.references import mask_contract_number
 from core.tokens import PAY_LINK_SALT, pay_link_url, sign, unsign
 from ledger import audit, service
+from ledger.audit import touched_contract
 from ledger.db import session_scope, transaction_in_thread
 from models.ledger import (
     AgentTask,
@@ -261,6 +262,7 @@ def pay_checkout(request: Request, token: str, amount: Annotated[str, Form()] = 
         with session_scope(ctx.engine) as session:
             link = resolve_link(session, ctx.settings, token)
             view = pay_view(session, link, token)
+            touch_contract(session, link.contract_id)
             try:
                 cents = parse_customer_amount(amount, view.balance_cents)
             except ValueError as error:
@@ -373,6 +375,13 @@ async def deliver_webhook(
         return await client.post(url, content=body, headers=headers)
 
 
+def touch_contract(session: Session, contract_id: int) -> None:
+    """The audit trail files this customer action under its contract (web/auth/audit.py)."""
+    contract = session.get(Contract, contract_id)
+    if contract is not None:
+        touched_contract(contract.contract_number)
+
+
 def unknown_checkout_page(request: Request) -> Response:
     return page(request, "testpay.html", 404, checkout=None, cancel_url=None, error="Unknown checkout session.")
 
@@ -407,6 +416,7 @@ async def testpay_pay(request: Request, session_id: str) -> Response:
     checkout, newly_paid = await in_thread(ctx.engine, lambda s: mark_paid(s, session_id))
     if checkout is None:
         return unknown_checkout_page(request)
+    touched_contract(checkout.contract_number)
     token = sign(ctx.settings.link_secret, PAY_LINK_SALT, checkout.pay_link_token_id)
     transport: httpx.AsyncBaseTransport | None = getattr(request.app.state, WEBHOOK_TRANSPORT_STATE, None)
     problem: str | None = None

@@ -82,6 +82,8 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-dat
 JSON_TYPE = "application/json"
 # Bank statements are big: these paths get settings.max_statement_bytes instead of max_body_bytes.
 STATEMENT_PATHS = frozenset({"/api/bank/statements", "/bank/import"})
+CODEC_PATHS = frozenset({"/codec/decode", "/codec/encode"})
+CODEC_MAX_BODY_BYTES = 8 * 1024 * 1024  # web/codec.py's own cap; Temporal caps one payload at 2 MB
 DOCS_PATHS = frozenset({"/docs", "/redoc"})
 HSTS = "max-age=31536000"
 INSTALLED_STATE = "browser_safety"
@@ -111,7 +113,10 @@ def install(app: FastAPI, settings: Settings, *, public: bool) -> None:
     app.add_middleware(
         BodySizeLimit,
         default_limit=settings.max_body_bytes,
-        limits={path: settings.max_statement_bytes for path in STATEMENT_PATHS},
+        limits={
+            **{path: settings.max_statement_bytes for path in STATEMENT_PATHS},
+            **{path: CODEC_MAX_BODY_BYTES for path in CODEC_PATHS},  # a history page of payloads
+        },
     )
     app.add_middleware(RateLimits, table=rate_limit_table(settings), storage_uri=settings.rate_limit_storage_uri)
     app.add_middleware(SecurityHeaders, headers=security_headers(settings, https=https, public=public))

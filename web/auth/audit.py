@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import audit
 from ledger.db import session_scope
+from web.auth.policy import policy_for
 from web.auth.principal import PRINCIPAL_STATE, Principal
 
 log = logging.getLogger("dunning.audit")
@@ -41,25 +42,36 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         status: list[int] = []
+        touched: dict[str, Any] = {}
+        token = audit.TOUCHED.set(touched)
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status.append(int(message["status"]))
             await send(message)
 
-        await self.app(scope, receive, capture)
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            audit.TOUCHED.reset(token)
         if status and status[0] < 400:
-            await anyio.to_thread.run_sync(self._record, scope, status[0])
+            await anyio.to_thread.run_sync(self._record, scope, status[0], touched)
 
-    def _record(self, scope: Scope, status_code: int) -> None:
+    def _record(self, scope: Scope, status_code: int, touched: dict[str, Any]) -> None:
         state = scope.get("state") or {}
         who = state.get(PRINCIPAL_STATE)
         route = scope.get("route")
         if not isinstance(who, Principal) or not isinstance(route, APIRoute):
             return
+        rule = policy_for(scope["method"], route.path)
+        if rule is not None and not rule.audited:
+            return  # a read sent as POST (the codec)
         noted: dict[str, Any] = dict(state.get(NOTE_STATE) or {})
         params = {k: v for k, v in (scope.get("path_params") or {}).items() if k not in SECRET_PARAMS}
-        contract = noted.pop("contract_number", None) or params.get("contract_number")
+        contract = noted.pop("contract_number", None) or params.get("contract_number") or touched.get("contract_number")
+        actor = noted.pop("actor", None)
+        if isinstance(actor, Principal):  # sign-in: the person who signed in, not the anonymous caller
+            who = actor
         client = scope.get("client")
         try:
             with session_scope(scope["app"].state.ctx.engine) as session:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -40,6 +40,7 @@ class Policy:
     # No credential needed: the handler itself checks a signed token (customer link) or a provider's
     # signature; the caller is recorded as this kind and name.
     open_as: tuple[Literal["customer", "provider", "anonymous"], str] | None = None
+    audited: bool = True  # False only for reads sent as POST (the codec): no change, no trail row
 
     @property
     def is_open(self) -> bool:
@@ -158,8 +159,8 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("POST", "/api/campaign/touchpoints"): system(S.CAMPAIGN_WRITE),
     ("POST", "/api/campaign/email-events"): system(S.CAMPAIGN_WRITE),  # and signed (X-Campaign-Signature)
     ("GET", "/api/campaign/report"): staff(R.MARKETING, R.ADMIN, scopes=(S.CAMPAIGN_WRITE,)),
-    ("POST", "/codec/decode"): read(S.CODEC),
-    ("POST", "/codec/encode"): read(S.CODEC),
+    ("POST", "/codec/decode"): replace(read(S.CODEC), audited=False),
+    ("POST", "/codec/encode"): replace(read(S.CODEC), audited=False),
     ("OPTIONS", "/codec/decode"): anyone("internal", "CORS preflight of the Temporal UI (no data)"),
     ("OPTIONS", "/codec/encode"): anyone("internal", "CORS preflight of the Temporal UI (no data)"),
     # --- metrics app (own port, bound to the internal interface) ----------------------------------
@@ -230,6 +231,7 @@ def authorize(request: Request) -> None:
     if who is None:
         raise SignInRequired()
     if not allowed(policy, who):
+        setattr(request.state, PRINCIPAL_STATE, who)  # the refusal page says who is signed in
         log.warning("refused %s %s for %s", request.method, route.path, who.label)
         raise HTTPException(status_code=403, detail=f"not allowed: {request.method} {route.path} needs {policy.who}")
     setattr(request.state, PRINCIPAL_STATE, who)

@@ -14,6 +14,7 @@ from ledger.db import session_scope
 from models.auth import Role
 from web.auth import accounts, sessions
 from web.auth.audit import note
+from web.auth.principal import Principal
 from web.deps import context
 from web.pages import page
 
@@ -73,7 +74,8 @@ async def sign_in(
         )
     if identity is None:
         return _form(request, 401, next, "Account or password is wrong, or the account is disabled.", name=name[:100])
-    note(request, signed_in=identity.name, method="local")
+    who = Principal(kind="person", name=identity.name, roles=identity.roles, via="password")
+    note(request, actor=who, signed_in=identity.name, method="local")
     default = "/agents" if identity.roles == {Role.AGENT.value} else "/"
     return await sessions.begin_session(request, identity, sessions.safe_next(next, default))
 
