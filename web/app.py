@@ -13,6 +13,7 @@ Each app connects to Temporal at start-up (`make run` runs all three).
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -51,7 +52,9 @@ def _lifespan(ctx: AppContext | None, name: str) -> Callable[[FastAPI], Any]:
                 configure_logging(name)  # JSON lines, personal data masked (observability.py)
             migrate(settings.effective_database_url)
             engine = make_engine(settings.effective_database_url)
-            client = await connect(settings)
+            # Temporal records this as the caller of every start, signal and update the apps send; the
+            # person behind a staff action is the update's `by` (web/case_actions.py).
+            client = await connect(settings, identity=f"dunning-web@{socket.gethostname()}")
             app.state.ctx = AppContext(engine, client, settings, Inbound(engine, client, settings))
         yield
 
