@@ -676,3 +676,13 @@ async def test_pages_need_no_inline_script_so_the_policy_breaks_none_of_them(rea
         assert not re.search(r"<script(?![^>]*\bsrc=)", response.text), url
         assert not re.search(r"\son[a-z]+\s*=", response.text), url  # no onclick= etc.
         assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+async def test_the_internal_apps_api_docs_get_their_own_policy_with_the_inline_script_hashed(real: RealApps) -> None:
+    docs = await real.http.get("/docs")
+
+    assert docs.status_code == 200
+    [script] = re.findall(r"<script>(.*?)</script>", docs.text, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in docs.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
