@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from ledger import service
 from ledger.db import session_scope
+from ledger.debit_returns import RETURN_RULES
 from models.case import CaseStatus
 from models.ledger import (
     AgentTask,
@@ -36,7 +37,6 @@ from models.ledger import (
 from models.plans import BUILTIN_PLANS
 from tests.conftest import seed_contract
 from web.api import berlin_today
-from web.inbound import KNOWN_RETURN_CODES
 from workflows.dunning import DunningCase
 
 TODAY = berlin_today()  # the API decides "past due" by the real Berlin date
@@ -264,7 +264,7 @@ BAD_INPUT: dict[str, BadInput] = {
             "reason_code": "ZZ99",
         },
         422,
-        ["reason_code", "ZZ99", *sorted(KNOWN_RETURN_CODES)],
+        ["reason_code", "ZZ99", *sorted(RETURN_RULES)],
     ),
     "direct debit return of an unknown payment": BadInput(
         "POST",

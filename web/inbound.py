@@ -19,7 +19,7 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from config import Settings
-from ledger import debit_returns, service
+from ledger import card_reversals, debit_returns, service
 from ledger.audit import touched_contract
 from ledger.db import transaction_in_thread
 from models.case import DunningStopped, PaymentBooked, PaymentResult, PremiumOverdue
@@ -28,9 +28,6 @@ from observability import payment_booked
 from workflows.client import notify_dunning_stopped, notify_payment, start_or_join_case
 
 T = TypeVar("T")
-
-# SEPA return reason codes and what the engine does with them: ledger/debit_returns.py.
-KNOWN_RETURN_CODES = set(debit_returns.RETURN_RULES)
 
 
 class EventConflict(service.LedgerError):
@@ -200,6 +197,25 @@ class Inbound:
         if premium.status != "open":
             return {"premium_id": premium_id, "case": None, "note": f"premium is {premium.status}"}
         return {"premium_id": premium_id, **(await self.dun(contract_number, premium_id))}
+
+    async def card_payment_reversed(
+        self, *, payment_intent: str, amount_cents: int, kept_cents: int, reason: str
+    ) -> dict[str, object]:
+        """A refund or dispute of a pay-link payment (ledger/card_reversals.py): re-open what it paid
+        (a partial refund keeps the rest booked), then dun the re-opened premiums as a returned
+        direct debit does. A stopped contract or a blocked premium gets a note, no case."""
+        result = await self.in_transaction(
+            lambda s: card_reversals.reverse_card_payment(s, payment_intent, amount_cents, kept_cents, reason)
+        )
+        answer: dict[str, object] = {
+            "payment_ref": card_reversals.payment_ref(payment_intent),
+            "reopened": result.premiums,
+            "changed": result.changed,
+            "case": None,
+        }
+        for premium_id in result.premiums:
+            answer.update(await self.dun(result.contract_number, premium_id, reason=f"Stripe {reason}"))
+        return answer
 
     async def direct_debit_returned(self, *, payment_ref: str, reason_code: str) -> dict[str, object]:
         """Re-open what the debit paid and act on its reason code (ledger/debit_returns.py); then

@@ -25,13 +25,12 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, select
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -39,11 +38,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from config import Settings
 from core.references import mask_contract_number
 from core.tokens import pay_link_url
-from ledger import service
+from ledger import card_reversals, service
 from ledger.db import session_scope
 from models.activities import SendMessage
 from models.inputs import MAX_LEDGER_CENTS
-from models.ledger import Contract, Payment
+from models.ledger import Contract
 from models.providers import DeliveryStatus, ProviderCheckout
 from providers import deliveries
 from providers.base import CheckoutRequest, ProviderError, WebhookRejected
@@ -61,7 +60,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 PROVIDERS_STATE = "providers"  # app.state attribute: built once from the settings (tests may set it)
-STRIPE_SOURCE = "stripe"
+STRIPE_SOURCE = card_reversals.SOURCE
 TWILIO_SOURCE = "twilio"
 SENDGRID_SOURCE = "sendgrid"
 # SendGrid events that mean the address must not be used again, and those that only report success.
@@ -312,10 +311,6 @@ def _cents(obj: dict[str, Any], name: str) -> int:
     return value
 
 
-def stripe_payment_ref(payment_intent: str) -> str:
-    return f"stripe:{payment_intent}"
-
-
 async def book_checkout(ctx: AppContext, session_obj: dict[str, Any]) -> dict[str, object]:
     """A paid Checkout Session: book its amount once (reference = the PaymentIntent) and signal."""
     metadata = session_obj.get("metadata") if isinstance(session_obj.get("metadata"), dict) else {}
@@ -328,77 +323,11 @@ async def book_checkout(ctx: AppContext, session_obj: dict[str, Any]) -> dict[st
     if amount <= 0:
         raise BadEvent("amount_total must be positive")
     intent = session_obj.get("payment_intent")
-    ref = stripe_payment_ref(intent if isinstance(intent, str) and intent else _text(session_obj, "id"))
+    ref = card_reversals.payment_ref(intent if isinstance(intent, str) and intent else _text(session_obj, "id"))
     payment = await ctx.inbound.payment(
         contract_number=contract_number, external_ref=ref, amount_cents=amount, source=STRIPE_SOURCE
     )
     return {"payment_ref": payment.payment_ref, "booked": payment.booked, "balance_cents": payment.balance_cents}
-
-
-@dataclass(frozen=True)
-class Reopened:
-    contract_number: str
-    premiums: list[str]
-    changed: bool
-
-
-def reverse_stripe_payment(session: Session, intent: str, amount_cents: int, kept_cents: int, reason: str) -> Reopened:
-    """Refund or dispute: undo what the payment paid; a partial refund keeps `kept_cents` booked.
-
-    The original payment (and any earlier "kept" re-booking) is reversed like a returned direct
-    debit; the part the customer keeps paid is booked again as `stripe:<pi>:kept:<refunded>`.
-    Repeating the same event changes nothing; an older, smaller refund arriving late is ignored.
-    """
-    base = stripe_payment_ref(intent)
-    found = list(
-        session.exec(
-            select(Payment).where(
-                or_(Payment.external_ref == base, col(Payment.external_ref).startswith(f"{base}:kept:"))
-            )
-        )
-    )
-    if not found:
-        raise service.NotFound(f"payment_ref {base!r} is not in the ledger")
-    refunded = amount_cents - kept_cents
-    kept_ref = f"{base}:kept:{refunded}"
-    later = [p for p in found if ":kept:" in p.external_ref and int(p.external_ref.rsplit(":", 1)[1]) > refunded]
-    contract = session.get(Contract, found[0].contract_id)
-    assert contract is not None
-    if later:
-        return Reopened(contract.contract_number, [], False)
-    reopened: list[str] = []
-    changed = False
-    for payment in found:
-        if payment.external_ref != kept_ref and not payment.returned:
-            _, premiums, did = service.reverse_payment(session, payment.external_ref, reason)
-            reopened += [p for p in premiums if p not in reopened]
-            changed = changed or did
-    if kept_cents > 0 and service.find_payment(session, kept_ref) is None:
-        original = next(p for p in found if p.external_ref == base)
-        service.book_payment(
-            session,
-            contract_number=contract.contract_number,
-            external_ref=kept_ref,
-            amount_cents=kept_cents,
-            received_at=original.received_at,
-            source=STRIPE_SOURCE,
-        )
-        changed = True
-    return Reopened(contract.contract_number, reopened, changed)
-
-
-async def reopen(ctx: AppContext, intent: str, amount: int, kept: int, reason: str) -> dict[str, object]:
-    """Re-open the amount in the ledger and resume dunning (as a returned direct debit does)."""
-    result = await ctx.inbound.in_transaction(lambda s: reverse_stripe_payment(s, intent, amount, kept, reason))
-    answer: dict[str, object] = {
-        "payment_ref": stripe_payment_ref(intent),
-        "reopened": result.premiums,
-        "changed": result.changed,
-        "case": None,
-    }
-    for premium_id in result.premiums:  # a stopped contract or a blocked premium: a note, no case
-        answer.update(await ctx.inbound.dun(result.contract_number, premium_id, reason=f"Stripe {reason}"))
-    return answer
 
 
 async def handle_stripe_event(ctx: AppContext, event: dict[str, Any]) -> dict[str, object]:
@@ -421,14 +350,21 @@ async def handle_stripe_event(ctx: AppContext, event: dict[str, Any]) -> dict[st
             raise BadEvent(f"amount_refunded must be in 1..{amount}, got {refunded}")
         if not charge.get("payment_intent"):
             return {"ignored": True, "reason": "charge without a payment intent (not from a pay link)"}
-        return await reopen(ctx, _text(charge, "payment_intent"), amount, amount - refunded, "refund")
+        return await ctx.inbound.card_payment_reversed(
+            payment_intent=_text(charge, "payment_intent"),
+            amount_cents=amount,
+            kept_cents=amount - refunded,
+            reason="refund",
+        )
     if kind == "charge.dispute.created":
         dispute = _object(event)
         if not dispute.get("payment_intent"):
             return {"ignored": True, "reason": "dispute without a payment intent (not from a pay link)"}
         intent = _text(dispute, "payment_intent")
         # A dispute withdraws the whole charge until it is decided: re-open all of it.
-        return await reopen(ctx, intent, 0, 0, "dispute")
+        return await ctx.inbound.card_payment_reversed(
+            payment_intent=intent, amount_cents=0, kept_cents=0, reason="dispute"
+        )
     return {"ignored": True, "type": kind}
 
 
