@@ -1,16 +1,35 @@
-"""Working days and legal deadlines (§193 BGB). Pure: the dates come in as arguments."""
+"""Working days, legal deadlines (§193 BGB) and calendar arithmetic (§188 BGB). Pure: the dates
+come in as arguments. The one home of `add_months` and `add_years`."""
 
 from __future__ import annotations
 
+from calendar import monthrange
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
 
-from core.instalments import add_months
 from models.messages import Channel
 from models.plan import DunningPlan
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` plus whole months, the way §188(2), (3) BGB ends a period of months: on the day with
+    the same number, or on the month's last day when it has no such day (31 January + 1 = 28/29
+    February). The one implementation: instalments, the termination's cure month and the court's
+    six-month limit all use it."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    return date(year, month, min(day.day, monthrange(year, month)[1]))
+
+
+def add_years(day: date, years: int) -> date:
+    """`day` plus whole years; 29 February becomes 28 February in a year without it."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
 
 
 @lru_cache(maxsize=64)

@@ -3,23 +3,13 @@ question the case asks at each instalment date: is the customer on track?"""
 
 from __future__ import annotations
 
-import calendar
 from datetime import date, timedelta
 
+from core.calendar import add_months
 from models.case import Instalment
 
 MAX_INSTALMENTS = 24
 MAX_DURATION = timedelta(days=366)
-
-
-def add_months(day: date, months: int) -> date:
-    """`day` plus whole months, the way §188(2), (3) BGB ends a period of months: on the day with
-    the same number, or on the month's last day when it has no such day (31 January + 1 = 28/29
-    February). The one implementation: instalments, the termination's cure month and the court's
-    six-month limit all use it."""
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 def equal_instalments(total_cents: int, count: int, first_due: date) -> list[Instalment]:

@@ -16,6 +16,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
+from core.calendar import add_years
+from core.court_dates import initial_limitation
 from ledger.db import session_scope
 from models.agency import CourtDocument, CourtEvent
 from models.case import ApproveCourtFiling, CaseStage, CaseStatus, HoldKind
@@ -26,7 +28,7 @@ from tests.conftest import seed_contract
 from tests.helpers import advance_until, berlin_today, contract_status, open_case, status
 from tests.test_dunning_case import pay
 from tests.test_handover import CONTRACT, end_case_and_children, start_case
-from workflows.court import CourtDunning, add_years, initial_limitation
+from workflows.court import CourtDunning
 from workflows.dunning import DunningCase
 
 K = CourtEventKind

@@ -13,10 +13,16 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
-from core.calendar import next_working_day
-from core.court_dates import period_end
-from core.instalments import add_months
-from models.court import CourtState
+from core.calendar import add_months, next_working_day
+from core.court_dates import (
+    enforcement_objection_last_day,
+    enforcement_order_last_day,
+    objection_last_day,
+    period_end,
+    period_end_weekends_only,
+    title_limitation,
+)
+from models.court import CourtRules, CourtState
 from tests.histories.record_court import serve_before_a_holiday, start_filed_court
 from workflows.court import CourtDunning
 
@@ -64,6 +70,27 @@ def test_the_six_month_limit_for_the_enforcement_order_moves_past_a_holiday_too(
     served_on = date(2025, 11, 1)  # + six months = Friday 1 May 2026, Labour Day (§701 ZPO)
 
     assert period_end(add_months(served_on, 6)) == midnight_after(date(2026, 5, 4))
+
+
+def test_the_court_periods_count_from_service_two_weeks_and_six_months_clamped_to_the_month_end() -> None:
+    rules = CourtRules()
+    served_on = date(2025, 8, 31)
+
+    assert objection_last_day(served_on, rules) == date(2025, 9, 14)
+    assert enforcement_order_last_day(served_on, rules) == date(2026, 2, 28)  # no 31 February (§188(3) BGB)
+    assert enforcement_objection_last_day(date(2026, 3, 2), rules) == date(2026, 3, 16)
+
+
+def test_a_final_title_lasts_thirty_years_and_a_leap_day_title_ends_on_28_february() -> None:
+    assert title_limitation(date(2026, 5, 4)) == date(2056, 5, 4)
+    assert title_limitation(date(2028, 2, 29)) == date(2058, 2, 28)
+
+
+def test_the_old_weekends_only_rule_ignores_holidays_so_old_histories_replay() -> None:
+    good_friday = date(2026, 4, 3)
+
+    assert period_end_weekends_only(good_friday) == midnight_after(good_friday)
+    assert period_end_weekends_only(date(2026, 4, 4)) == midnight_after(date(2026, 4, 6))  # Saturday → Monday
 
 
 def test_a_period_ends_at_midnight_berlin_in_summer_and_winter_time() -> None:

@@ -23,7 +23,7 @@ a final title lasts 30 years (§197 BGB).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
@@ -32,16 +32,18 @@ from workflows.common import ACTIVITY_TIMEOUT, RETRY
 
 with workflow.unsafe.imports_passed_through():
     from activities.court import CourtActivities
-    from core.calendar import local_date, start_of_day
+    from core.calendar import local_date
     from core.court_dates import (
         COURT_TIMEZONE,
-        TITLE_YEARS,
-        add_years,
+        enforcement_objection_last_day,
+        enforcement_order_last_day,
         initial_limitation,
+        objection_last_day,
         period_end,
+        period_end_weekends_only,
         restarted_limitation,
+        title_limitation,
     )
-    from core.instalments import add_months
     from models.court import (
         FINAL_STATES,
         ApplyEnforcementOrder,
@@ -90,15 +92,7 @@ TRANSITIONS: dict[CourtState, dict[CourtEventKind, CourtState]] = {
 }
 
 
-# --- date rules: core/court_dates.py ---------------------------------------------------------
-
-
-def period_end_weekends_only(last_day: date, tz: str = TIMEZONE) -> datetime:
-    """The rule before COURT_PERIODS_PUBLIC_HOLIDAYS, kept only so that court dunnings served
-    before it replay unchanged: a Saturday or Sunday moves the end to Monday, holidays do not."""
-    while last_day.weekday() >= 5:
-        last_day += timedelta(days=1)
-    return start_of_day(last_day + timedelta(days=1), tz)
+# Every date rule (period lengths, §222(2) ZPO, limitation) lives in core/court_dates.py.
 
 
 def reject(message: str) -> ApplicationError:
@@ -264,13 +258,11 @@ class CourtDunning:
         await self._event(event.kind, event.occurred_on, target, event.reference, event.note)
         if event.kind == E.SERVED:
             d.served_on = event.occurred_on
-            d.objection_window_ends = self._period_end(event.occurred_on + d.rules.objection_window)
-            d.enforcement_order_deadline = self._period_end(
-                add_months(event.occurred_on, d.rules.enforcement_order_limit_months)
-            )
+            d.objection_window_ends = self._period_end(objection_last_day(event.occurred_on, d.rules))
+            d.enforcement_order_deadline = self._period_end(enforcement_order_last_day(event.occurred_on, d.rules))
         elif event.kind == E.ENFORCEMENT_ORDER_SERVED:
             d.enforcement_objection_window_ends = self._period_end(
-                event.occurred_on + d.rules.enforcement_objection_window
+                enforcement_objection_last_day(event.occurred_on, d.rules)
             )
         if target == S.TITLE_FINAL:
             await self._title_final(event.occurred_on, f"Judgment final ({event.kind})")
@@ -337,7 +329,7 @@ class CourtDunning:
     async def _title_final(self, on: date, why: str) -> None:
         d = self.data
         d.title_final_on = on
-        d.limitation_date = add_years(on, TITLE_YEARS)
+        d.limitation_date = title_limitation(on)
         await self._event("title_final", on, S.TITLE_FINAL)
         await self._enter(S.TITLE_FINAL, f"{why}; the title lasts until {d.limitation_date} (§197 BGB)")
         d.enforcement_ends = workflow.now() + d.rules.enforcement_period
@@ -421,7 +413,7 @@ class CourtDunning:
         """When a court period with this last day ends (§222(2) ZPO, core/court_dates.py), at the
         court's state where known. Its timer waits for exactly this moment."""
         if not workflow.patched(COURT_PERIODS_PUBLIC_HOLIDAYS):
-            return period_end_weekends_only(last_day)
+            return period_end_weekends_only(last_day, TIMEZONE)
         # The holidays package reads its data files when first used for a year: outside the sandbox.
         # The data ships with the code, so every replay computes the same date.
         with workflow.unsafe.sandbox_unrestricted():
