@@ -25,10 +25,10 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from core.steps import STAGE_OF_ACTIVITY, STAGE_OF_CLOSE_ACTION, STAGE_OF_MESSAGE, StepKind, stage_after
 from models.activities import ChangeContractStatus, CloseCase, SendMessage
-from models.case import CaseStage, PaymentResult
+from models.case import PaymentResult
 from models.ledger import ContractStatus
-from models.messages import MessageKind
 
 PAYMENTS = Counter("dunning_payments", "Payments booked (new bookings only)", ["source"])
 PAYMENT_CENTS = Counter("dunning_payment_cents", "Sum of newly booked payments in cents", ["source"])
@@ -39,18 +39,8 @@ STAGE_ENTRIES = Counter("dunning_case_stage_entries", "Cases that reached a stag
 CASES = Gauge("dunning_cases", "Running dunning cases by stage (Temporal visibility, at scrape)", ["stage"])
 
 # Which finished activity means a case reached which stage (the stage change itself happens in the
-# workflow right after the activity returns).
-_STAGE_OF_MESSAGE = {
-    MessageKind.REMINDER: CaseStage.REMINDED,
-    MessageKind.QUALIFIED_NOTICE: CaseStage.NOTICE_SENT,
-    MessageKind.PAY_LINK_SMS: CaseStage.SMS_SENT,
-}
-_STAGE_OF_CLOSE = {"paid": CaseStage.PAID, "write_off": CaseStage.WRITTEN_OFF, "cancel": CaseStage.CANCELLED}
-_STAGE_OF_ACTIVITY = {
-    "open_handover": CaseStage.AGENCY,  # the AgentHandover child assigns the task
-    "prepare_court_application": CaseStage.COURT_APPROVAL,
-    "approve_court_application": CaseStage.COURT_FILED,
-}
+# workflow right after the activity returns): from the catalogue (core/steps.py).
+_SUSPENDED = stage_after(StepKind.SUSPEND_COVER)
 
 
 def payment_booked(source: str, result: PaymentResult) -> None:
@@ -68,18 +58,18 @@ def count_activity(name: str, args: list[Any], result: Any) -> None:
             REACTIVATIONS.inc()
         elif request.to_status == ContractStatus.SUSPENDED:
             SUSPENSIONS.inc()
-            STAGE_ENTRIES.labels(stage=CaseStage.SUSPENDED.value).inc()
+            STAGE_ENTRIES.labels(stage=_SUSPENDED.value).inc()
     elif name == "book_payment" and isinstance(result, PaymentResult):
         payment_booked(getattr(request, "source", "case"), result)
     elif name == "send_message" and isinstance(request, SendMessage):
         channel = getattr(result, "channel", None)
         MESSAGES.labels(kind=request.kind.value, channel=str(getattr(channel, "value", channel))).inc()
-        if request.kind in _STAGE_OF_MESSAGE:
-            STAGE_ENTRIES.labels(stage=_STAGE_OF_MESSAGE[request.kind].value).inc()
-    elif name == "close_case" and isinstance(request, CloseCase) and request.action in _STAGE_OF_CLOSE:
-        STAGE_ENTRIES.labels(stage=_STAGE_OF_CLOSE[request.action].value).inc()
-    elif name in _STAGE_OF_ACTIVITY:
-        STAGE_ENTRIES.labels(stage=_STAGE_OF_ACTIVITY[name].value).inc()
+        if request.kind in STAGE_OF_MESSAGE:
+            STAGE_ENTRIES.labels(stage=STAGE_OF_MESSAGE[request.kind].value).inc()
+    elif name == "close_case" and isinstance(request, CloseCase) and request.action in STAGE_OF_CLOSE_ACTION:
+        STAGE_ENTRIES.labels(stage=STAGE_OF_CLOSE_ACTION[request.action].value).inc()
+    elif name in STAGE_OF_ACTIVITY:
+        STAGE_ENTRIES.labels(stage=STAGE_OF_ACTIVITY[name].value).inc()
 
 
 class _CountingActivities(ActivityInboundInterceptor):

@@ -37,6 +37,7 @@ from models.case import Arrears
 from models.ledger import Contract, Customer, Message, PayLink
 from models.messages import (
     CONFIRMATION_KINDS,
+    DEMANDING_KINDS,
     Channel,
     Creditor,
     LineItem,
@@ -61,13 +62,10 @@ def sms_pay_url(base_url: str, pay_url: str, token_id: str) -> str:
     return f"{base_url.rstrip('/')}{SHORT_PAY_PATH}{token_id}" if pay_url else ""
 
 
-# Messages that demand payment: never sent when nothing is open any more.
-DUNNING_KINDS = {
-    MessageKind.REMINDER,
-    MessageKind.QUALIFIED_NOTICE,
-    MessageKind.PAY_LINK_SMS,
-    MessageKind.TERMINATION_LETTER,
-}
+# Messages that demand payment (the catalogue's rows, models/messages.py): never sent when nothing is open any more.
+DUNNING_KINDS = DEMANDING_KINDS
+
+
 class AmountMismatch(ApplicationError):
     pass
 

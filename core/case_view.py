@@ -1,4 +1,13 @@
-"""How a case reads in the Temporal UI: pure functions from state to text."""
+"""How a case reads in the Temporal UI: pure functions from state to text.
+
+The current details are Markdown, rendered by the UI's `/render` page in a frame whose stylesheet
+zeroes every element's padding and border (`* { padding: 0; border: 0 }`, `table { border-spacing: 0 }`)
+and keeps newlines (`white-space: pre-line`). A Markdown table therefore renders as a <table> whose
+cells touch ("K-1003-P129.11.2026 – 29.12.202629.11.202632,50 €"), and a list that follows a line of
+text without a blank line stays text with literal dashes. So: no tables, one list item per premium with
+labelled fields, and a blank line before every list (docs/img/temporal-ui-current-details.png).
+The texts per stage come from the catalogue (core/steps.py), so they are true for every stage.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +15,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from core.money import format_eur
-from models.case import CLOSED_STAGES, CaseState
+from core.steps import CLOSED_STAGES, DECISION_STAGES, stage_text, step_spec, waits_for
+from models.case import CaseState
 from models.plan import PlanStep
-
-STAGE_TEXT = {
-    "overdue": "Overdue, nothing sent yet",
-    "reminded": "Reminder sent",
-    "notice_sent": "Qualified notice sent (§38 VVG), deadline running",
-    "suspended": "Deadline passed: cover suspended",
-    "sms_sent": "SMS with pay link sent",
-    "agency": "Handed over to the agent",
-    "court_approval": "Court application prepared: waiting for approval",
-    "court_filed": "Court dunning filed",
-    "paid": "Paid: contract active",
-    "written_off": "Written off",
-    "cancelled": "Cancelled by staff",
-}
 
 
 def local(moment: datetime | None, tz: str) -> str:
@@ -52,11 +48,11 @@ def case_status_word(state: CaseState) -> str:
 
 def current_details(state: CaseState, step: PlanStep | None, step_at: datetime | None) -> str:
     tz = state.plan.timezone
+    credit = f" (credit {format_eur(state.arrears.credit_cents)})" if state.arrears.credit_cents else ""
     lines = [
-        f"**{STAGE_TEXT.get(state.stage, state.stage)}**",
+        f"**{stage_text(state.stage)}**",
         "",
-        f"- Open amount: **{format_eur(state.arrears.balance_cents)}**"
-        + (f" (credit {format_eur(state.arrears.credit_cents)})" if state.arrears.credit_cents else ""),
+        f"- Open amount: **{format_eur(state.arrears.balance_cents)}**{credit}",
         f"- Contract status: {state.arrears.contract_status}",
     ]
     if state.deadline:
@@ -67,19 +63,18 @@ def current_details(state: CaseState, step: PlanStep | None, step_at: datetime |
     if state.stage in CLOSED_STAGES:
         lines.append(f"- Closed {local(state.closed_at, tz)}: {state.closed_reason}")
     elif step is not None:
-        lines.append(f"- Next: **{step.key}** ({step.summary or step.kind}) at {local(step_at, tz)}")
-    elif state.stage == "court_approval":
-        lines.append("- Next: a person approves the court filing (update `approve_court_filing`)")
+        lines.append(f"- Next: **{step.key}** ({step.summary or step_spec(step.kind).title}) at {local(step_at, tz)}")
     else:
-        lines.append("- Next: waiting for payment (plan completed)")
+        through = state.next_step >= len(state.plan.steps) and state.stage not in DECISION_STAGES
+        lines.append(f"- Waiting for: {waits_for(state.stage)}" + (" (no further step in the plan)" if through else ""))
     if state.arrears.items:
-        lines += ["", "| premium | period | due | open |", "|---|---|---|---|"]
+        lines += ["", "**Open premiums**", ""]
         lines += [
-            f"| {i.premium_id} | {i.period} | {i.due_date:%d.%m.%Y} | {format_eur(i.open_cents)} |"
+            f"- {i.premium_id}: {i.period}, due {i.due_date:%d.%m.%Y}, open **{format_eur(i.open_cents)}**"
             for i in state.arrears.items
         ]
     if state.steps_done:
-        lines += ["", "Steps done:"]
+        lines += ["", "**Steps done**", ""]
         lines += [
             f"- {local(s.at, tz)} {s.key}"
             + (f" via {s.channel}" if s.channel else "")

@@ -11,39 +11,13 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+# Case stages, which of them are closed and the stage after each step kind live in the catalogue;
+# imported here under their old names, so `from models.case import CaseStage` keeps working.
+from core.steps import CLOSED_STAGES as CLOSED_STAGES
+from core.steps import STAGE_AFTER_STEP as STAGE_AFTER_STEP
+from core.steps import CaseStage as CaseStage
 from models.messages import Channel
 from models.plan import DunningPlan, StepKind
-
-
-class CaseStage(StrEnum):
-    """How far the escalation has come. Closed stages end the case."""
-
-    OVERDUE = "overdue"  # opened, nothing sent yet
-    REMINDED = "reminded"
-    NOTICE_SENT = "notice_sent"  # qualified notice sent, deadline running
-    SUSPENDED = "suspended"  # deadline passed, cover suspended
-    SMS_SENT = "sms_sent"
-    AGENCY = "agency"  # handed over to the agent
-    COURT_APPROVAL = "court_approval"  # application prepared, waiting for a person
-    COURT_FILED = "court_filed"
-    TERMINATION_APPROVAL = "termination_approval"  # termination proposed, waiting for a person
-    TERMINATED = "terminated"  # contract terminated; paying everything within a month voids it
-    PAID = "paid"
-    WRITTEN_OFF = "written_off"
-    CANCELLED = "cancelled"
-
-
-CLOSED_STAGES = {CaseStage.PAID, CaseStage.WRITTEN_OFF, CaseStage.CANCELLED}
-
-STAGE_AFTER_STEP: dict[StepKind, CaseStage] = {
-    StepKind.REMINDER: CaseStage.REMINDED,
-    StepKind.QUALIFIED_NOTICE: CaseStage.NOTICE_SENT,
-    StepKind.SUSPEND_COVER: CaseStage.SUSPENDED,
-    StepKind.PAY_LINK_SMS: CaseStage.SMS_SENT,
-    StepKind.AGENCY_HANDOVER: CaseStage.AGENCY,
-    StepKind.COURT_DUNNING: CaseStage.COURT_APPROVAL,
-    StepKind.TERMINATION: CaseStage.TERMINATION_APPROVAL,
-}
 
 
 class HoldKind(StrEnum):

@@ -7,8 +7,11 @@ e-mail, SMS or a PDF letter.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
 
 from pydantic import BaseModel, Field
 
@@ -20,7 +23,8 @@ class Channel(StrEnum):
 
 
 class MessageKind(StrEnum):
-    """One template family per kind, under templates/<language>/<kind>.<channel>.*"""
+    """One template family per kind, under templates/<language>/<kind>.<channel>.*; what each kind
+    is: its row in `MESSAGE_KINDS` below."""
 
     REMINDER = "reminder"
     QUALIFIED_NOTICE = "qualified_notice"  # qualifizierte Mahnung, §38 VVG
@@ -35,18 +39,48 @@ class MessageKind(StrEnum):
     AGENT_HANDOVER = "agent_handover"  # to the agent, not the customer
 
 
-# Confirmations of a cleared balance: no items, no amounts, no pay link.
-CONFIRMATION_KINDS = frozenset(
+class Audience(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    """One message kind in the catalogue (core/steps.py re-exports these rows): who reads it, on
+    which channels it can go (a template exists for each, in every supported language: checked by
+    tests/test_step_catalogue.py) and what it is in law."""
+
+    channels: frozenset[Channel]
+    demands_payment: bool = False  # never sent when nothing is open any more (a demand for nothing is untrue)
+    # A declaration with legal effect that must reach the customer in text form (§126b BGB), never by
+    # SMS, with its legal part visibly set apart and proof of receipt kept (ledger/evidence.py).
+    text_form: bool = False
+    confirmation: bool = False  # confirms a cleared balance: no items, no amounts, no pay link
+    audience: Audience = Audience.CUSTOMER
+
+
+_EMAIL_LETTER = frozenset({Channel.EMAIL, Channel.LETTER})
+_ALL = frozenset(Channel)
+
+MESSAGE_KINDS: Final = MappingProxyType(
     {
-        MessageKind.PAID_IN_FULL,
-        MessageKind.REACTIVATION,
-        MessageKind.TERMINATION_VOID,
-        MessageKind.PAID_AFTER_TERMINATION,
+        MessageKind.REMINDER: MessageSpec(_EMAIL_LETTER, demands_payment=True),
+        MessageKind.QUALIFIED_NOTICE: MessageSpec(_EMAIL_LETTER, demands_payment=True, text_form=True),
+        MessageKind.PAY_LINK_SMS: MessageSpec(_ALL, demands_payment=True),
+        MessageKind.PAYMENT_RECEIPT: MessageSpec(_ALL),
+        MessageKind.TERMINATION_LETTER: MessageSpec(_EMAIL_LETTER, demands_payment=True, text_form=True),
+        MessageKind.PAID_IN_FULL: MessageSpec(_ALL, confirmation=True),
+        MessageKind.REACTIVATION: MessageSpec(_ALL, confirmation=True),
+        MessageKind.TERMINATION_VOID: MessageSpec(_ALL, confirmation=True),
+        MessageKind.PAID_AFTER_TERMINATION: MessageSpec(_ALL, confirmation=True),
+        MessageKind.AGENT_HANDOVER: MessageSpec(frozenset({Channel.EMAIL}), audience=Audience.AGENT),
     }
 )
-# Declarations with legal effect that must reach the customer in text form (§126b BGB), never by SMS,
-# with their legal part visibly set apart and proof of receipt kept (ledger/evidence.py).
-TEXT_FORM_KINDS = frozenset({MessageKind.QUALIFIED_NOTICE, MessageKind.TERMINATION_LETTER})
+
+# Derived from the rows above.
+CONFIRMATION_KINDS: Final = frozenset(kind for kind, spec in MESSAGE_KINDS.items() if spec.confirmation)
+TEXT_FORM_KINDS: Final = frozenset(kind for kind, spec in MESSAGE_KINDS.items() if spec.text_form)
+DEMANDING_KINDS: Final = frozenset(kind for kind, spec in MESSAGE_KINDS.items() if spec.demands_payment)
 
 
 class LineItem(BaseModel):

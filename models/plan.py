@@ -12,7 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from models.messages import Channel
+# Step kinds and what each means (stage after it, message, legal effect) live in the catalogue;
+# imported here under their old names, so `from models.plan import StepKind` keeps working.
+from core.steps import MESSAGE_STEPS as MESSAGE_STEPS
+from core.steps import StepKind as StepKind
+from core.steps import message_kind
+from models.messages import MESSAGE_KINDS, Channel
 
 LEGAL_MIN_PAYMENT_PERIOD = timedelta(days=14)  # §38(1) VVG: at least two weeks from receipt
 # Denmark, renteloven §9b: a reminder fee of at most 100 DKK, for at most 3 reminders on the same
@@ -22,26 +27,12 @@ DK_MAX_REMINDERS = 3
 DK_MIN_REMINDER_GAP = timedelta(days=10)
 
 
-class StepKind(StrEnum):
-    REMINDER = "reminder"
-    QUALIFIED_NOTICE = "qualified_notice"  # qualifizierte Mahnung, §38 VVG
-    SUSPEND_COVER = "suspend_cover"
-    PAY_LINK_SMS = "pay_link_sms"
-    AGENCY_HANDOVER = "agency_handover"
-    COURT_DUNNING = "court_dunning"  # gerichtliches Mahnverfahren, after a person approves
-    TERMINATION = "termination"  # fristlose Kündigung §38(3) VVG: proposed, a person decides
-
-
 class Anchor(StrEnum):
     """What a step's offset counts from."""
 
     DUE = "due"  # the oldest unpaid item: re-anchors after every payment
     DEADLINE = "deadline"  # the payment deadline of the qualified notice
     HANDOVER = "handover"  # when the agency handover happened
-
-
-# Steps that send a message to the customer, and which template family they use.
-MESSAGE_STEPS = {StepKind.REMINDER, StepKind.QUALIFIED_NOTICE, StepKind.PAY_LINK_SMS}
 
 
 class LegalBasis(StrEnum):
@@ -74,10 +65,19 @@ class PlanStep(BaseModel):
             raise ValueError(f"step {self.key}: offset must be >= 0, got {self.offset}")
         if self.min_gap < timedelta(0):
             raise ValueError(f"step {self.key}: min_gap must be >= 0, got {self.min_gap}")
-        if self.kind in MESSAGE_STEPS and not self.channels:
-            raise ValueError(f"step {self.key}: a {self.kind} step needs at least one channel")
-        if self.kind == StepKind.QUALIFIED_NOTICE and Channel.SMS in self.channels:
-            raise ValueError(f"step {self.key}: SMS is not text form (§126b BGB), cannot carry the notice")
+        message = message_kind(self.kind)
+        if message is not None:
+            if not self.channels:
+                raise ValueError(f"step {self.key}: a {self.kind} step needs at least one channel")
+            spec = MESSAGE_KINDS[message]
+            if spec.text_form and Channel.SMS in self.channels:
+                raise ValueError(f"step {self.key}: SMS is not text form (§126b BGB), cannot carry the {message}")
+            for channel in [*self.channels, *self.copies]:
+                if channel not in spec.channels:
+                    raise ValueError(
+                        f"step {self.key}: a {message} cannot go by {channel}; "
+                        f"its channels are {', '.join(sorted(spec.channels))}"
+                    )
         for channel, fee in self.fees_cents.items():
             if fee < 0:
                 raise ValueError(f"step {self.key}: fee for {channel} must be >= 0, got {fee}")
