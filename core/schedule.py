@@ -1,4 +1,5 @@
-"""When is the next step of a case due? Pure function of the case state.
+"""When is the next step of a case due, and when does a hold for a payment end? Pure functions
+of the case state and the plan.
 
 Steps anchored on `due` count from the *current* oldest unpaid item, so after a partial
 payment the next step re-anchors; the index of the next step never moves backwards or skips,
@@ -7,11 +8,11 @@ so nothing is sent twice or left out.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from core.calendar import dispatch_moment, start_of_day
 from models.case import CaseState, OpenItem
-from models.plan import MESSAGE_STEPS, Anchor, PlanStep, StepKind
+from models.plan import MESSAGE_STEPS, Anchor, DunningPlan, PlanStep, StepKind
 
 SUPPLEMENT = "_supplement_"
 
@@ -107,3 +108,16 @@ def step_due_at(state: CaseState, step: PlanStep, now: datetime | None = None) -
     # Everything sent or handed to a person waits for a working day, 08:00–20:00 local time.
     # (Reads the holiday calendar: the workflow calls this inside sandbox_unrestricted.)
     return dispatch_moment(due, state.plan.timezone, state.plan.holiday_country)
+
+
+def payment_hold_end(pay_by: date, plan: DunningPlan, now: datetime | None = None) -> datetime:
+    """When a hold that waits for money due on `pay_by` ends: the start of that day in the plan's
+    zone plus the plan's `promise_grace` for the money to arrive (one day: the whole day to pay).
+    The one rule for a promise to pay (staff or agent) and for each instalment of a plan.
+
+    With `now`, a demo plan (minutes, not days) ends the hold `promise_grace` from now, so a person
+    watching sees a promise come due; instalment dates stay real dates, so they pass no `now`.
+    """
+    if now is not None and plan.demo:
+        return now + plan.promise_grace
+    return start_of_day(pay_by, plan.timezone) + plan.promise_grace

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from core.calendar import local_date, start_of_day
     from core.case_view import case_status_word, current_details
     from core.instalments import add_months, due_so_far, equal_instalments, schedule_problem
-    from core.schedule import is_supplement, next_step, step_due_at
+    from core.schedule import is_supplement, next_step, payment_hold_end, step_due_at
     from models.activities import (
         ApproveCourtApplication,
         BookPayment,
@@ -602,7 +602,7 @@ class DunningCase:
 
     def _hold_end(self, day: date) -> datetime:
         """A hold for a payment date ends after that day plus the plan's grace for the money to arrive."""
-        return start_of_day(day, self.state.plan.timezone) + self.state.plan.promise_grace
+        return payment_hold_end(day, self.state.plan)
 
     def _agree_instalments(self, schedule: list[Instalment], by: str, note: str) -> None:
         self.state.hold = Hold(
