@@ -38,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from cli_common import CliError, audit, console, identity, ledger, run
 from config import get_settings
 from core.money import format_eur, parse_amount
+from core.timezone import BUSINESS_TIMEZONE
 from models.activities import SweepRequest, SweepResult
 from models.case import (
     AgreeInstalments,
@@ -60,7 +61,7 @@ from workflows.sweep import LedgerSweep
 
 app = typer.Typer(help="Dunning engine: staff actions and operations.", no_args_is_help=True, add_completion=False)
 SWEEP_SCHEDULE_ID = "ledger-sweep-daily"
-BERLIN = ZoneInfo("Europe/Berlin")
+BERLIN = ZoneInfo(BUSINESS_TIMEZONE)
 
 
 @app.callback()
@@ -325,10 +326,12 @@ def sweep(as_of: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] 
 
 
 async def ensure_sweep_schedule(client: Client, task_queue: str, hour: int = 6) -> str:
-    """The daily sweep Schedule, Europe/Berlin, created once (kept as it is when it exists)."""
+    """The daily sweep Schedule, in BUSINESS_TIMEZONE, created once (kept as it is when it exists)."""
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(LedgerSweep.run, SweepRequest(), id="ledger-sweep", task_queue=task_queue),
-        spec=ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(hour)])], time_zone_name="Europe/Berlin"),
+        spec=ScheduleSpec(
+            calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(hour)])], time_zone_name=BUSINESS_TIMEZONE
+        ),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=timedelta(days=1)),
     )
     try:

@@ -36,6 +36,7 @@ from core.campaign import (
     next_send_window,
     schedule_send,
 )
+from core.timezone import BUSINESS_TIMEZONE
 from core.tokens import sign
 from ledger import service
 from ledger.db import session_scope
@@ -339,7 +340,7 @@ class CampaignActivities:
                 quote = session.exec(select(CampaignQuote).where(CampaignQuote.quote_id == request.quote_id)).one()
                 expires = request.now + timedelta(days=RESUME_LINK_DAYS)
                 values["resume_url"] = resume_url(self.settings, quote.resume_token_id, expires)
-                values["link_valid_until"] = berlin_date(expires.astimezone(ZoneInfo("Europe/Berlin")).date())
+                values["link_valid_until"] = berlin_date(expires.astimezone(ZoneInfo(BUSINESS_TIMEZONE)).date())
             subject, text, html = render_campaign_mail(request.kind, values)
             headers = {
                 "List-Unsubscribe": f"<{values['unsubscribe_url']}>",

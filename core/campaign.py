@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from itsdangerous import BadSignature, URLSafeSerializer
 from pydantic import BaseModel, Field, model_validator
 
-BERLIN = "Europe/Berlin"
+from core.timezone import BUSINESS_TIMEZONE
+
 ASSIGNMENT_BUCKETS = 10_000
 
 
@@ -92,7 +93,7 @@ class CampaignPlan(BaseModel):
     conversion_window: timedelta = timedelta(days=30)  # from abandonment; also how long a quote is followed
     quiet_start: time = time(20, 0)
     quiet_end: time = time(8, 0)
-    timezone: str = BERLIN
+    timezone: str = BUSINESS_TIMEZONE
     cap_max_mails: int = 2  # per person, across all campaigns …
     cap_window: timedelta = timedelta(days=7)  # … within this rolling period
     onboarding_waits: list[timedelta] = Field(default_factory=lambda: [timedelta(0), timedelta(days=7)])

@@ -16,9 +16,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from core.calendar import add_months, add_years, end_of_day, next_working_day, start_of_day
+from core.timezone import BUSINESS_TIMEZONE
 from models.court import CourtRules
 
-COURT_TIMEZONE = "Europe/Berlin"
+COURT_TIMEZONE = BUSINESS_TIMEZONE  # the court is in Germany
 COURT_COUNTRY = "DE"
 TITLE_YEARS = 30  # §197(1) Nr. 3 BGB
 REGULAR_YEARS = 3  # §195 BGB

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from core.allocation import Debt, Share, allocate
 from core.calendar import local_date
 from core.coverage import StatusChange
+from core.timezone import BUSINESS_TIMEZONE
 from models.case import Arrears, OpenItem, PaymentResult
 from models.inputs import MAX_LEDGER_CENTS
 from models.ledger import (
@@ -40,7 +41,7 @@ from models.ledger import (
 
 # The insurer books in Berlin: "as of" dates for a moment are Berlin dates, not UTC dates (a payment
 # at 00:30 Berlin on the day a premium falls due is paid on that day, not the day before).
-LEDGER_TIMEZONE = "Europe/Berlin"
+LEDGER_TIMEZONE = BUSINESS_TIMEZONE
 
 
 def ledger_date(moment: datetime) -> date:

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from core.timezone import BUSINESS_TIMEZONE
 from models.ledger import ContractStatus
 from models.messages import Channel, MessageKind
 from models.plan import DunningPlan
@@ -35,7 +36,7 @@ class SendMessage(BaseModel):
     cure_until: date | None = None  # confirmations after a termination: the last day of the cure month
     notice_deadline: date | None = None  # termination letter: the expired deadline of the §38 notice
     legal_basis: str = "vvg38"  # the plan's: what a confirmation may say about cover (§37 vs §38 VVG)
-    timezone: str = "Europe/Berlin"  # the plan's: moments are printed in local time
+    timezone: str = BUSINESS_TIMEZONE  # the plan's: moments are printed in local time
     # Set for a qualified notice (the deadline comes from it) and for a termination letter (the cure
     # month and the effective date come from it).
     notice_plan: DunningPlan | None = None
@@ -115,7 +116,7 @@ class CaseClosed(BaseModel):
 
 
 class SweepRequest(BaseModel):
-    as_of: date | None = None  # None: the schedule's fire date (Europe/Berlin)
+    as_of: date | None = None  # None: the schedule's fire date (BUSINESS_TIMEZONE)
 
 
 class SweepResult(BaseModel):

@@ -23,6 +23,8 @@ from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
+from core.timezone import BUSINESS_TIMEZONE
+
 # --- tables ----------------------------------------------------------------------------------
 
 
@@ -67,7 +69,7 @@ class ContactAttempt(SQLModel, table=True):
     agent_code: str
     channel: str  # call | sms | email | visit
     reached: bool
-    day: date  # the agent's local day (Europe/Berlin)
+    day: date  # the agent's local day (HandoverRules.timezone)
     at: datetime
     note: str = ""
 
@@ -132,7 +134,7 @@ class HandoverRules(BaseModel):
     contact_within: timedelta = timedelta(hours=24)
     calls_per_day: int = PydanticField(default=2, ge=1, le=5)
     unreachable_after_days: int = PydanticField(default=3, ge=1, le=30)  # days with the full routine, not reached
-    timezone: str = "Europe/Berlin"
+    timezone: str = BUSINESS_TIMEZONE
     max_promise_days: int = 90
 
 

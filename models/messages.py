@@ -15,6 +15,8 @@ from typing import Final
 
 from pydantic import BaseModel, Field
 
+from core.timezone import BUSINESS_TIMEZONE
+
 
 class Channel(StrEnum):
     EMAIL = "email"
@@ -116,7 +118,7 @@ class MessageContext(BaseModel):
     terminated_on: date | None = None  # termination letter and its confirmations: the day it takes effect
     # Termination letter: last day on which paying everything voids it; confirmations check paid_at against it.
     cure_until: date | None = None
-    timezone: str = "Europe/Berlin"  # the plan's zone: paid_at is printed in local time
+    timezone: str = BUSINESS_TIMEZONE  # the plan's zone: paid_at is printed in local time
     credit_cents: int = 0  # overpayment kept as credit
     # Qualified notice: pay by this date. Termination letter and confirmations (optional): the notice's
     # deadline whose expiry opened the gap without cover, printed where the gap is mentioned.

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, model_validator
 from core.steps import MESSAGE_STEPS as MESSAGE_STEPS
 from core.steps import StepKind as StepKind
 from core.steps import message_kind
+from core.timezone import BUSINESS_TIMEZONE
 from models.messages import MESSAGE_KINDS, Channel
 
 LEGAL_MIN_PAYMENT_PERIOD = timedelta(days=14)  # §38(1) VVG: at least two weeks from receipt
@@ -89,7 +90,7 @@ class DunningPlan(BaseModel):
     version: int = Field(ge=1)
     title: str
     language: str = "de"
-    timezone: str = "Europe/Berlin"
+    timezone: str = BUSINESS_TIMEZONE
     holiday_country: str = "DE"
     # due_date: offsets count from the premium's due date (real plans);
     # joined: from the moment the item joined the case (the demo plan, measured in minutes).

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from activities.messaging import Outbox
     from core.calendar import local_date
+    from core.timezone import BUSINESS_TIMEZONE
     from models.activities import LoadArrears, SendMessage, SentMessage
     from models.messages import CONFIRMATION_KINDS, MessageKind
 
@@ -35,7 +36,7 @@ class ChannelFallback:
     @workflow.run
     async def run(self, request: SendMessage) -> SentMessage | None:
         now = workflow.now()
-        resend = request.model_copy(update={"now": now, "as_of": local_date(now, "Europe/Berlin")})
+        resend = request.model_copy(update={"now": now, "as_of": local_date(now, BUSINESS_TIMEZONE)})
         if resend.kind not in WITHOUT_BALANCE:
             arrears = await workflow.execute_activity_method(
                 LedgerActivities.load_arrears,

@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from config import Settings
 from core.calendar import local_date
+from core.timezone import BUSINESS_TIMEZONE
 from ledger.db import session_scope
 from web.inbound import Inbound
 
@@ -24,7 +25,7 @@ RowId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1)]
 
 def berlin_today() -> date:
     """Today where the insurer books (the ledger's "as of" date for requests)."""
-    return local_date(datetime.now(UTC), "Europe/Berlin")
+    return local_date(datetime.now(UTC), BUSINESS_TIMEZONE)
 
 
 @dataclass

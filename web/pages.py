@@ -40,6 +40,7 @@ from sqlmodel import Session, col, select
 from config import Settings
 from core.money import format_eur, parse_amount
 from core.references import mask_contract_number
+from core.timezone import BUSINESS_TIMEZONE
 from core.tokens import PAY_LINK_SALT, pay_link_url, sign, unsign
 from ledger import audit, service
 from ledger.audit import touched_contract
@@ -64,7 +65,7 @@ from workflows.client import case_workflow_id
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-BERLIN = ZoneInfo("Europe/Berlin")
+BERLIN = ZoneInfo(BUSINESS_TIMEZONE)
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 PAYMENT_SOURCE = "testpay"
 EVENT_COMPLETED = "checkout.session.completed"

@@ -1,6 +1,6 @@
 """The daily ledger sweep: every unpaid premium past due starts or joins its contract's case.
 
-Run by a Schedule every morning (Europe/Berlin). Idempotent: a second run on the same day
+Run by a Schedule every morning (BUSINESS_TIMEZONE, Europe/Berlin). Idempotent: a second run on the same day
 signals the same cases with premiums they already hold, which changes nothing.
 """
 
@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 with workflow.unsafe.imports_passed_through():
     from activities.sweep import SweepActivities
     from core.calendar import local_date
+    from core.timezone import BUSINESS_TIMEZONE
     from models.activities import SweepRequest, SweepResult
 
 
@@ -21,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
 class LedgerSweep:
     @workflow.run
     async def run(self, request: SweepRequest) -> SweepResult:
-        as_of = request.as_of or local_date(workflow.now(), "Europe/Berlin")
+        as_of = request.as_of or local_date(workflow.now(), BUSINESS_TIMEZONE)
         result = await workflow.execute_activity_method(
             SweepActivities.start_overdue_cases,
             SweepRequest(as_of=as_of),
