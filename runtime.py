@@ -20,9 +20,9 @@ from cluster import connect_options
 from config import Settings
 from crypto.codec import data_converter
 from observability import MetricsInterceptor
-from providers.fallback import ChannelFallback
 from workflows.court import CourtDunning
 from workflows.dunning import DunningCase
+from workflows.fallback import ChannelFallback
 from workflows.handover import AgentHandover
 from workflows.quote import InspectionReminder, OnboardingSequence, QuoteReactivation
 from workflows.sweep import LedgerSweep

@@ -26,7 +26,6 @@ from models.activities import SendMessage
 from models.ledger import Customer, Message
 from models.messages import Channel, MessageKind
 from models.providers import ProviderDelivery
-from providers.fallback import ChannelFallback
 from tests.apps import BothApps
 from tests.conftest import seed_contract
 from tests.providers_fakes import (
@@ -42,6 +41,7 @@ from tests.providers_fakes import (
 )
 from web.deps import AppContext
 from web.inbound import Inbound
+from workflows.fallback import ChannelFallback
 
 __all__ = ["engine", "fake", "migrated_ledger"]  # fixtures, imported for pytest
 CALLBACK = "http://testserver/webhooks/twilio/status"

@@ -46,7 +46,6 @@ from models.ledger import Contract
 from models.providers import DeliveryStatus, ProviderCheckout
 from providers import deliveries
 from providers.base import CheckoutRequest, ProviderError, WebhookRejected
-from providers.fallback import ChannelFallback, fallback_workflow_id
 from providers.registry import Providers, build_providers
 from providers.sendgrid_email import SIGNATURE_HEADER as SENDGRID_SIGNATURE
 from providers.sendgrid_email import TIMESTAMP_HEADER as SENDGRID_TIMESTAMP
@@ -55,6 +54,7 @@ from providers.stripe_payments import StripePayments
 from providers.twilio_sms import FINAL_FAILURES, INVALID_NUMBER_CODES, TwilioSms
 from web import pages
 from web.deps import AppContext, berlin_today, context
+from workflows.fallback import ChannelFallback, fallback_workflow_id
 
 log = logging.getLogger(__name__)
 router = APIRouter()

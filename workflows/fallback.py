@@ -1,4 +1,6 @@
 """ChannelFallback: a message the provider could not deliver goes out again on the next channel.
+(Workflow type `ChannelFallback`; it lived in providers/ until issue #13 and keeps its name, so
+running fallbacks and their histories stay valid.)
 
 Started by the webhooks (web/webhooks.py) when Twilio reports an SMS undelivered or SendGrid a
 bounce, drop or spam report for a step's main message. Workflow id `fallback-<message key>`, so a
@@ -31,7 +33,7 @@ def fallback_workflow_id(message_key: str) -> str:
     return f"fallback-{message_key}"
 
 
-@workflow.defn
+@workflow.defn(name="ChannelFallback")  # the type name running fallbacks were started with
 class ChannelFallback:
     @workflow.run
     async def run(self, request: SendMessage) -> SentMessage | None:
