@@ -3,13 +3,11 @@ question the case asks at each instalment date: is the customer on track?"""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from core.calendar import add_months
+from core.limits import MAX_INSTALMENT_SPAN, MAX_INSTALMENTS, MIN_INSTALMENTS
 from models.case import Instalment
-
-MAX_INSTALMENTS = 24
-MAX_DURATION = timedelta(days=366)
 
 
 def equal_instalments(total_cents: int, count: int, first_due: date) -> list[Instalment]:
@@ -24,9 +22,10 @@ def equal_instalments(total_cents: int, count: int, first_due: date) -> list[Ins
 
 def schedule_problem(schedule: list[Instalment], balance_cents: int, today: date) -> str | None:
     """Why this schedule cannot be agreed, or None."""
-    if not 2 <= len(schedule) <= MAX_INSTALMENTS:
+    if not MIN_INSTALMENTS <= len(schedule) <= MAX_INSTALMENTS:
         return (
-            f"an instalment plan has 2..{MAX_INSTALMENTS} instalments, got {len(schedule)} (one date: promise to pay)"
+            f"an instalment plan has {MIN_INSTALMENTS}..{MAX_INSTALMENTS} instalments, got {len(schedule)} "
+            "(one date: promise to pay)"
         )
     if any(i.amount_cents <= 0 for i in schedule):
         return "every instalment must be more than 0 cents"
@@ -35,7 +34,7 @@ def schedule_problem(schedule: list[Instalment], balance_cents: int, today: date
         return "instalment dates must be strictly increasing"
     if dates[0] < today:
         return f"the first instalment must be due today or later ({today}), got {dates[0]}"
-    if dates[-1] - today > MAX_DURATION:
+    if dates[-1] - today > MAX_INSTALMENT_SPAN:
         return f"the last instalment must be due within a year, got {dates[-1]}"
     total = sum(i.amount_cents for i in schedule)
     if total != balance_cents:

@@ -18,9 +18,9 @@ from sqlmodel import Session, col, select
 from core.allocation import Debt, Share, allocate
 from core.calendar import local_date
 from core.coverage import StatusChange
+from core.limits import MAX_LEDGER_CENTS
 from core.timezone import BUSINESS_TIMEZONE
 from models.case import Arrears, OpenItem, PaymentResult
-from models.inputs import MAX_LEDGER_CENTS
 from models.ledger import (
     Agent,
     AgentTask,

@@ -15,13 +15,12 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, Field, StrictInt
 
+from core.limits import MAX_LEDGER_CENTS as MAX_LEDGER_CENTS
+from core.limits import MAX_REQUEST_CENTS as MAX_REQUEST_CENTS
+
 # --- money -------------------------------------------------------------------------------------
 
-# One amount at most 1,000,000.00 EUR (a premium, a payment): more is a typo or an attack.
-MAX_REQUEST_CENTS = 100_000_000
-# The ledger's own ceiling for any single amount, whatever door it came through (provider webhooks,
-# bank lines): far below what a 64-bit column holds, so no amount can overflow the database.
-MAX_LEDGER_CENTS = 10**13
+# The limits themselves are named in core/limits.py (the one place; workflow validators use them too).
 
 Cents = Annotated[StrictInt, Field(gt=0, le=MAX_REQUEST_CENTS)]
 

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.coverage import status_at
+from core.limits import MAX_REASON_CHARS, MAX_REFERENCE_CHARS
 from ledger import service
 from models.case import CaseStatus
 from models.inputs import BusinessDate, Cents, Line, Lines, PastMoment, QueryMoment
@@ -34,7 +35,7 @@ from workflows.dunning import DunningCase
 
 router = APIRouter(prefix="/api", tags=["ledger"])
 
-Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_REFERENCE_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
 
 
 class Input(BaseModel):
@@ -169,7 +170,7 @@ def contract_out(session: Session, contract_number: str) -> ContractOut:
 class ReleaseIn(Input):
     """Who releases is the signed-in supervisor (the session), never a name in the body."""
 
-    reason: Lines = Field(min_length=3, max_length=500)
+    reason: Lines = Field(min_length=3, max_length=MAX_REASON_CHARS)
 
 
 class ReleaseOut(BaseModel):

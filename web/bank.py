@@ -18,6 +18,7 @@ from sqlmodel import Session
 from banking import service as bank
 from banking.inbound import BankStatements
 from banking.service import QUEUE_PAGE, QUEUE_PAGE_MAX, QueueOrder
+from core.limits import MAX_REASON_CHARS, MAX_REFERENCE_CHARS
 from ledger.db import session_scope
 from ledger.service import LedgerError
 from models.banking import LineStatus
@@ -37,12 +38,12 @@ class Input(BaseModel):
 class AssignIn(Input):
     """Who books the line is the signed-in person (the session), never a name in the body."""
 
-    contract_number: Line = Field(min_length=1, max_length=64)
-    premium_id: Line | None = Field(default=None, min_length=1, max_length=64)
+    contract_number: Line = Field(min_length=1, max_length=MAX_REFERENCE_CHARS)
+    premium_id: Line | None = Field(default=None, min_length=1, max_length=MAX_REFERENCE_CHARS)
 
 
 class DismissIn(Input):
-    reason: Lines = Field(min_length=3, max_length=500)
+    reason: Lines = Field(min_length=3, max_length=MAX_REASON_CHARS)
 
 
 class LineOut(BaseModel):

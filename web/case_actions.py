@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from core.limits import MAX_REASON_CHARS
 from core.money import parse_amount
 from models.case import (
     ApproveCourtFiling,
@@ -41,7 +42,7 @@ from workflows.dunning import DunningCase
 
 router = APIRouter(prefix="/contracts/{contract_number}/case", tags=["case actions"])
 
-Text = Annotated[str, Form(max_length=500)]
+Text = Annotated[str, Form(max_length=MAX_REASON_CHARS)]
 
 
 class ActionError(ValueError):

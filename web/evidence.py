@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
+from core.limits import MAX_STAFF_NAME_CHARS
 from ledger import evidence
 from models.evidence import EvidenceKind
 from models.inputs import Line, PastMoment
@@ -25,7 +26,7 @@ class EvidenceIn(BaseModel):
     at: PastMoment  # with a UTC offset, at most 10 years ago, not in the future (docs/input-rules.md)
     source: Literal["print-service", "post", "sendgrid", "twilio", "staff"]
     reference: Line = Field(default="", max_length=200)  # tracking number of registered mail, event id
-    recorded_by: Annotated[Line, Field(min_length=1, max_length=64)]
+    recorded_by: Annotated[Line, Field(min_length=1, max_length=MAX_STAFF_NAME_CHARS)]
 
 
 class EvidenceOut(BaseModel):

@@ -36,12 +36,12 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from config import Settings
+from core.limits import MAX_LEDGER_CENTS
 from core.references import mask_contract_number
 from core.tokens import pay_link_url
 from ledger import card_reversals, service
 from ledger.db import session_scope
 from models.activities import SendMessage
-from models.inputs import MAX_LEDGER_CENTS
 from models.ledger import Contract
 from models.providers import DeliveryStatus, ProviderCheckout
 from providers import deliveries

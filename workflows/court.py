@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         restarted_limitation,
         title_limitation,
     )
+    from core.limits import MAX_APPROVER_CHARS, MAX_REASON_CHARS, MAX_REFERENCE_CHARS
     from models.court import (
         FINAL_STATES,
         ApplyEnforcementOrder,
@@ -472,8 +473,10 @@ class CourtDunning:
             raise reject("earlier court inputs are still being processed; try again in a moment")
         if event.occurred_on > self._today():
             raise reject(f"occurred_on must not be in the future, got {event.occurred_on}")
-        if len(event.note) > 500 or len(event.reference) > 64:
-            raise reject("note must be at most 500 and reference at most 64 characters")
+        if len(event.note) > MAX_REASON_CHARS or len(event.reference) > MAX_REFERENCE_CHARS:
+            raise reject(
+                f"note must be at most {MAX_REASON_CHARS} and reference at most {MAX_REFERENCE_CHARS} characters"
+            )
         if not event.by.strip():
             raise reject("by must not be empty")
         if event.kind == E.DEBTOR_INFORMATION:
@@ -496,8 +499,8 @@ class CourtDunning:
     @approve_filing.validator
     def _validate_approve(self, approval: CourtApproval) -> None:
         self._require_open()
-        if not approval.approver.strip() or len(approval.approver) > 100:
-            raise reject("approver must not be empty (at most 100 characters)")
+        if not approval.approver.strip() or len(approval.approver) > MAX_APPROVER_CHARS:
+            raise reject(f"approver must not be empty (at most {MAX_APPROVER_CHARS} characters)")
         if self.data.state != S.APPLICATION_PREPARED or any(m.kind == "approve_filing" for m in self.data.pending):
             raise reject(f"no application waits for approval (state is {self.data.state})")
 
@@ -508,7 +511,7 @@ class CourtDunning:
     @apply_for_enforcement_order.validator
     def _validate_apply(self, approval: CourtApproval) -> None:
         self._require_open()
-        if not approval.approver.strip() or len(approval.approver) > 100:
-            raise reject("approver must not be empty (at most 100 characters)")
+        if not approval.approver.strip() or len(approval.approver) > MAX_APPROVER_CHARS:
+            raise reject(f"approver must not be empty (at most {MAX_APPROVER_CHARS} characters)")
         if self.data.state != S.ENFORCEMENT_ORDER_DUE:
             raise reject(f"the enforcement order cannot be applied for in state {self.data.state}")

@@ -34,6 +34,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.agency import AgencyActivities
     from activities.ledger import LedgerActivities
     from core.calendar import local_date, start_of_day
+    from core.limits import (
+        MAX_AGENT_CHARS,
+        MAX_INSTALMENTS,
+        MAX_REASON_CHARS,
+        MAX_REQUEST_CENTS,
+        MIN_INSTALMENTS,
+    )
     from models.activities import BookPayment
     from models.agency import (
         AttemptView,
@@ -54,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import search_attributes as sa
 
-MAX_CENTS = 100_000_000
 FINISHED = {HandoverState.DONE, HandoverState.CANCELLED}
 
 
@@ -389,10 +395,10 @@ class AgentHandover:
         self._require_active()
         if self.data.outcome is not None:
             raise reject("an outcome has been recorded; no more attempts")
-        if not request.by.strip() or len(request.by) > 40:
-            raise reject("by must name the agent (1 to 40 characters)")
-        if len(request.note) > 500:
-            raise reject(f"note must be at most 500 characters, got {len(request.note)}")
+        if not request.by.strip() or len(request.by) > MAX_AGENT_CHARS:
+            raise reject(f"by must name the agent (1 to {MAX_AGENT_CHARS} characters)")
+        if len(request.note) > MAX_REASON_CHARS:
+            raise reject(f"note must be at most {MAX_REASON_CHARS} characters, got {len(request.note)}")
 
     @workflow.update(description="Record the outcome: promise to pay, instalment plan, dispute, not reachable, …")
     async def record_outcome(self, request: RecordOutcome) -> HandoverData:
@@ -406,10 +412,10 @@ class AgentHandover:
         self._require_active()
         if self.data.outcome is not None:
             raise reject(f"the outcome {self.data.outcome.kind} has been recorded already")
-        if not request.by.strip() or len(request.by) > 40:
-            raise reject("by must name the agent (1 to 40 characters)")
-        if len(request.note) > 500:
-            raise reject(f"note must be at most 500 characters, got {len(request.note)}")
+        if not request.by.strip() or len(request.by) > MAX_AGENT_CHARS:
+            raise reject(f"by must name the agent (1 to {MAX_AGENT_CHARS} characters)")
+        if len(request.note) > MAX_REASON_CHARS:
+            raise reject(f"note must be at most {MAX_REASON_CHARS} characters, got {len(request.note)}")
         today, limit = self._today(), self.data.rules.max_promise_days
         kind = request.kind
         if kind == OutcomeKind.PROMISE_TO_PAY:
@@ -419,20 +425,27 @@ class AgentHandover:
                 raise reject(
                     f"pay_by must be between {today} and {today + timedelta(days=limit)}, got {request.pay_by}"
                 )
-            if request.amount_cents is not None and not 0 < request.amount_cents <= MAX_CENTS:
-                raise reject(f"amount_cents must be between 1 and {MAX_CENTS}, got {request.amount_cents}")
+            if request.amount_cents is not None and not 0 < request.amount_cents <= MAX_REQUEST_CENTS:
+                raise reject(f"amount_cents must be between 1 and {MAX_REQUEST_CENTS}, got {request.amount_cents}")
         elif kind == OutcomeKind.INSTALMENT_PLAN:
-            if request.instalments is None or not 2 <= request.instalments <= 24:
-                raise reject(f"an instalment plan needs 2 to 24 instalments, got {request.instalments}")
+            if request.instalments is None or not MIN_INSTALMENTS <= request.instalments <= MAX_INSTALMENTS:
+                raise reject(
+                    f"an instalment plan needs {MIN_INSTALMENTS} to {MAX_INSTALMENTS} instalments, "
+                    f"got {request.instalments}"
+                )
             first = request.first_instalment_on
             if first is None or not today <= first <= today + timedelta(days=limit):
                 raise reject(
                     f"first_instalment_on must be between {today} and {today + timedelta(days=limit)}, got {first}"
                 )
         elif kind == OutcomeKind.COLLECTED:
-            if request.amount_cents is None or not 0 < request.amount_cents <= MAX_CENTS:
-                raise reject(f"collected amount_cents must be between 1 and {MAX_CENTS}, got {request.amount_cents}")
-            if not request.reference.strip() or len(request.reference) > 40:
-                raise reject("collected money needs the receipt number as reference (1 to 40 characters)")
+            if request.amount_cents is None or not 0 < request.amount_cents <= MAX_REQUEST_CENTS:
+                raise reject(
+                    f"collected amount_cents must be between 1 and {MAX_REQUEST_CENTS}, got {request.amount_cents}"
+                )
+            if not request.reference.strip() or len(request.reference) > MAX_AGENT_CHARS:
+                raise reject(
+                    f"collected money needs the receipt number as reference (1 to {MAX_AGENT_CHARS} characters)"
+                )
         elif kind in (OutcomeKind.DISPUTE, OutcomeKind.WRONG_CONTACT_DATA) and not request.note.strip():
             raise reject(f"{kind} needs a note saying what is disputed or wrong")
