@@ -30,6 +30,7 @@ class StepKind(StrEnum):
     AGENCY_HANDOVER = "agency_handover"
     COURT_DUNNING = "court_dunning"  # gerichtliches Mahnverfahren, after a person approves
     TERMINATION = "termination"  # fristlose Kündigung §38(3) VVG: proposed, a person decides
+    FINAL_REMINDER = "final_reminder"  # letzte Mahnung vor dem gerichtlichen Mahnverfahren
 
 
 class CaseStage(StrEnum):
@@ -41,6 +42,7 @@ class CaseStage(StrEnum):
     SUSPENDED = "suspended"
     SMS_SENT = "sms_sent"
     AGENCY = "agency"
+    FINAL_REMINDER_SENT = "final_reminder_sent"
     COURT_APPROVAL = "court_approval"
     COURT_FILED = "court_filed"
     TERMINATION_APPROVAL = "termination_approval"
@@ -127,6 +129,12 @@ STEPS: Final = MappingProxyType(
             CaseStage.TERMINATION_APPROVAL,
             LegalEffect.PROPOSES_TERMINATION,
         ),
+        StepKind.FINAL_REMINDER: StepSpec(
+            "Final reminder before court",
+            StepAction.SEND_MESSAGE,
+            CaseStage.FINAL_REMINDER_SENT,
+            message=MessageKind.FINAL_REMINDER,
+        ),
     }
 )
 
@@ -145,6 +153,9 @@ STAGES: Final = MappingProxyType(
             "Handed over to the agent",
             "the agent's outcome or a payment",
             entered_by_activity="open_handover",  # the AgentHandover child assigns the task
+        ),
+        CaseStage.FINAL_REMINDER_SENT: StageSpec(
+            "Final reminder before court sent", "payment before the court application is prepared"
         ),
         CaseStage.COURT_APPROVAL: StageSpec(
             "Court application prepared: waiting for approval",

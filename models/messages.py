@@ -39,6 +39,7 @@ class MessageKind(StrEnum):
     TERMINATION_VOID = "termination_void"  # terminated, paid within the month: termination void (§38(3))
     PAID_AFTER_TERMINATION = "paid_after_termination"  # paid after the month: settled, termination stands
     AGENT_HANDOVER = "agent_handover"  # to the agent, not the customer
+    FINAL_REMINDER = "final_reminder"  # letzte Mahnung: court dunning follows without further notice
 
 
 class Audience(StrEnum):
@@ -76,6 +77,7 @@ MESSAGE_KINDS: Final = MappingProxyType(
         MessageKind.TERMINATION_VOID: MessageSpec(_ALL, confirmation=True),
         MessageKind.PAID_AFTER_TERMINATION: MessageSpec(_ALL, confirmation=True),
         MessageKind.AGENT_HANDOVER: MessageSpec(frozenset({Channel.EMAIL}), audience=Audience.AGENT),
+        MessageKind.FINAL_REMINDER: MessageSpec(_EMAIL_LETTER, demands_payment=True),
     }
 )
 

@@ -115,6 +115,35 @@ def _german_follow_up_with_termination() -> DunningPlan:
     )
 
 
+def _german_follow_up_with_final_reminder() -> DunningPlan:
+    """The German plan with a last reminder before court: 21 days after the handover, if the agent
+    got nothing, a letter (e-mail copy) says that court dunning follows without further notice; the
+    court application is prepared 9 days later, as in the German plan."""
+    base = _german_follow_up()
+    steps = list(base.steps)
+    at = next(i for i, s in enumerate(steps) if s.kind == StepKind.COURT_DUNNING)
+    steps.insert(
+        at,
+        PlanStep(
+            key="final_reminder",
+            kind=StepKind.FINAL_REMINDER,
+            after=Anchor.HANDOVER,
+            offset=21 * D,
+            channels=[L],
+            copies=[E],
+            summary="Final reminder before court 21 days after unresolved handover",
+        ),
+    )
+    return base.model_copy(
+        update={
+            "id": "de-follow-up-final-reminder",
+            "version": 1,
+            "title": "Folgebeitrag mit letzter Mahnung vor Gericht (DE)",
+            "steps": steps,
+        }
+    )
+
+
 def _german_first_premium() -> DunningPlan:
     """§37 VVG: the first premium. No cover until it is paid, so nothing to suspend; the separate
     text-form notice tells the customer so. After the deadline an agent calls; withdrawal from the
@@ -202,6 +231,7 @@ BUILTIN_PLANS: dict[str, DunningPlan] = {
     for p in (
         _german_follow_up(),
         _german_follow_up_with_termination(),
+        _german_follow_up_with_final_reminder(),
         _german_first_premium(),
         _danish_follow_up(),
         _demo("demo", timedelta(minutes=1), "minutes"),  # make run

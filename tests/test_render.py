@@ -23,6 +23,7 @@ from channels.render import (
     supported_channels,
 )
 from models.messages import (
+    MESSAGE_KINDS,
     Channel,
     Creditor,
     LineItem,
@@ -34,18 +35,9 @@ from models.messages import (
 PAY_URL_PREFIX = "https://pay.beispiel-versicherung.de/p/"
 PAY_URL = PAY_URL_PREFIX + "x7Kp2QvL9mZt4RwB8nYc3HdF6sJ0aGeU1iO5"[: 70 - len(PAY_URL_PREFIX)]
 
-EXPECTED_CHANNELS: dict[MessageKind, set[Channel]] = {
-    MessageKind.REMINDER: {Channel.EMAIL, Channel.LETTER},
-    MessageKind.QUALIFIED_NOTICE: {Channel.EMAIL, Channel.LETTER},
-    MessageKind.PAY_LINK_SMS: {Channel.SMS, Channel.EMAIL, Channel.LETTER},  # no phone: e-mail, else letter
-    MessageKind.PAYMENT_RECEIPT: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
-    MessageKind.TERMINATION_LETTER: {Channel.EMAIL, Channel.LETTER},  # text form: never SMS
-    MessageKind.PAID_IN_FULL: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
-    MessageKind.REACTIVATION: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
-    MessageKind.TERMINATION_VOID: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
-    MessageKind.PAID_AFTER_TERMINATION: {Channel.EMAIL, Channel.LETTER, Channel.SMS},
-    MessageKind.AGENT_HANDOVER: {Channel.EMAIL},
-}
+# The channels each kind may use, from the catalogue's message rows (models/messages.py): every kind
+# has templates for exactly those (also checked in all languages by tests/test_step_catalogue.py).
+EXPECTED_CHANNELS: dict[MessageKind, set[Channel]] = {kind: set(spec.channels) for kind, spec in MESSAGE_KINDS.items()}
 
 # One case's timeline: notice deadline 08.12.2026; terminated with effect from 14.12.2026, void if
 # everything is paid by 14.01.2027. Payments are stored in UTC and printed in Berlin time.

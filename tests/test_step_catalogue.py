@@ -45,7 +45,7 @@ def required_templates(kind: MessageKind, channel: Channel) -> list[tuple[str, .
     k, c = kind.value, channel.value
     if channel is Channel.SMS:
         return [(f"{k}.sms.txt",)]
-    subject = (f"{k}.{c}.subject.txt", f"{k}.email.subject.txt")
+    subject = tuple(dict.fromkeys((f"{k}.{c}.subject.txt", f"{k}.email.subject.txt")))
     return [subject, (f"{k}.{c}.txt",), (f"{k}.{c}.html",)]
 
 
