@@ -17,9 +17,9 @@ from sqlmodel import Session, col, select
 from ledger.service import LedgerError, NotFound, get_contract
 from models.evidence import EvidenceKind, NoticeEvidence
 from models.ledger import Message
-from models.messages import MessageKind
+from models.messages import TEXT_FORM_KINDS
 
-NOTICE_KINDS = {MessageKind.QUALIFIED_NOTICE.value, MessageKind.TERMINATION_LETTER.value}
+NOTICE_KINDS = {kind.value for kind in TEXT_FORM_KINDS}  # declarations whose receipt must be provable
 SOURCES = {"print-service", "post", "sendgrid", "twilio", "staff"}
 
 
