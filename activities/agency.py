@@ -16,7 +16,7 @@ from temporalio import activity
 
 from activities.ledger import non_retryable
 from activities.messaging import Outbox, recipient, usable
-from channels.render import RenderError
+from channels.render import RenderError, render_template
 from config import Settings
 from ledger import service
 from ledger.db import session_scope
@@ -39,7 +39,9 @@ from models.messages import Channel
 
 BACKOFFICE = "backoffice"
 HANDOVER_KIND = "handover"
-CALL_NOTICE_KIND = "agent_call_notice"  # outbox kind of the "who calls and why" message
+# Outbox kinds of the "who calls and why" message and the supervisor's escalation e-mail; their
+# texts are templates/de/<kind>.*, rendered with the engine's one Jinja environment.
+CALL_NOTICE_KIND = "agent_call_notice"
 ESCALATION_KIND = "agent_escalation"
 
 
@@ -286,10 +288,8 @@ class AgencyActivities:
                 customer = service.get_customer(session, contract)
                 agent = service.get_agent(session, request.agent_code)
                 who = agent.name if agent else "Ihr Kundenservice"
-                text = (
-                    f"Guten Tag, hier ist {who} von {self.settings.creditor_name}. Wir haben heute versucht, "
-                    f"Sie wegen offener Beiträge zu Ihrem Vertrag zu erreichen, und rufen Sie morgen erneut an. "
-                    f"Sie können uns auch gern zurückrufen."
+                text = render_template(
+                    f"{CALL_NOTICE_KIND}.txt", {"who": who, "creditor_name": self.settings.creditor_name}
                 )
                 channel = next((c for c in (Channel.SMS, Channel.EMAIL) if usable(c, customer)), None)
                 if channel is None:
@@ -304,7 +304,9 @@ class AgencyActivities:
                             channel=channel,
                             kind=CALL_NOTICE_KIND,
                             recipient=recipient(channel, customer),
-                            subject="Wir haben versucht, Sie zu erreichen" if channel == Channel.EMAIL else "",
+                            subject=render_template(f"{CALL_NOTICE_KIND}.email.subject.txt", {})
+                            if channel == Channel.EMAIL
+                            else "",
                             body_text=text,
                             created_at=request.now,
                             sent_at=request.now,
@@ -344,13 +346,19 @@ class AgencyActivities:
                         channel=Channel.EMAIL,
                         kind=ESCALATION_KIND,
                         recipient=address,
-                        subject=f"Eskalation: Mahnvorgang {request.case_id}",
-                        body_text=(
-                            f"Hallo{' ' + supervisor.name if supervisor else ''},\n\n"
-                            f"die Aufgabe {request.task_id} (Vertrag {contract.contract_number}) liegt bei "
-                            f"{request.agent_code}: {request.reason}.\n\nAufgabe öffnen: "
-                            f"{self.agent_task_url(request.task_id)}\n"
-                        ),
+                        subject=render_template(f"{ESCALATION_KIND}.email.subject.txt", {"case_id": request.case_id}),
+                        body_text=render_template(
+                            f"{ESCALATION_KIND}.email.txt",
+                            {
+                                "supervisor_name": supervisor.name if supervisor else "",
+                                "task_id": request.task_id,
+                                "contract_number": contract.contract_number,
+                                "agent_code": request.agent_code,
+                                "reason": request.reason,
+                                "task_url": self.agent_task_url(request.task_id),
+                            },
+                        )
+                        + "\n",
                         created_at=request.now,
                         sent_at=request.now,
                         status="sent",

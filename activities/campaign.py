@@ -15,14 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from channels.render import TEMPLATES_DIR
+from channels.render import environment
 from config import Settings
 from core.campaign import (
     CONFIRM_SALT,
@@ -62,6 +61,7 @@ from models.campaign import (
 )
 from models.ledger import Message
 
+CAMPAIGN_LANGUAGE = "de"  # the campaign writes German only (templates/de/quote_*)
 RESUME_LINK_DAYS = 30
 UNSUBSCRIBE_LINK_DAYS = 3650  # the unsubscribe link in a mail must keep working
 
@@ -86,20 +86,10 @@ def _holidays(first_year: int, last_year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("DE", years=range(first_year, last_year + 1)).keys())
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(str(TEMPLATES_DIR / "de")),
-        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_campaign_mail(kind: str, values: dict[str, Any]) -> tuple[str, str, str]:
-    """(subject, text, html) of a campaign mail from templates/de/<kind>.email.*"""
-    env = _environment()
+    """(subject, text, html) of a campaign mail from templates/de/<kind>.email.*, rendered with the
+    engine's one Jinja environment (channels/render.py)."""
+    env = environment(CAMPAIGN_LANGUAGE)
     subject = " ".join(env.get_template(f"{kind}.email.subject.txt").render(values).split())
     values = dict(values, subject=subject)
     text = env.get_template(f"{kind}.email.txt").render(values).strip()

@@ -4,13 +4,12 @@ its key (`<case id>:court:...`)."""
 
 from __future__ import annotations
 
-from jinja2 import Environment, select_autoescape
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from temporalio import activity
 
 from activities.ledger import non_retryable
-from core.money import format_eur
+from channels.render import html_to_pdf, render_template
 from ledger import service
 from ledger.db import session_scope
 from models.agency import CourtDocument, CourtEvent
@@ -27,55 +26,12 @@ from models.ledger import CourtApplication
 
 LIMITATION_WARNING_DAYS = 180
 
-APPLICATION_HTML = """<!doctype html>
-<html lang="de"><head><meta charset="utf-8"><title>Antrag auf Erlass eines Mahnbescheids</title>
-<style>
- body { font: 10.5pt/1.4 sans-serif; margin: 2cm; }
- table { border-collapse: collapse; width: 100%; margin: .5em 0 1em; }
- th, td { border-bottom: 1px solid #999; padding: 3px 5px; text-align: left; }
- td.num { text-align: right; }
- .muted { color: #555; font-size: 9pt; }
-</style></head><body>
-<h1>Antrag auf Erlass eines Mahnbescheids (§ 690 ZPO) — Entwurf zur Prüfung</h1>
-<p>Vorgang {{ r.case_id }} · Vertrag {{ r.contract_number }} · Schuldner-Nr. {{ r.debtor_customer_number }}</p>
-<h2>Hauptforderung</h2>
-<table><tr><th>Beitrag</th><th>Zeitraum</th><th>fällig</th><th class="num">Betrag</th></tr>
-{% for p in r.principal %}<tr><td>{{ p.premium_id }}</td><td>{{ p.period }}</td><td>{{ p.due_date }}</td>
-<td class="num">{{ p.amount_cents | eur }}</td></tr>{% endfor %}</table>
-<h2>Zinsen (Nebenforderung)</h2>
-<table><tr><th>Beitrag</th><th>Zeitraum</th><th>Zinssatz</th><th class="num">Betrag</th></tr>
-{% for i in r.interest %}{% for p in i.periods %}<tr><td>{{ i.premium_id }}</td>
-<td>{{ p["from"] }} – {{ p["to"] }}</td>
-<td>{{ p.rate_percent }} % ({{ i.margin }})</td><td class="num">{{ p.cents | eur }}</td></tr>
-{% endfor %}{% if i.already_booked_cents %}<tr><td>{{ i.premium_id }}</td>
-<td colspan="2">davon bereits mit der Mahnung geltend gemacht (in den Kosten bzw. bezahlt)</td>
-<td class="num">-{{ i.already_booked_cents | eur }}</td></tr>{% endif %}{% endfor %}</table>
-{% if r.flat_fee %}<h2>Verzugspauschale (Nebenforderung)</h2>
-<table><tr><th>Posten</th><th class="num">Betrag</th></tr>
-<tr><td>{{ r.flat_fee.label }}</td><td class="num">{{ r.flat_fee.amount_cents | eur }}</td></tr></table>{% endif %}
-<h2>Kosten</h2>
-<table><tr><th>Posten</th><th class="num">Betrag</th></tr>
-{% for c in r.costs %}<tr><td>{{ c.label }}</td><td class="num">{{ c.amount_cents | eur }}</td></tr>{% endfor %}
-<tr><td>Gerichtskosten (Schätzung, GKG Nr. 1100)</td><td class="num">{{ r.court_fee_estimate_cents | eur }}</td></tr>
-</table>
-<p><strong>Geltend gemacht (Hauptforderung und Kosten): {{ r.claimed_cents | eur }}</strong></p>
-<p class="muted">Erstellt {{ r.prepared_at }}. Dieser Entwurf wird von einer Person geprüft und freigegeben,
-bevor der Antrag in maschinenlesbarer Form eingereicht wird.</p>
-</body></html>
-"""
-
-_env = Environment(autoescape=select_autoescape(default=True))
-_env.filters["eur"] = format_eur
+APPLICATION_TEMPLATE = "court_application.review.html"  # templates/de/, rendered like every letter
 
 
 def application_pdf(record: dict[str, object]) -> bytes:
-    import weasyprint  # heavy; only the court application pays for it
-
-    html = _env.from_string(APPLICATION_HTML).render(r=record)
-    fetcher = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
-    pdf = weasyprint.HTML(string=html, url_fetcher=fetcher).write_pdf()
-    assert pdf is not None
-    return bytes(pdf)
+    """The prepared application as the PDF a person reviews before approving it."""
+    return html_to_pdf(render_template(APPLICATION_TEMPLATE, {"r": record}))
 
 
 def _application(session: Session, case_id: str) -> CourtApplication:

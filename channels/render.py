@@ -1,14 +1,20 @@
-"""Turn a `MessageContext` into the text, HTML and PDF that actually go out.
+"""Turn a `MessageContext` into the text, HTML and PDF that actually go out — and the one Jinja
+environment every message, letter and document of the engine is rendered with: dunning messages
+and letters (`render_message`), campaign mails (activities/campaign.py), the agent's notices
+(activities/agency.py) and the court application for review (activities/court.py).
 
 Templates live in ``templates/<language>/<kind>.<channel>.<part>``. Each language gets its own
-Jinja environment whose loader falls back to German, so a partly translated language folder still
-renders every message (German being the language every template exists in), and shared layout
-files (``_letter_base.html``, ``_macros.html``) resolve to the same language as the message.
+environment (`environment`) whose loader falls back to German, so a partly translated language folder
+still renders every message (German being the language every template exists in), and shared layout
+files (``_letter_base.html``, ``_macros.html``) resolve to the same language as the message. Every
+template sees the same filters (`eur`, `datum`, `uhrzeit`), HTML is autoescaped, and an undefined
+name is an error, never an empty string.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -123,6 +129,21 @@ def _environment(language: str) -> Environment:
     env.filters["datum"] = lambda value: format_datum(value, loc.babel_locale, loc.date_pattern)
     env.filters["uhrzeit"] = lambda value: format_uhrzeit(value, loc.babel_locale, loc.time_pattern)
     return env
+
+
+def environment(language: str = DEFAULT_LANGUAGE) -> Environment:
+    """The engine's Jinja environment for `language` (German when there is no such folder)."""
+    return _environment(_effective_language(language))
+
+
+def render_template(name: str, values: Mapping[str, Any], language: str = DEFAULT_LANGUAGE) -> str:
+    """One template of `templates/<language>/` rendered with `values`, surrounding blanks stripped."""
+    return environment(language).get_template(name).render(values).strip()
+
+
+def html_to_pdf(html: str) -> bytes:
+    """A PDF from self-contained HTML (data: URIs only), as letters are made."""
+    return _html_to_pdf(html)[0]
 
 
 def _template_exists(env: Environment, name: str) -> bool:
