@@ -20,11 +20,11 @@ from cluster import connect_options
 from config import Settings
 from crypto.codec import data_converter
 from observability import MetricsInterceptor
+from workflows.campaign import InspectionReminder, OnboardingSequence, QuoteReactivation
 from workflows.court import CourtDunning
 from workflows.dunning import DunningCase
 from workflows.fallback import ChannelFallback
 from workflows.handover import AgentHandover
-from workflows.quote import InspectionReminder, OnboardingSequence, QuoteReactivation
 from workflows.sweep import LedgerSweep
 
 WORKFLOWS = [DunningCase, LedgerSweep, QuoteReactivation, OnboardingSequence, InspectionReminder, ChannelFallback]

@@ -57,7 +57,7 @@ from tests.helpers import form_post
 from web.campaign import event_signature
 from web.deps import AppContext
 from web.inbound import Inbound
-from workflows.quote import QuoteReactivation
+from workflows.campaign import QuoteReactivation
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T = TypeVar("T")

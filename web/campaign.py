@@ -93,7 +93,7 @@ from models.inputs import BusinessDate, Line, PastMoment, QueryMoment
 from web.deps import AppContext, context
 from web.pages import customer_page, page
 from workflows import search_attributes as sa
-from workflows.quote import (
+from workflows.campaign import (
     InspectionReminder,
     OnboardingSequence,
     QuoteReactivation,
