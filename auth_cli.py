@@ -22,7 +22,7 @@ from rich.table import Table
 from sqlmodel import Session, col, select
 
 from cli_common import audit, console, fail
-from config import get_settings
+from infra.config import get_settings
 from ledger.db import make_engine, migrate, session_scope
 from models.auth import ApiClient, Role, Scope, StaffAccount
 from web.auth import accounts, sessions

@@ -21,8 +21,8 @@ from banking import service as bank
 from banking.camt import parse_camt053
 from banking.inbound import BankStatements
 from cli_common import audit, console, fail, identity, run
-from config import get_settings
 from core.money import format_eur
+from infra.config import get_settings
 from ledger.db import make_engine, migrate, session_scope
 from ledger.service import LedgerError
 from web.inbound import Inbound

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from activities.campaign import campaign_report
-from config import get_settings
 from core.campaign import DEFAULT_PLAN, ExperimentReport
+from infra.config import get_settings
 from ledger.db import make_engine, migrate
 
 app = typer.Typer(help="Abandoned-quote campaigns: experiment results.", no_args_is_help=True, add_completion=False)

@@ -15,11 +15,11 @@ from sqlmodel import Session
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from config import get_settings
+from infra.config import get_settings
+from infra.runtime import connect
 from ledger import audit as audit_trail
 from ledger.db import make_engine, session_scope
 from ledger.service import LedgerError
-from runtime import connect
 
 console = Console()
 T = TypeVar("T")

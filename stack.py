@@ -25,11 +25,11 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from config import Settings, get_settings
 from demo import seed
+from infra.config import Settings, get_settings
+from infra.runtime import connect
 from ledger.db import make_engine, migrate, session_scope
 from models.auth import Role, StaffAccount
-from runtime import connect
 from starter import ensure_sweep_schedule
 from web.auth import accounts
 from web.codec import dev_ui_endpoint

@@ -36,9 +36,9 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from cli_common import CliError, audit, console, identity, ledger, run
-from config import get_settings
 from core.money import format_eur, parse_amount
 from core.timezone import BUSINESS_TIMEZONE
+from infra.config import get_settings
 from models.activities import SweepRequest, SweepResult
 from models.case import (
     AgreeInstalments,

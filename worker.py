@@ -21,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import start_http_server
 
-from config import get_settings
+from infra.config import get_settings
+from infra.observability import configure_logging, sdk_runtime
+from infra.runtime import build_worker, connect
 from ledger.db import make_engine, migrate
-from observability import configure_logging, sdk_runtime
-from runtime import build_worker, connect
 
 log = logging.getLogger("worker")
 

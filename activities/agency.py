@@ -17,7 +17,7 @@ from temporalio import activity
 from activities.ledger import non_retryable
 from activities.messaging import Outbox, recipient, usable
 from channels.render import RenderError, render_template
-from config import Settings
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.agency import (

@@ -22,7 +22,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from channels.render import environment
-from config import Settings
 from core.campaign import (
     CONFIRM_SALT,
     RESUME_SALT,
@@ -37,6 +36,7 @@ from core.campaign import (
 )
 from core.timezone import BUSINESS_TIMEZONE
 from core.tokens import sign
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.campaign import (

@@ -25,10 +25,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ledger import non_retryable
 from channels.render import RenderError, render_message
-from config import Settings
 from core.calendar import expected_receipt, notice_deadline, termination_cure_deadline
 from core.references import payment_reference
 from core.tokens import derive_token_id, pay_link_url
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from ledger.interest_claims import claim_default_interest

@@ -32,13 +32,13 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.sweep import SweepActivities
 from bench.common import DEV_SERVER, ROOT, TEST_SERVER, log, percentile
 from bench.noop import BenchNoop
-from config import Settings
+from infra.config import Settings
+from infra.runtime import PASSTHROUGH, WORKFLOWS, build_worker, connect
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
 from models.activities import SweepRequest
 from models.case import ApproveCourtFiling, CaseStage, CaseStatus, PremiumOverdue
 from models.ledger import ContractStatus
-from runtime import PASSTHROUGH, WORKFLOWS, build_worker, connect
 from workflows import search_attributes as sa
 from workflows.client import start_or_join_case
 from workflows.dunning import DunningCase
@@ -65,7 +65,7 @@ async def dev_server(data: Path) -> WorkflowEnvironment:
 
 
 async def app_client(env: WorkflowEnvironment, data: Path) -> Client:
-    """A client as the worker and web app make it (`runtime.connect`: payload codec and all)."""
+    """A client as the worker and web app make it (`infra.runtime.connect`: payload codec and all)."""
     return await connect(Settings(data_dir=data, temporal_address=env.client.service_client.config.target_host))
 
 

@@ -92,7 +92,7 @@ class StageSpec:
     waits_for: str  # "Waiting for: …" when no plan step is due (the plan is through, or a person decides)
     closed: bool = False  # the case has ended
     needs_decision: bool = False  # no plan step runs until a person decides (updates named in waits_for)
-    # Metrics (observability.py): a finished activity that means a case entered this stage, and the
+    # Metrics (infra/observability.py): a finished activity that means a case entered this stage, and the
     # CloseCase action that closes a case in it. Stages entered by a step's message count on that message.
     entered_by_activity: str | None = None
     close_action: str | None = None
@@ -237,7 +237,7 @@ STAGE_AFTER_STEP: Final = MappingProxyType({kind: spec.stage_after for kind, spe
 CLOSED_STAGES: Final = frozenset(stage for stage, spec in STAGES.items() if spec.closed)
 # No plan step runs in these stages: a person decides first.
 DECISION_STAGES: Final = frozenset(stage for stage, spec in STAGES.items() if spec.needs_decision)
-# Which finished activity means a case entered a stage (observability.py counts them).
+# Which finished activity means a case entered a stage (infra/observability.py counts them).
 STAGE_OF_MESSAGE: Final = MappingProxyType(
     {spec.message: spec.stage_after for spec in STEPS.values() if spec.message is not None}
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config import Settings
+from infra.config import Settings
 from providers.base import EmailSender, PaymentProvider, SmsSender
 from providers.embedded import OutboxEmail, OutboxSms, TestPayPages
 

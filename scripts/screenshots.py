@@ -29,7 +29,7 @@ from sqlmodel import col, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config import get_settings  # noqa: E402 (the project root is put on the path first)
+from infra.config import get_settings  # noqa: E402 (the project root is put on the path first)
 from ledger.db import make_engine, session_scope  # noqa: E402
 from models.ledger import Message  # noqa: E402
 

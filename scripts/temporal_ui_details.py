@@ -27,16 +27,16 @@ from playwright.async_api import async_playwright
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from config import Settings
 from core.case_view import summary_line
 from core.steps import CaseStage, stage_text, waits_for
+from infra.config import Settings
+from infra.runtime import build_worker
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
 from models.case import CaseInput, CaseStatus, PremiumOverdue
 from models.messages import Channel
 from models.plan import DunningPlan
 from models.plans import BUILTIN_PLANS
-from runtime import build_worker
 from web.deps import berlin_today
 from workflows import search_attributes as sa
 from workflows.client import case_workflow_id

@@ -24,11 +24,11 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from config import Settings
+from infra.config import Settings
+from infra.runtime import build_worker
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
 from models.ledger import Contract
-from runtime import build_worker
 from tests.apps import BothApps
 from web.deps import AppContext
 from web.inbound import Inbound

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from temporalio import activity
 
-import runtime
 from activities.messaging import Outbox
-from config import get_settings
+from infra import runtime
+from infra.config import get_settings
 from ledger.db import make_engine
 from models.activities import SendMessage, SentMessage
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from config import Settings
 from fakes.server import FakeProviders, environment, start
+from infra.config import Settings
 from ledger.db import make_engine, migrate
 from models.activities import SendMessage
 from models.messages import Channel, MessageKind

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agency import notes_for_case
-from config import Settings
+from infra.config import Settings
 from ledger.db import session_scope
 from models.agency import HandoverState
 from models.case import CaseStage, HoldKind

@@ -23,8 +23,8 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import Client
 
-from config import Settings
 from fakes.oidc import FakeOidc, new_key, start
+from infra.config import Settings
 from ledger.db import session_scope
 from models.ledger import Contract
 from web.app import create_internal_app

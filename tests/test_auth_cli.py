@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from typer.testing import CliRunner
 
-import config
+from infra import config
 from ledger.db import session_scope
 from models.auth import ApiClient, AuditEvent, StaffAccount, StaffSession
 from starter import app

@@ -37,7 +37,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.campaign import unsubscribe_url
 from banking import service as bank
 from banking.camt import parse_camt053
-from config import Settings
+from infra.config import Settings
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
 from models.auth import AuditEvent, Role, Scope, StaffSession

@@ -21,10 +21,10 @@ import pytest_asyncio
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel, select
 
-from config import Settings
 from core.campaign import CONFIRM_SALT
 from core.tokens import derive_token_id, sign
 from fakes.server import FakeProviders, sendgrid_sign, stripe_signature, twilio_signature
+from infra.config import Settings
 from ledger.db import session_scope
 from models.banking import LineStatus, StatementLine
 from models.campaign import CampaignQuote, ConsentProof

@@ -12,7 +12,7 @@ import httpx
 import pytest_asyncio
 from sqlalchemy import Engine
 
-from config import Settings
+from infra.config import Settings
 from tests.apps import BothApps
 from tests.camt import Tx, entry, statement
 from tests.providers_fakes import FakeTemporal, engine, migrated_ledger

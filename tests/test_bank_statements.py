@@ -14,11 +14,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-import config
 from banking import service as bank
 from banking.camt import StatementError, parse_camt053
-from config import Settings
 from core.references import rf_reference
+from infra import config
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from ledger.service import LedgerError, NotFound

@@ -37,13 +37,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from config import Settings
 from core.money import format_eur
+from infra.config import Settings
+from infra.runtime import build_worker
 from ledger.db import make_engine, migrate, session_scope
 from models.auth import AuditEvent
 from models.case import CaseStage, CaseStatus
 from models.ledger import Contract, Fee
-from runtime import build_worker
 from tests.apps import signed_in_as
 from tests.conftest import DEV_SERVER
 from tests.helpers import contract_status

@@ -31,8 +31,9 @@ from typer.testing import CliRunner
 import campaign_cli
 import starter
 from activities.campaign import campaign_report, german_holidays
-from config import Settings
 from core.campaign import DEFAULT_PLAN, assign_all, may_send_at
+from infra.config import Settings
+from infra.runtime import PASSTHROUGH
 from ledger.db import session_scope
 from models import inputs
 from models.campaign import (
@@ -51,7 +52,6 @@ from models.campaign import (
     Suppression,
 )
 from models.ledger import Message
-from runtime import PASSTHROUGH
 from tests.apps import BothApps
 from tests.helpers import form_post
 from web.campaign import event_signature

@@ -14,7 +14,7 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from config import Settings
+from infra.config import Settings
 from ledger.db import session_scope
 from models.auth import AuditEvent
 from models.case import CaseStage, HoldKind

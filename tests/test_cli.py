@@ -17,8 +17,8 @@ from temporalio.worker import Worker
 from typer.testing import CliRunner, Result
 
 import cli_common
-import config
-from config import Settings
+from infra import config
+from infra.config import Settings
 from ledger import audit
 from ledger.db import session_scope
 from models.case import CaseStage, CaseStatus

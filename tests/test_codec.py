@@ -33,8 +33,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DefaultFailureConverterWithEncodedAttributes
 from temporalio.testing import WorkflowEnvironment
 
-from config import SECRETS_FILE, Settings
-from crypto.codec import (
+from infra.config import SECRETS_FILE, Settings
+from infra.crypto.codec import (
     DEV_KEY_FILE,
     ENCODING,
     KEY_ID,
@@ -46,9 +46,9 @@ from crypto.codec import (
     encrypting_converter,
     new_key,
 )
+from infra.runtime import build_worker, connect
 from ledger.db import make_engine, migrate
 from models.case import CaseStage, HoldRequest, PaymentResult, RecordPayment, Resume
-from runtime import build_worker, connect
 from tests.apps import TEST_STAFF, signed_in_as
 from tests.conftest import TEST_SERVER, register_search_attributes, seed_contract
 from tests.helpers import advance_until, berlin_today, open_case, status
@@ -152,7 +152,7 @@ def test_the_development_key_is_generated_once_private_and_shared(tmp_path: Path
 
     assert first == second and len(first.keys[first.active_id]) == 32
     assert stat.S_IMODE(os.stat(tmp_path / DEV_KEY_FILE).st_mode) == 0o600
-    # No temporary file left behind; beside the key only the installation's other secrets (config.py).
+    # No temporary file left behind; beside the key only the installation's other secrets (infra/config.py).
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([DEV_KEY_FILE, SECRETS_FILE])
 
 

@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
-from config import Settings
-from crypto.codec import EncryptionCodec, configured_keys
+from infra.config import Settings
+from infra.crypto.codec import EncryptionCodec, configured_keys
 from ledger.db import make_engine, migrate, session_scope
 from models.auth import AuditEvent
 from tests.apps import signed_in_as

@@ -15,9 +15,9 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from config import Settings
 from core.calendar import add_years
 from core.court_dates import initial_limitation
+from infra.config import Settings
 from ledger.db import session_scope
 from models.agency import CourtDocument, CourtEvent
 from models.case import ApproveCourtFiling, CaseStage, CaseStatus, HoldKind

@@ -12,7 +12,6 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from config import Settings
 from core.calendar import add_months, next_working_day
 from core.court_dates import (
     enforcement_objection_last_day,
@@ -22,6 +21,7 @@ from core.court_dates import (
     period_end_weekends_only,
     title_limitation,
 )
+from infra.config import Settings
 from models.court import CourtRules, CourtState
 from tests.histories.record_court import serve_before_a_holiday, start_filed_court
 from workflows.court import CourtDunning

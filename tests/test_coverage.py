@@ -12,8 +12,8 @@ import pytest_asyncio
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from config import Settings
 from core.coverage import StatusChange, status_at
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.ledger import ContractStatus
@@ -104,7 +104,7 @@ async def test_the_api_refuses_a_moment_without_time_zone_and_an_unknown_contrac
 def test_the_cli_answers_the_same_question(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    import config
+    from infra import config
     from starter import app
 
     seed_contract(engine, "K-COV")

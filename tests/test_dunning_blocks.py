@@ -24,10 +24,10 @@ from sqlmodel import select
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-import config
 from activities.ledger import LedgerActivities
 from activities.messaging import Outbox
-from config import Settings
+from infra import config
+from infra.config import Settings
 from ledger import audit, service
 from ledger.db import session_scope
 from ledger.interest_claims import claim_default_interest

@@ -13,8 +13,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from config import Settings
 from core.calendar import dispatch_moment, is_working_day, start_of_day
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.case import (

@@ -23,12 +23,12 @@ from sqlmodel import col, select
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from config import Settings
 from core.money import format_eur
+from infra.config import Settings
+from infra.runtime import build_worker
 from ledger import audit
 from ledger.db import make_engine, migrate, session_scope
 from models.ledger import Message
-from runtime import build_worker
 from tests.conftest import DEV_SERVER
 from tests.helpers import form_post
 from web.app import create_internal_app, create_public_app

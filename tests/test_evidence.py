@@ -11,7 +11,7 @@ import httpx
 import pytest_asyncio
 from sqlalchemy import Engine
 
-from config import Settings
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.evidence import NoticeEvidence

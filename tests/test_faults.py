@@ -36,9 +36,9 @@ from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from config import Settings
 from core.calendar import local_date
-from crypto.codec import data_converter
+from infra.config import Settings
+from infra.crypto.codec import data_converter
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
 from models.case import CaseStage, CaseStatus

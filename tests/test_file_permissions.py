@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from config import Settings
+from infra.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # payload key, write a log through `make run`'s spawn, and start a child that writes a file itself.
 START = """
 import sys
-from config import get_settings
-from crypto.codec import configured_keys
+from infra.config import get_settings
+from infra.crypto.codec import configured_keys
 from ledger.db import make_engine, migrate, session_scope
 from sqlalchemy import text
 import stack

@@ -11,9 +11,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from channels.render import render_message
-from config import Settings
 from core.calendar import dispatch_moment
 from core.steps import CaseStage, StepKind, stage_after
+from infra.config import Settings
 from models.messages import Channel, Creditor, LineItem, MessageContext, MessageKind
 from models.plans import BUILTIN_PLANS
 from tests.conftest import seed_contract

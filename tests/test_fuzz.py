@@ -27,8 +27,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from config import Settings
-from runtime import PASSTHROUGH, WORKFLOWS
+from infra.config import Settings
+from infra.runtime import PASSTHROUGH, WORKFLOWS
 from tests.apps import BothApps
 from tests.conftest import seed_contract, terminate_cases
 from web.deps import AppContext, berlin_today

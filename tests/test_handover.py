@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agency import add_absence, notes_for_case, set_supervisor
-from config import Settings
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.agency import (

@@ -14,9 +14,9 @@ from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from config import Settings
 from core.calendar import dispatch_moment, start_of_day
 from core.schedule import step_due_at
+from infra.config import Settings
 from models.case import Arrears, CaseStage, CaseState, OpenItem, StepRecord
 from models.messages import Channel
 from models.plan import DunningPlan, PlanStep, StepKind

@@ -113,7 +113,7 @@ def test_a_notice_itemises_exactly_the_ledger_balance(
     ledger_engine: Engine, premiums: list[int], fees: list[int], amounts: list[int], claim_interest: bool
 ) -> None:
     from activities.messaging import Outbox
-    from config import Settings
+    from infra.config import Settings
     from ledger.interest_claims import claim_default_interest
 
     contract = new_contract(ledger_engine, premiums)

@@ -21,9 +21,9 @@ from temporalio.worker import Worker
 
 from activities import ledger as ledger_activities
 from activities.messaging import Outbox
-from config import Settings
 from core.calendar import add_months, expected_receipt, start_of_day, termination_cure_deadline
 from core.coverage import status_at
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models import inputs

@@ -15,13 +15,13 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
-from cluster import connect_options
-from config import Settings
+from infra.cluster import connect_options
+from infra.config import Settings
+from infra.observability import configure_logging, redact
 from ledger import service
 from ledger.db import session_scope
 from models.case import CaseStage
 from models.ledger import ContractStatus
-from observability import configure_logging, redact
 from tests.conftest import seed_contract
 from tests.helpers import berlin_today, contract_status, open_case
 from web.app import create_metrics_app

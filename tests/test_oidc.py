@@ -22,8 +22,8 @@ from sqlmodel import select
 from starlette.requests import Request
 from temporalio.client import Client
 
-from config import GENERATED_SECRETS, SECRETS_FILE, Settings
 from fakes.oidc import FakeOidc, OidcUser, new_key, start
+from infra.config import GENERATED_SECRETS, SECRETS_FILE, Settings
 from ledger.db import session_scope
 from models.auth import StaffSession
 from web.app import create_internal_app

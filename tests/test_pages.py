@@ -28,8 +28,8 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import Client
 
-from config import Settings
 from core.tokens import PAY_LINK_SALT, sign
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models import ledger as tables

@@ -24,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.messaging import Outbox
-from config import Settings
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.activities import SendMessage, SentMessage

@@ -17,9 +17,9 @@ from pydantic import SecretStr, ValidationError
 from sqlmodel import select
 from temporalio.client import Client
 
-import config
-from config import GENERATED_SECRETS, SECRETS_FILE, Settings, UnsafeProduction, production_problems
-from crypto.codec import new_key
+from infra import config
+from infra.config import GENERATED_SECRETS, SECRETS_FILE, Settings, UnsafeProduction, production_problems
+from infra.crypto.codec import new_key
 from ledger.db import make_engine, migrate, session_scope
 from models.ledger import Contract
 from tests.apps import TEST_STAFF, signed_in_as

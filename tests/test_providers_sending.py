@@ -10,9 +10,9 @@ from temporalio.exceptions import ApplicationError
 
 from activities.messaging import Outbox
 from channels.gsm7 import sms_segments
-from config import Settings
 from core.tokens import derive_token_id
 from fakes.server import FakeProviders
+from infra.config import Settings
 from ledger.db import session_scope
 from models.ledger import Customer, Message
 from models.messages import Channel, MessageKind

@@ -12,8 +12,8 @@ import pytest
 from activities.messaging import sms_pay_url
 from channels.gsm7 import is_gsm7, sms_segments
 from channels.render import render_message
-from config import Settings
 from core.tokens import derive_token_id, pay_link_url
+from infra.config import Settings
 from models.messages import CONFIRMATION_KINDS, Channel, Creditor, MessageContext, MessageKind
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import Client
 
-from config import Settings
 from core.tokens import derive_token_id, pay_link_url
 from fakes.server import STRIPE_WEBHOOK_SECRET, FakeProviders, stripe_signature
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.ledger import PayLink, Payment, Premium

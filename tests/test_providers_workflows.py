@@ -22,14 +22,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.messaging import Outbox
-from config import Settings
 from fakes.server import FakeProviders, stripe_signature, twilio_signature
+from infra.config import Settings
+from infra.runtime import build_worker
 from ledger.db import session_scope
 from models.activities import SentMessage
 from models.case import CaseStage, CaseStatus
 from models.ledger import Customer, Message
 from models.messages import Channel, MessageKind
-from runtime import build_worker
 from tests.apps import BothApps
 from tests.conftest import seed_contract
 from tests.helpers import advance_until

@@ -21,12 +21,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from config import Settings
+from infra.config import Settings
+from infra.runtime import PASSTHROUGH, WORKFLOWS
 from ledger import service
 from ledger.db import session_scope
 from models.case import CaseStage, CaseStatus, WriteOff
 from models.ledger import Fee, Message, Premium
-from runtime import PASSTHROUGH, WORKFLOWS
 from tests.conftest import seed_contract
 from tests.helpers import advance_until, berlin_today, open_case
 from tests.histories.record import SCENARIOS
@@ -38,7 +38,7 @@ BEFORE_PATCH = HISTORIES / "write_off_before_patch.json"
 
 
 def replayer() -> Replayer:
-    """The worker's workflows, converter and sandbox (runtime.py), without a server."""
+    """The worker's workflows, converter and sandbox (infra/runtime.py), without a server."""
     return Replayer(
         workflows=WORKFLOWS,
         data_converter=pydantic_data_converter,

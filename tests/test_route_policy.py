@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 import web.app
-from config import Settings
+from infra.config import Settings
 from web.app import ROUTERS, create_internal_app, create_metrics_app, create_public_app
 from web.auth import policy
 from web.auth.policy import POLICIES

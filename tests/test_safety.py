@@ -31,13 +31,13 @@ from temporalio.client import Client
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.logging import AccessFormatter
 
-from config import SECRETS_FILE, Settings
 from core.tokens import PAY_LINK_SALT, sign
+from infra.config import SECRETS_FILE, Settings
+from infra.observability import SecretRedactingFilter, redact, redact_access_logs
 from ledger import service
 from ledger.db import session_scope
 from models.ledger import PayLink, Payment
 from models.ledger import TestPaySession as Checkout
-from observability import SecretRedactingFilter, redact, redact_access_logs
 from tests.apps import BothApps
 from tests.conftest import seed_contract
 from tests.helpers import form_post, hidden_fields

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from config import GENERATED_SECRETS, SECRETS_FILE, Settings
+from infra.config import GENERATED_SECRETS, SECRETS_FILE, Settings
 
 
 def test_an_installation_generates_its_own_secrets_once_one_per_purpose_owner_only(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import activities.sweep
-from config import Settings
+from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
 from models.activities import SweepRequest, SweepResult

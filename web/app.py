@@ -24,11 +24,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from config import get_settings
+from infra.config import get_settings
+from infra.observability import configure_logging
+from infra.runtime import connect
 from ledger.db import make_engine, migrate
 from ledger.service import LedgerError, NotFound
-from observability import configure_logging
-from runtime import connect
 from web import agents, api, bank, case_actions, evidence, pages, safety, webhooks
 from web import campaign as quote_campaign
 from web import codec as payload_codec
@@ -49,7 +49,7 @@ def _lifespan(ctx: AppContext | None, name: str) -> Callable[[FastAPI], Any]:
         else:
             settings = get_settings()
             if settings.log_format == "json":
-                configure_logging(name)  # JSON lines, personal data masked (observability.py)
+                configure_logging(name)  # JSON lines, personal data masked (infra/observability.py)
             migrate(settings.effective_database_url)
             engine = make_engine(settings.effective_database_url)
             # Temporal records this as the caller of every start, signal and update the apps send; the

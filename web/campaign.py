@@ -55,7 +55,6 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.campaign import campaign_report
-from config import Settings
 from core.campaign import (
     CONFIRM_SALT,
     DEFAULT_PLAN,
@@ -68,6 +67,7 @@ from core.campaign import (
     segment_for,
 )
 from core.tokens import derive_token_id, unsign
+from infra.config import Settings
 from ledger.db import session_scope, transaction_in_thread
 from models.campaign import (
     CampaignEmail,

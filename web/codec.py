@@ -34,8 +34,8 @@ from google.protobuf import json_format
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payloads
 
-from config import Settings
-from crypto.codec import EncryptionCodec, PayloadKeyError, configured_keys
+from infra.config import Settings
+from infra.crypto.codec import EncryptionCodec, PayloadKeyError, configured_keys
 from models.auth import Scope as ApiScope
 from web.auth import policy
 from web.auth.principal import Principal, principal

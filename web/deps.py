@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 
-from config import Settings
 from core.calendar import local_date
 from core.timezone import BUSINESS_TIMEZONE
+from infra.config import Settings
 from ledger.db import session_scope
 from web.inbound import Inbound
 

@@ -18,13 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from temporalio.client import Client
 
-from config import Settings
+from infra.config import Settings
+from infra.observability import payment_booked
 from ledger import card_reversals, debit_returns, service
 from ledger.audit import touched_contract
 from ledger.db import transaction_in_thread
 from models.case import DunningStopped, PaymentBooked, PaymentResult, PremiumOverdue
 from models.ledger import Contract, Premium
-from observability import payment_booked
 from workflows.client import notify_dunning_stopped, notify_payment, start_or_join_case
 
 T = TypeVar("T")
@@ -134,7 +134,7 @@ class Inbound:
                 designated_premium=premium_id,
             )
         )
-        payment_booked(source, result)  # Prometheus counter (observability.py); repeats count nothing
+        payment_booked(source, result)  # Prometheus counter (infra/observability.py); repeats count nothing
         # Signalled even when the booking is a repeat: the first attempt may have failed
         # right after booking. The case ignores a payment reference it has seen.
         await notify_payment(

@@ -20,8 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from infra.observability import CASES
 from models.case import CLOSED_STAGES, CaseStage
-from observability import CASES
 from web.deps import AppContext, context
 
 router = APIRouter()

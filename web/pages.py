@@ -37,11 +37,11 @@ from markupsafe import Markup, escape
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from config import Settings
 from core.money import format_eur, parse_amount
 from core.references import mask_contract_number
 from core.timezone import BUSINESS_TIMEZONE
 from core.tokens import PAY_LINK_SALT, pay_link_url, sign, unsign
+from infra.config import Settings
 from ledger import audit, service
 from ledger.audit import touched_contract
 from ledger.db import session_scope, transaction_in_thread

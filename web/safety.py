@@ -66,8 +66,8 @@ from starlette.formparsers import MultiPartException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from config import Settings
-from observability import redact_access_logs
+from infra.config import Settings
+from infra.observability import redact_access_logs
 
 CSRF_COOKIE = "csrf"
 CSRF_FIELD = "csrf_token"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
-from config import Settings, get_settings
+from infra.config import Settings, get_settings
 
 APPS = ("public", "internal", "metrics")
 

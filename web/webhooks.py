@@ -35,10 +35,10 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from config import Settings
 from core.limits import MAX_LEDGER_CENTS
 from core.references import mask_contract_number
 from core.tokens import pay_link_url
+from infra.config import Settings
 from ledger import card_reversals, service
 from ledger.db import session_scope
 from models.activities import SendMessage

@@ -33,10 +33,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from config import Settings
+from infra.config import Settings
+from infra.runtime import build_worker
 from ledger.db import make_engine, migrate
 from models.case import ApproveCourtFiling, CaseStage, CaseStatus, WriteOff
-from runtime import build_worker
 from tests.conftest import TEST_SERVER, register_search_attributes, seed_contract
 from tests.helpers import advance_until, berlin_today, open_case
 from web.inbound import Inbound

@@ -28,10 +28,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from config import Settings
+from infra.config import Settings
+from infra.runtime import build_worker
 from ledger.db import make_engine, migrate
 from models.court import CourtData, CourtEventInput, CourtEventKind, CourtInput, CourtState
-from runtime import build_worker
 from tests.conftest import TEST_SERVER, register_search_attributes
 from tests.histories.record import save
 from workflows.court import CourtDunning

@@ -27,7 +27,7 @@ import jwt
 from fastapi import HTTPException, Request
 from jwt import PyJWKClient
 
-from config import Settings
+from infra.config import Settings
 from models.auth import Role
 from web.auth.principal import Kind, Principal
 from web.deps import context

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.concurrency import run_in_threadpool
 
-from config import Settings
+from infra.config import Settings
 from models.auth import Role
 from web.auth import jwt_tokens
 from web.auth.jwt_tokens import TokenRefused

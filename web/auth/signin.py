@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from config import Settings
+from infra.config import Settings
 from ledger.db import session_scope
 from models.auth import Role
 from web.auth import accounts, sessions

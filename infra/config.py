@@ -25,10 +25,10 @@ from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from crypto.files import create_once
+from infra.crypto.files import create_once
 from models.plans import BUILTIN_PLANS
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE = "secrets.json"
 # Secrets the embedded default generates when they are not set, one per purpose (never in production:
 # there every secret comes from the environment, production_problems names a missing one).
@@ -175,7 +175,7 @@ class Settings(BaseSettings):
     # applications (Zentrales Mahngericht): its public holidays extend court periods (§222(2) ZPO).
     # Empty: nation-wide holidays only.
     court_state: str | None = None
-    # Payload encryption (crypto/codec.py, README "Privacy: encrypted payloads"): AES-256-GCM keys as a
+    # Payload encryption (infra/crypto/codec.py, README "Privacy: encrypted payloads"): AES-256-GCM keys as a
     # JSON object {"key id": "<base64 of 32 bytes>", …}; all decrypt, `payload_key_id` encrypts. Empty: a
     # development key generated once into data_dir/payload-keys.json.
     payload_keys: dict[str, SecretStr] = Field(default_factory=dict)

@@ -32,8 +32,8 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
 
-from config import Settings
-from crypto.files import create_once
+from infra.config import Settings
+from infra.crypto.files import create_once
 
 ENCODING = b"binary/encrypted"
 CIPHER = b"AES256-GCM"

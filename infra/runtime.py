@@ -16,10 +16,10 @@ from activities.court import CourtActivities
 from activities.ledger import LedgerActivities
 from activities.messaging import Outbox
 from activities.sweep import SweepActivities
-from cluster import connect_options
-from config import Settings
-from crypto.codec import data_converter
-from observability import MetricsInterceptor
+from infra.cluster import connect_options
+from infra.config import Settings
+from infra.crypto.codec import data_converter
+from infra.observability import MetricsInterceptor
 from workflows.campaign import InspectionReminder, OnboardingSequence, QuoteReactivation
 from workflows.court import CourtDunning
 from workflows.dunning import DunningCase
@@ -35,8 +35,8 @@ PASSTHROUGH = ("babel", "holidays", "pydantic", "pydantic_core", "models", "core
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None, identity: str | None = None) -> Client:
-    # pydantic payloads, AES-GCM encrypted before they leave the process (crypto/codec.py);
-    # TLS / API key for a cluster or Temporal Cloud (cluster.py); `runtime` serves SDK metrics (worker.py).
+    # pydantic payloads, AES-GCM encrypted before they leave the process (infra/crypto/codec.py);
+    # TLS / API key for a cluster or Temporal Cloud (infra/cluster.py); `runtime` serves SDK metrics (worker.py).
     # `identity` is what Temporal records as the caller of each start, signal and update (history,
     # Web UI): the web app's process, or the CLI's configured identity (issue #12).
     return await Client.connect(
@@ -94,5 +94,5 @@ def build_worker(client: Client, engine: Engine, settings: Settings, executor: T
         ],
         activity_executor=executor,
         max_concurrent_activities=16,
-        interceptors=[MetricsInterceptor()],  # business counters from finished activities (observability.py)
+        interceptors=[MetricsInterceptor()],  # business counters from finished activities (infra/observability.py)
     )

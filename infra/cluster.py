@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio.service import TLSConfig
 
-from config import Settings
+from infra.config import Settings
 
 
 def _read(path: str, what: str) -> bytes:
