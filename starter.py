@@ -35,7 +35,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from cli_common import CliError, audit, console, identity, ledger, run
+from cli.common import CliError, audit, console, identity, ledger, run
 from core.money import format_eur, parse_amount
 from core.timezone import BUSINESS_TIMEZONE
 from infra.config import get_settings
@@ -409,17 +409,17 @@ def demo() -> None:
     console.print("\n".join(done) if done else "demo data already seeded")
 
 
-from bank_cli import bank_app  # noqa: E402  (sub-commands live in their own modules)
+from cli.bank import bank_app  # noqa: E402  (sub-commands live in their own modules)
 
 app.add_typer(bank_app, name="bank")
-from campaign_cli import app as campaign_app  # noqa: E402
+from cli.campaign import app as campaign_app  # noqa: E402
 
 app.add_typer(campaign_app, name="campaign")
-from agency_cli import app as agency_app  # noqa: E402
+from cli.agency import app as agency_app  # noqa: E402
 
 app.add_typer(agency_app, name="agency")  # issue #4: agents, handover, court dunning
 
-from auth_cli import client_app, staff_app  # noqa: E402
+from cli.auth import client_app, staff_app  # noqa: E402
 
 app.add_typer(staff_app, name="staff")  # issue #12: who may sign in
 app.add_typer(client_app, name="api-client")  # issue #12: which systems may call the internal app

@@ -28,9 +28,9 @@ from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from typer.testing import CliRunner
 
-import campaign_cli
 import starter
 from activities.campaign import campaign_report, german_holidays
+from cli import campaign as campaign_cli
 from core.campaign import DEFAULT_PLAN, assign_all, may_send_at
 from infra.config import Settings
 from infra.runtime import PASSTHROUGH

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from typer.testing import CliRunner, Result
 
-import cli_common
+from cli import common as cli_common
 from infra import config
 from infra.config import Settings
 from ledger import audit

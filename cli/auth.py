@@ -21,7 +21,7 @@ import typer
 from rich.table import Table
 from sqlmodel import Session, col, select
 
-from cli_common import audit, console, fail
+from cli.common import audit, console, fail
 from infra.config import get_settings
 from ledger.db import make_engine, migrate, session_scope
 from models.auth import ApiClient, Role, Scope, StaffAccount
@@ -143,7 +143,7 @@ def client_revoke(name: Name) -> None:
 
 
 def audit_actor() -> str:
-    from cli_common import identity
+    from cli.common import identity
 
     return identity()
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from banking import service as bank
 from banking.camt import parse_camt053
 from banking.inbound import BankStatements
-from cli_common import audit, console, fail, identity, run
+from cli.common import audit, console, fail, identity, run
 from core.money import format_eur
 from infra.config import get_settings
 from ledger.db import make_engine, migrate, session_scope

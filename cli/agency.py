@@ -27,7 +27,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agency import add_absence, notes_for_case, set_supervisor
-from cli_common import CliError, audit, console, identity, ledger, run
+from cli.common import CliError, audit, console, identity, ledger, run
 from core.money import parse_amount
 from models.agency import CourtDocument, LogAttempt, OutcomeKind, RecordOutcome
 from models.court import CourtApproval, CourtEventInput, CourtEventKind
