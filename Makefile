@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) stack.py
+	$(PY) -m dev.stack
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -41,6 +41,6 @@ test: lint typecheck browser
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache
 
-# Benchmarks (issue #7, about 6 minutes; not part of `make test`): bench/results.json and docs/benchmarks.md.
+# Benchmarks (issue #7, about 6 minutes; not part of `make test`): dev/bench/results.json and docs/benchmarks.md.
 bench: $(STAMP)
-	$(PY) -m bench.run
+	$(PY) -m dev.bench.run

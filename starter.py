@@ -398,7 +398,7 @@ def release_dunning(contract: Contract, reason: Reason) -> None:
 @app.command()
 def demo() -> None:
     """Seed the demo ledger (once per data folder) and start its cases."""
-    from demo import seed
+    from dev.demo import seed
     from ledger.db import make_engine, migrate
     from web.inbound import Inbound
 

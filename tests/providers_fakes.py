@@ -1,4 +1,4 @@
-"""Shared pieces of the provider tests: the local fake APIs (fakes/server.py), settings that point
+"""Shared pieces of the provider tests: the local fake APIs (dev/fakes/server.py), settings that point
 the real SDK adapters at them, and a recorder standing in for the Temporal client."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from fakes.server import FakeProviders, environment, start
+from dev.fakes.server import FakeProviders, environment, start
 from infra.config import Settings
 from ledger.db import make_engine, migrate
 from models.activities import SendMessage

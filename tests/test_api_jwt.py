@@ -1,5 +1,5 @@
 """Systems authenticate with OAuth2 client-credentials JWTs (issue #12, item 3): real RS256 tokens from
-the local OpenID Connect provider (fakes/oidc.py) on a real port, checked with PyJWT against its JWKS
+the local OpenID Connect provider (dev/fakes/oidc.py) on a real port, checked with PyJWT against its JWKS
 (web/auth/jwt_tokens.py) — directly, and through the real internal app."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from temporalio.client import Client
 
-from fakes.oidc import FakeOidc, new_key, start
+from dev.fakes.oidc import FakeOidc, new_key, start
 from infra.config import Settings
 from ledger.db import session_scope
 from models.ledger import Contract

@@ -23,7 +23,7 @@ from sqlmodel import SQLModel, select
 
 from core.campaign import CONFIRM_SALT
 from core.tokens import derive_token_id, sign
-from fakes.server import FakeProviders, sendgrid_sign, stripe_signature, twilio_signature
+from dev.fakes.server import FakeProviders, sendgrid_sign, stripe_signature, twilio_signature
 from infra.config import Settings
 from ledger.db import session_scope
 from models.banking import LineStatus, StatementLine

@@ -23,8 +23,7 @@ from infra.config import get_settings
 from infra.crypto.codec import configured_keys
 from ledger.db import make_engine, migrate, session_scope
 from sqlalchemy import text
-import stack
-
+from dev import stack
 settings = get_settings()
 migrate(settings.effective_database_url)
 with session_scope(make_engine(settings.effective_database_url)) as session:

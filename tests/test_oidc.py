@@ -1,5 +1,5 @@
 """Staff sign in with OpenID Connect (issue #12, item 2): the real internal app and Authlib's client
-against the local OpenID Connect provider (fakes/oidc.py) on a real port — real RS256 ID tokens, JWKS,
+against the local OpenID Connect provider (dev/fakes/oidc.py) on a real port — real RS256 ID tokens, JWKS,
 PKCE S256, state and nonce. Every refusal is checked for its status AND that no session was started."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sqlmodel import select
 from starlette.requests import Request
 from temporalio.client import Client
 
-from fakes.oidc import FakeOidc, OidcUser, new_key, start
+from dev.fakes.oidc import FakeOidc, OidcUser, new_key, start
 from infra.config import GENERATED_SECRETS, SECRETS_FILE, Settings
 from ledger.db import session_scope
 from models.auth import StaffSession

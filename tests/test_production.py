@@ -173,7 +173,7 @@ ENTRY_POINTS = {
     "worker processes": ["worker.py", "--processes", "2"],
     "starter CLI": ["starter.py", "status", "K-1001"],
     "bank CLI": ["starter.py", "bank", "queue"],
-    "make run": ["stack.py"],
+    "make run": ["dev/stack.py"],
 }
 
 
@@ -185,7 +185,7 @@ def test_every_entry_point_refuses_an_unsafe_production_start_naming_every_probl
 
     assert done.returncode != 0
     output = done.stdout + done.stderr
-    if args[0] == "stack.py":  # the embedded default never runs in production, however configured
+    if args[0] == "dev/stack.py":  # the embedded default never runs in production, however configured
         assert "make run is the embedded default" in output
     else:
         assert "ENVIRONMENT=production refuses to start" in output

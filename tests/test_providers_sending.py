@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from activities.messaging import Outbox
 from channels.gsm7 import sms_segments
 from core.tokens import derive_token_id
-from fakes.server import FakeProviders
+from dev.fakes.server import FakeProviders
 from infra.config import Settings
 from ledger.db import session_scope
 from models.ledger import Customer, Message

@@ -19,7 +19,7 @@ from sqlmodel import select
 from temporalio.client import Client
 
 from core.tokens import derive_token_id, pay_link_url
-from fakes.server import STRIPE_WEBHOOK_SECRET, FakeProviders, stripe_signature
+from dev.fakes.server import STRIPE_WEBHOOK_SECRET, FakeProviders, stripe_signature
 from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope

@@ -19,7 +19,7 @@ from sqlmodel import select
 from temporalio.client import Client
 
 from activities.messaging import Outbox
-from fakes.server import FakeProviders, sendgrid_sign, twilio_signature
+from dev.fakes.server import FakeProviders, sendgrid_sign, twilio_signature
 from infra.config import Settings
 from ledger.db import session_scope
 from models.activities import SendMessage

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.messaging import Outbox
-from fakes.server import FakeProviders, stripe_signature, twilio_signature
+from dev.fakes.server import FakeProviders, stripe_signature, twilio_signature
 from infra.config import Settings
 from infra.runtime import build_worker
 from ledger.db import session_scope

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scripts.policy_table import BEGIN, END, table
+from dev.scripts.policy_table import BEGIN, END, table
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "security.md"
 
@@ -12,4 +12,4 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "security.md"
 def test_the_documented_policy_table_is_the_enforced_one() -> None:
     text = DOC.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
-    assert text[start:end] == table(), "docs/security.md is stale: python -m scripts.policy_table"
+    assert text[start:end] == table(), "docs/security.md is stale: python -m dev.scripts.policy_table"

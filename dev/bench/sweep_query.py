@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
-from bench.common import best_of, log
+from dev.bench.common import best_of, log
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
 from models.ledger import Contract, Customer

@@ -12,7 +12,7 @@ from typing import TypeVar
 BIN = Path(sys.executable).parent
 DEV_SERVER = BIN / "temporal"
 TEST_SERVER = BIN / "temporal-test-server"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 T = TypeVar("T")
 
 

@@ -1,6 +1,6 @@
 """Screenshots for the README, from the running stack (`make run`), with headless Chromium.
 
-    .venv/bin/python scripts/screenshots.py            # after `make run` has been up a few minutes
+    .venv/bin/python dev/scripts/screenshots.py            # after `make run` has been up a few minutes
 
 Saves docs/screenshots/temporal-ui-cases.png (the Temporal UI's list of dunning cases),
 temporal-ui-case.png (one case: summary, current details, history, payloads decoded through the
@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 from sqlmodel import col, select
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from infra.config import get_settings  # noqa: E402 (the project root is put on the path first)

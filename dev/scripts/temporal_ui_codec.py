@@ -1,7 +1,7 @@
 """Check, against a running `make run`, that the dev server's Temporal UI decrypts a case through the
 codec endpoint, and save a screenshot (docs/img/temporal-ui-dev-codec.png).
 
-    .venv/bin/python scripts/temporal_ui_codec.py [--ui http://127.0.0.1:8233] [--case dunning-K-1001]
+    .venv/bin/python dev/scripts/temporal_ui_codec.py [--ui http://127.0.0.1:8233] [--case dunning-K-1001]
 
 Headless Debian chromium (`apt-get install -y chromium`) through Playwright's `executable_path`; never
 `playwright install`. Fails unless every codec call of the page was answered 200 and the case's
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 async def check(ui: str, case: str, out: Path) -> None:

@@ -1,5 +1,5 @@
 """A small local OpenID Connect provider: staff sign-in and API-client tokens in the tests and, for
-trying things out, in `make run` (`python -m fakes` serves it next to the provider fakes).
+trying things out, in `make run` (`python -m dev.fakes` serves it next to the provider fakes).
 
 Real enough for the engine's client code to run unchanged against it:
 
@@ -411,7 +411,7 @@ def start(state: FakeOidc | None = None, port: int = 0) -> tuple[FakeOidcServer,
 
 
 def development_provider(internal_base_url: str, roles: list[str]) -> FakeOidc:
-    """The provider `python -m fakes` serves: one web client (the engine's internal app), one API
+    """The provider `python -m dev.fakes` serves: one web client (the engine's internal app), one API
     client (`billing`, every scope) and a user with the given roles."""
     state = FakeOidc(user=OidcUser(subject="dev-user", name="Dev User", email="dev.user@example.org", roles=roles))
     state.add_client(

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from demo import seed
+from dev.demo import seed
 from infra.config import Settings, get_settings
 from infra.runtime import connect
 from ledger.db import make_engine, migrate, session_scope
@@ -37,7 +37,7 @@ from web.inbound import Inbound
 from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 UI_PORT = int(os.environ.get("TEMPORAL_UI_PORT", "8233"))
 TEMPORAL_PORT = int(os.environ.get("TEMPORAL_PORT", "7233"))

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from typing import Any
 
-from bench.common import log
+from dev.bench.common import log
 from models.messages import Channel, Creditor, LineItem, MessageContext, MessageKind
 
 GOAL_PER_SECOND = 22.0  # 13,000 letters in 10 minutes

@@ -1,13 +1,13 @@
 """Serve the fake providers for `make run`:
 
-    .venv/bin/python -m fakes                      # terminal 1: serves on 127.0.0.1:12111 (+ OIDC on 12112)
-    env $(.venv/bin/python -m fakes --env) make run  # terminal 2: the engine, pointed at the fakes
+    .venv/bin/python -m dev.fakes                      # terminal 1: serves on 127.0.0.1:12111 (+ OIDC on 12112)
+    env $(.venv/bin/python -m dev.fakes --env) make run  # terminal 2: the engine, pointed at the fakes
 
 Messages then go through the real Twilio and SendGrid SDKs to the fakes, which answer with signed
 "delivered" callbacks; pay links open a fake Stripe Checkout whose "Pay" button sends a signed
 `checkout.session.completed` to the engine. Staff sign in through the local OpenID Connect provider
-(fakes/oidc.py) as a user with `--oidc-roles`, and API clients get client-credentials JWTs from it
-(client `billing`, secret in fakes/oidc.py).
+(dev/fakes/oidc.py) as a user with `--oidc-roles`, and API clients get client-credentials JWTs from it
+(client `billing`, secret in dev/fakes/oidc.py).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import sys
 from http.server import ThreadingHTTPServer
 from types import FrameType
 
-from fakes import oidc
-from fakes.server import FakeProviders, environment, start
+from dev.fakes import oidc
+from dev.fakes.server import FakeProviders, environment, start
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmark, write bench/results.json, regenerate docs/benchmarks.md.
+"""`make bench`: run every benchmark, write dev/bench/results.json, regenerate docs/benchmarks.md.
 
 Each number comes with a baseline measured in the same run on the same machine, and the goal
 from issue #7. Nothing here is part of `make test`. PostgreSQL: BENCH_DATABASE_URL (default
@@ -22,12 +22,12 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench import letters, report, sweep_query
-from bench import temporal_bench as tb
-from bench.common import ROOT, log
+from dev.bench import letters, report, sweep_query
+from dev.bench import temporal_bench as tb
+from dev.bench.common import ROOT, log
 from ledger.db import make_engine, migrate
 
-RESULTS = ROOT / "bench" / "results.json"
+RESULTS = ROOT / "dev" / "bench" / "results.json"
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/h_bench"
 
 

@@ -30,8 +30,8 @@ from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.sweep import SweepActivities
-from bench.common import DEV_SERVER, ROOT, TEST_SERVER, log, percentile
-from bench.noop import BenchNoop
+from dev.bench.common import DEV_SERVER, ROOT, TEST_SERVER, log, percentile
+from dev.bench.noop import BenchNoop
 from infra.config import Settings
 from infra.runtime import PASSTHROUGH, WORKFLOWS, build_worker, connect
 from ledger import service
