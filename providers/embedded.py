@@ -1,7 +1,7 @@
 """The embedded default: the outbox is the delivery, the engine's own pay page takes payments.
 
 Nothing leaves the machine: e-mails and SMS stay in the `messages` table (shown at /outbox),
-and pay links open `/pay/{token}` with the built-in TestPay provider (web/pages.py).
+and pay links open `/pay/{token}` with the built-in TestPay provider (web/public/pay.py, web/public/testpay.py).
 """
 
 from __future__ import annotations
@@ -41,4 +41,4 @@ class TestPayPages:
     __test__ = False  # not a pytest test class despite the name
 
     def create_checkout(self, request: CheckoutRequest) -> HostedCheckout:
-        raise NotImplementedError("TestPay checkouts are opened by the pay page itself (web/pages.py)")
+        raise NotImplementedError("TestPay checkouts are opened by the pay page itself (web/public/pay.py)")

@@ -36,8 +36,8 @@ from tests.helpers import form_post
 from tests.providers_fakes import CONTRACT, PREMIUMS, FakeTemporal, engine, fake, migrated_ledger, provider_settings
 from web.deps import AppContext
 from web.inbound import Inbound
-from web.testpay_signature import HEADER as TESTPAY_HEADER
-from web.testpay_signature import header_value
+from web.public.testpay_signature import HEADER as TESTPAY_HEADER
+from web.public.testpay_signature import header_value
 
 __all__ = ["engine", "fake", "migrated_ledger"]  # fixtures, imported for pytest
 TODAY = datetime.now(UTC).date()

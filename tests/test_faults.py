@@ -47,7 +47,7 @@ from tests.apps import BothApps
 from tests.conftest import DEV_SERVER, _fresh_url, seed_contract
 from web.deps import AppContext
 from web.inbound import Inbound
-from web.testpay_signature import HEADER, header_value
+from web.public.testpay_signature import HEADER, header_value
 from workflows import search_attributes as sa
 from workflows.dunning import DunningCase
 

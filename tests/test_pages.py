@@ -40,8 +40,8 @@ from tests.conftest import seed_contract
 from tests.helpers import csrf_fields, form_post, hidden_fields
 from web.deps import AppContext
 from web.inbound import Inbound
-from web.pages import WEBHOOK_TRANSPORT_STATE
-from web.testpay_signature import HEADER, SignatureError, header_value, verify
+from web.public.testpay import WEBHOOK_TRANSPORT_STATE
+from web.public.testpay_signature import HEADER, SignatureError, header_value, verify
 
 CONTRACT = "K-100001"
 TODAY = datetime.now(ZoneInfo("Europe/Berlin")).date()

@@ -41,8 +41,8 @@ from tests.providers_fakes import (
 )
 from web.deps import AppContext
 from web.inbound import Inbound
-from web.testpay_signature import HEADER as TESTPAY_HEADER
-from web.testpay_signature import header_value as sign_testpay
+from web.public.testpay_signature import HEADER as TESTPAY_HEADER
+from web.public.testpay_signature import header_value as sign_testpay
 
 __all__ = ["engine", "fake", "migrated_ledger"]  # fixtures, imported for pytest
 STEP_KEY = f"{CASE_ID}:pay_link_sms"

@@ -29,7 +29,7 @@ from models.agency import ContactChannel, HandoverData, LogAttempt, OutcomeKind,
 from models.ledger import AgentTask, Contract
 from web.auth.principal import principal
 from web.deps import RowId, berlin_today, context
-from web.pages import page
+from web.render import page
 from workflows.handover import AgentHandover
 
 router = APIRouter(prefix="/agents")

@@ -29,7 +29,7 @@ from infra.observability import configure_logging
 from infra.runtime import connect
 from ledger.db import make_engine, migrate
 from ledger.service import LedgerError, NotFound
-from web import agents, api, bank, case_actions, evidence, pages, safety, webhooks
+from web import agents, api, bank, case_actions, evidence, render, safety
 from web import campaign as quote_campaign
 from web import codec as payload_codec
 from web import metrics as prometheus_metrics
@@ -37,6 +37,8 @@ from web.auth import oidc, policy, signin
 from web.auth.audit import AuditMiddleware
 from web.deps import AppContext
 from web.inbound import Inbound
+from web.internal import staff
+from web.public import delivery_webhooks, pay, pay_links, stripe_webhook, testpay
 
 TITLE = "Dunning and reactivation engine"
 
@@ -95,7 +97,7 @@ def _staff_refusals(app: FastAPI) -> None:
     async def refused(request: Request, error: HTTPException) -> Response:
         if error.status_code == 403 and not request.url.path.startswith(_MACHINE_PATHS):
             text = f"Your account may not do this ({error.detail}). Ask someone who holds that role, or an admin."
-            return pages.page(request, "staff_error.html", 403, title="Not allowed", text=text)
+            return render.page(request, "staff_error.html", 403, title="Not allowed", text=text)
         return await http_exception_handler(request, error)
 
 
@@ -119,8 +121,12 @@ def _build(kind: policy.App, ctx: AppContext | None, routers: list[APIRouter]) -
 # Every router goes into both apps; policy.install keeps in each only the routes it owns.
 ROUTERS = [
     api.router,
-    webhooks.router,  # the stable pay link /pay/{token} and the provider webhooks
-    pages.router,
+    pay_links.router,  # the stable pay link /pay/{token}: Stripe, or hands it to the TestPay pages
+    stripe_webhook.router,
+    delivery_webhooks.router,
+    pay.router,
+    testpay.router,
+    staff.router,
     agents.router,
     bank.router,
     evidence.router,

@@ -25,7 +25,7 @@ from models.banking import LineStatus
 from models.inputs import Line, Lines
 from web.auth.principal import principal
 from web.deps import RowId, context, db_session
-from web.pages import page
+from web.render import page
 
 router = APIRouter(tags=["bank"])
 

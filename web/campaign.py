@@ -91,7 +91,7 @@ from models.campaign import (
 )
 from models.inputs import BusinessDate, Line, PastMoment, QueryMoment
 from web.deps import AppContext, context
-from web.pages import customer_page, page
+from web.render import customer_page, page
 from workflows import search_attributes as sa
 from workflows.campaign import (
     InspectionReminder,

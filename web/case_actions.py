@@ -36,7 +36,7 @@ from models.case import (
 from web.auth.audit import note
 from web.auth.principal import principal
 from web.deps import context
-from web.pages import render_contract
+from web.internal.staff import render_contract
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 

@@ -120,7 +120,7 @@ def install(app: FastAPI, settings: Settings, *, public: bool) -> None:
     )
     app.add_middleware(RateLimits, table=rate_limit_table(settings), storage_uri=settings.rate_limit_storage_uri)
     app.add_middleware(SecurityHeaders, headers=security_headers(settings, https=https, public=public))
-    from web.pages import templates  # the pages import much of the app; needed only here
+    from web.render import templates  # the pages import much of the app; needed only here
 
     templates.env.globals.setdefault("csrf_input", csrf_input)
     redact_access_logs()

@@ -2,7 +2,7 @@
 (Workflow type `ChannelFallback`; it lived in providers/ until issue #13 and keeps its name, so
 running fallbacks and their histories stay valid.)
 
-Started by the webhooks (web/webhooks.py) when Twilio reports an SMS undelivered or SendGrid a
+Started by the webhooks (web/public/delivery_webhooks.py) when Twilio reports an SMS undelivered or SendGrid a
 bounce, drop or spam report for a step's main message. Workflow id `fallback-<message key>`, so a
 repeated webhook starts nothing new. It sends the same step (same key: the fee and the pay link
 stay the same) without the failed channel — letter last — with the figures of today.

@@ -16,7 +16,7 @@ from web.auth import accounts, sessions
 from web.auth.audit import note
 from web.auth.principal import Principal
 from web.deps import context
-from web.pages import page
+from web.render import page
 
 router = APIRouter(tags=["sign-in"])
 

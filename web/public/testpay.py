@@ -1,0 +1,262 @@
+"""TestPay, the built-in stand-in for Stripe (embedded default, public app): a checkout page, and a
+"Pay now" button that sends a signed webhook over real HTTP to the engine's own `/webhooks/testpay`,
+exactly as a real provider would. The engine books the payment from the webhook, never from the button."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from core.tokens import PAY_LINK_SALT, sign
+from infra.config import Settings
+from ledger.audit import touched_contract
+from ledger.db import session_scope
+from models.ledger import (
+    Contract,
+    TestPaySession,
+)
+from web.deps import context
+from web.public.testpay_signature import HEADER as SIGNATURE_HEADER
+from web.public.testpay_signature import SignatureError, header_value, verify
+from web.render import (
+    CUSTOMER_HEADERS,
+    in_thread,
+    page,
+)
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+PAYMENT_SOURCE = "testpay"
+EVENT_COMPLETED = "checkout.session.completed"
+
+
+# app.state attribute tests may set to an httpx transport for the webhook; unset in production,
+# where the provider page posts over real HTTP to settings.public_base_url.
+WEBHOOK_TRANSPORT_STATE = "testpay_webhook_transport"
+
+
+# --- TestPay: the built-in payment provider ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckoutSnapshot:
+    session_id: str
+    status: str
+    amount_cents: int
+    contract_number: str
+    case_id: str
+    pay_link_token_id: str
+
+
+def load_checkout(session: Session, session_id: str) -> CheckoutSnapshot | None:
+    row = session.exec(select(TestPaySession).where(TestPaySession.session_id == session_id)).first()
+    if row is None:
+        return None
+    contract = session.get(Contract, row.contract_id)
+    assert contract is not None
+    return CheckoutSnapshot(
+        session_id=row.session_id,
+        status=row.status,
+        amount_cents=row.amount_cents,
+        contract_number=contract.contract_number,
+        case_id=row.case_id,
+        pay_link_token_id=row.pay_link_token_id,
+    )
+
+
+def mark_paid(session: Session, session_id: str) -> tuple[CheckoutSnapshot | None, bool]:
+    """Open → paid, atomically (a double click or two tabs pay once). Returns (checkout, newly paid)."""
+    result = session.connection().execute(
+        update(TestPaySession)
+        .where(col(TestPaySession.session_id) == session_id, col(TestPaySession.status) == "open")
+        .values(status="paid")
+    )
+    session.expire_all()
+    return load_checkout(session, session_id), result.rowcount == 1
+
+
+def completed_event(checkout: CheckoutSnapshot, created: int) -> dict[str, object]:
+    """The provider's event; its id is fixed per checkout, so a redelivery is recognised."""
+    return {
+        "id": f"evt_{checkout.session_id}",
+        "type": EVENT_COMPLETED,
+        "data": {
+            "session_id": checkout.session_id,
+            "amount_cents": checkout.amount_cents,
+            "contract_number": checkout.contract_number,
+            "case_id": checkout.case_id,
+        },
+        "created": created,
+    }
+
+
+async def deliver_webhook(
+    settings: Settings, event: dict[str, object], transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.Response:
+    """POST the signed event to the engine's webhook endpoint (real HTTP unless a transport is given)."""
+    body = json.dumps(event, separators=(",", ":")).encode()
+    now = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: header_value(settings.testpay_webhook_secret, body, now),
+    }
+    url = f"{settings.public_base_url.rstrip('/')}/webhooks/testpay"
+    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(15.0)) as client:
+        return await client.post(url, content=body, headers=headers)
+
+
+def unknown_checkout_page(request: Request) -> Response:
+    return page(request, "testpay.html", 404, checkout=None, cancel_url=None, error="Unknown checkout session.")
+
+
+@router.get("/testpay/checkout/{session_id}", response_class=HTMLResponse)
+def testpay_checkout(request: Request, session_id: str) -> Response:
+    ctx = context(request)
+    with session_scope(ctx.engine) as session:
+        checkout = load_checkout(session, session_id)
+    if checkout is None:
+        return unknown_checkout_page(request)
+    token = sign(ctx.settings.link_secret, PAY_LINK_SALT, checkout.pay_link_token_id)
+    return page(
+        request,
+        "testpay.html",
+        checkout=checkout,
+        cancel_url=f"/pay/{token}",
+        done_url=f"/pay/{token}/done?session={checkout.session_id}",
+        error=None,
+        headers=CUSTOMER_HEADERS,
+    )
+
+
+async def testpay_pay(request: Request, session_id: str) -> Response:
+    """Capture the payment, then notify the merchant by signed webhook.
+
+    A second click on a paid checkout captures nothing; it delivers the same event again (same
+    event id), like a provider's webhook retry, so a notification that failed the first time
+    is not lost and one that arrived is recognised as a duplicate.
+    """
+    ctx = context(request)
+    checkout, newly_paid = await in_thread(ctx.engine, lambda s: mark_paid(s, session_id))
+    if checkout is None:
+        return unknown_checkout_page(request)
+    touched_contract(checkout.contract_number)
+    token = sign(ctx.settings.link_secret, PAY_LINK_SALT, checkout.pay_link_token_id)
+    transport: httpx.AsyncBaseTransport | None = getattr(request.app.state, WEBHOOK_TRANSPORT_STATE, None)
+    problem: str | None = None
+    try:
+        response = await deliver_webhook(ctx.settings, completed_event(checkout, int(time.time())), transport)
+        if response.status_code >= 300:
+            problem = f"the merchant answered HTTP {response.status_code}"
+    except httpx.HTTPError as error:
+        problem = f"the merchant could not be reached ({type(error).__name__})"
+    if problem is not None:
+        log.warning("testpay webhook for %s not delivered: %s", session_id, problem)
+        return page(
+            request,
+            "testpay.html",
+            502,
+            checkout=checkout,
+            cancel_url=f"/pay/{token}",
+            done_url=None,
+            error=f"Payment captured, but {problem}. Press “Pay now” again to resend the notification.",
+            headers=CUSTOMER_HEADERS,
+        )
+    log.info("testpay checkout %s %s", session_id, "paid" if newly_paid else "already paid; event redelivered")
+    return RedirectResponse(f"/pay/{token}/done?session={checkout.session_id}", status_code=303)
+
+
+# --- the engine's webhook endpoint ------------------------------------------------------------
+
+
+class BadEvent(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CompletedCheckout:
+    session_id: str
+    amount_cents: int
+    contract_number: str
+
+
+def _text_field(data: dict[str, Any], name: str, prefix: str = "") -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not 1 <= len(value) <= 200:
+        raise BadEvent(f"{prefix}{name} must be a string of 1..200 characters, got {value!r:.60}")
+    return value
+
+
+def parse_completed(event: dict[str, Any]) -> CompletedCheckout:
+    data = event.get("data")
+    if not isinstance(data, dict):
+        raise BadEvent(f"data must be an object, got {data!r:.60}")
+    amount = data.get("amount_cents")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise BadEvent(f"data.amount_cents must be a positive integer (cents), got {amount!r:.60}")
+    return CompletedCheckout(
+        session_id=_text_field(data, "session_id", "data."),
+        amount_cents=amount,
+        contract_number=_text_field(data, "contract_number", "data."),
+    )
+
+
+def bad_request(detail: str) -> JSONResponse:
+    return JSONResponse(status_code=400, content={"detail": detail})
+
+
+async def testpay_webhook(request: Request) -> JSONResponse:
+    """Verified, de-duplicated by event id; the payment is booked once per checkout session."""
+    ctx = context(request)
+    body = await request.body()
+    try:
+        verify(ctx.settings.testpay_webhook_secret, body, request.headers.get(SIGNATURE_HEADER), int(time.time()))
+    except SignatureError as error:
+        log.warning("testpay webhook rejected: %s", error)
+        return bad_request(str(error))
+    try:
+        event = json.loads(body)
+        if not isinstance(event, dict):
+            raise BadEvent(f"body must be a JSON object, got {type(event).__name__}")
+        event_id = _text_field(event, "id")
+        event_type = _text_field(event, "type")
+    except json.JSONDecodeError:
+        return bad_request("body is not valid JSON")
+    except BadEvent as error:
+        return bad_request(str(error))
+
+    prior = await ctx.inbound.duplicate(PAYMENT_SOURCE, event_id)
+    if prior is not None:
+        return JSONResponse({**prior, "duplicate": True})
+    if event_type != EVENT_COMPLETED:
+        ignored: dict[str, object] = {"ignored": True, "type": event_type}
+        await ctx.inbound.done(PAYMENT_SOURCE, event_id, ignored)
+        return JSONResponse(ignored)
+    try:
+        completed = parse_completed(event)
+    except BadEvent as error:
+        return bad_request(str(error))
+    payment = await ctx.inbound.payment(
+        contract_number=completed.contract_number,
+        external_ref=f"testpay:{completed.session_id}",
+        amount_cents=completed.amount_cents,
+        source=PAYMENT_SOURCE,
+    )
+    result: dict[str, object] = {
+        "payment_ref": payment.payment_ref,
+        "booked": payment.booked,
+        "balance_cents": payment.balance_cents,
+    }
+    await ctx.inbound.done(PAYMENT_SOURCE, event_id, result)
+    log.info("testpay event %s: payment %s booked=%s", event_id, payment.payment_ref, payment.booked)
+    return JSONResponse(result)
