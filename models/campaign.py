@@ -86,7 +86,7 @@ class CampaignQuote(SQLModel, table=True):
 
 class CampaignEntry(SQLModel, table=True):
     """One accepted campaign entry (an abandoned quote with opt-in, a confirmation), counted per
-    address and per IP within a window: the entry limits read these rows (web/campaign.py).
+    address and per IP within a window: the entry limits read these rows (ledger/campaign.py).
     `key` is a keyed hash of the address or IP, never the value itself."""
 
     __tablename__ = "campaign_entries"

@@ -51,9 +51,9 @@ from web.app import create_internal_app, create_public_app, internal_app
 from web.auth import accounts
 from web.auth.policy import POLICIES, Policy
 from web.auth.sessions import COOKIE as SESSION_COOKIE
-from web.campaign import EVENT_SIGNATURE_HEADER, event_signature
 from web.deps import AppContext
 from web.inbound import Inbound
+from web.internal.campaign import EVENT_SIGNATURE_HEADER, event_signature
 from web.safety import CSRF_COOKIE, CSRF_FIELD, form_token, is_json_route
 
 Key = tuple[str, str]

@@ -54,9 +54,9 @@ from models.campaign import (
 from models.ledger import Message
 from tests.apps import BothApps
 from tests.helpers import form_post
-from web.campaign import event_signature
 from web.deps import AppContext
 from web.inbound import Inbound
+from web.internal.campaign import event_signature
 from workflows.campaign import QuoteReactivation
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -30,15 +30,15 @@ from infra.runtime import connect
 from ledger.db import make_engine, migrate
 from ledger.service import LedgerError, NotFound
 from web import agents, api, bank, case_actions, evidence, render, safety
-from web import campaign as quote_campaign
 from web import codec as payload_codec
 from web import metrics as prometheus_metrics
 from web.auth import oidc, policy, signin
 from web.auth.audit import AuditMiddleware
 from web.deps import AppContext
 from web.inbound import Inbound
+from web.internal import campaign as quote_campaign
 from web.internal import staff
-from web.public import delivery_webhooks, pay, pay_links, stripe_webhook, testpay
+from web.public import campaign_links, delivery_webhooks, pay, pay_links, stripe_webhook, testpay
 
 TITLE = "Dunning and reactivation engine"
 
@@ -132,6 +132,7 @@ ROUTERS = [
     evidence.router,
     payload_codec.router,
     quote_campaign.router,
+    campaign_links.router,
     signin.router,
     oidc.router,
     case_actions.router,

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import Path, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
@@ -15,6 +16,7 @@ from temporalio.client import Client
 from core.calendar import local_date
 from core.timezone import BUSINESS_TIMEZONE
 from infra.config import Settings
+from ledger.campaign import EntryLimited
 from ledger.db import session_scope
 from web.inbound import Inbound
 
@@ -44,3 +46,14 @@ def context(request: Request) -> AppContext:
 def db_session(request: Request) -> Iterator[Session]:
     with session_scope(context(request).engine) as session:
         yield session
+
+
+def too_many(error: EntryLimited) -> JSONResponse:
+    """An entry limit reached (ledger/campaign.py): 429 with Retry-After; nothing was written."""
+    return JSONResponse(
+        status_code=429, content={"detail": str(error)}, headers={"Retry-After": str(error.retry_after_seconds)}
+    )
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

@@ -1,0 +1,282 @@
+"""The abandoned-quote campaign's system and staff side (internal app; DOMAIN.md §9, SPEC.md §5).
+
+- `POST /api/campaign/quotes/abandoned` — the calculator reports an abandoned quote (with or
+  without opt-in); one workflow per quote, a second report joins the first.
+- `POST /api/campaign/touchpoints` — the single customer view: every running workflow of the
+  person is signalled; a signed contract starts onboarding and the inspection reminder once.
+- `POST /api/campaign/email-events` — delivery/engagement events per mail (de-duplicated).
+- `GET /campaign/report`, `GET /api/campaign/report` — results per experiment.
+
+The customer's links (confirm, resume, unsubscribe) are web/public/campaign_links.py; the rules
+(entry limits, consent, suppression) ledger/campaign.py; starting the workflows workflows/campaign_client.py.
+Order of effects everywhere: the database first (idempotent), then Temporal (idempotent), so a
+retry after a crash in between is harmless."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import (
+    TypeAdapter,
+    ValidationError,
+)
+from sqlmodel import Session, col, select
+
+from activities.campaign import campaign_report
+from core.campaign import (
+    DEFAULT_PLAN,
+    ExperimentReport,
+    person_key_for,
+)
+from ledger.campaign import (
+    EntryLimited,
+    person_workflows,
+    register_quote,
+    suppress,
+)
+from ledger.db import transaction_in_thread
+from models.campaign import (
+    CampaignEmail,
+    CampaignPerson,
+    CampaignQuote,
+    EmailEvent,
+    ExitKind,
+    ExitSignal,
+    FollowUpInput,
+    PersonWorkflow,
+    SuppressionReason,
+    Touchpoint,
+    TouchpointKind,
+)
+from models.campaign_requests import (
+    SUPPRESSING_EVENTS,
+    EmailEventIn,
+    QuoteAbandonedIn,
+    TouchpointIn,
+)
+from models.inputs import QueryMoment
+from web.deps import AppContext, client_ip, context, too_many
+from web.render import page
+from workflows.campaign import (
+    inspection_workflow_id,
+    onboarding_workflow_id,
+    quote_workflow_id,
+)
+from workflows.campaign_client import signal_all, start_follow_up, start_quote
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+# --- routes: the calculator --------------------------------------------------------------------
+
+
+@router.post(
+    "/api/campaign/quotes/abandoned",
+    response_model=None,
+    responses={429: {"description": "entry limit per address or IP reached; nothing written"}},
+)
+async def quote_abandoned(body: QuoteAbandonedIn, request: Request) -> dict[str, Any] | JSONResponse:
+    ctx = context(request)
+    now = datetime.now(UTC)
+    try:
+        registered = await transaction_in_thread(
+            ctx.engine, lambda s: register_quote(s, ctx.settings, body, now, client_ip(request))
+        )
+    except EntryLimited as limited:
+        return too_many(limited)
+    await start_quote(ctx.client, ctx.settings.task_queue, registered.input)
+    return {
+        "quote_id": body.quote_id,
+        "workflow_id": quote_workflow_id(body.quote_id),
+        "created": registered.created,
+        "status": registered.status,
+        "segment": registered.input.segment.value,
+    }
+
+
+# --- routes: the single customer view and the mail provider ------------------------------------
+
+
+@router.post("/api/campaign/touchpoints")
+async def touchpoint(body: TouchpointIn, request: Request) -> dict[str, Any]:
+    """A contact in any channel ends every running sequence of the person at once."""
+    ctx = context(request)
+    now = datetime.now(UTC)
+    person_key = body.person_key or person_key_for(ctx.settings.link_secret, str(body.email))
+    occurred_at = body.occurred_at.astimezone(UTC)
+
+    def work(session: Session) -> tuple[bool, list[str], bool]:
+        duplicate = session.exec(select(Touchpoint).where(Touchpoint.event_id == body.event_id)).first() is not None
+        if not duplicate:
+            session.add(
+                Touchpoint(
+                    event_id=body.event_id,
+                    person_key=person_key,
+                    kind=body.kind.value,
+                    channel=body.channel,
+                    occurred_at=occurred_at,
+                    recorded_at=now,
+                    contract_number=body.contract_number,
+                )
+            )
+        follow_up = False
+        if body.kind == TouchpointKind.CONTRACT_SIGNED and body.contract_number:
+            for quote in session.exec(
+                select(CampaignQuote).where(
+                    CampaignQuote.person_key == person_key,
+                    col(CampaignQuote.converted_at).is_(None),
+                    col(CampaignQuote.abandoned_at) <= occurred_at,
+                )
+            ):
+                quote.converted_at = occurred_at
+                quote.conversion_channel = body.channel
+                session.add(quote)
+            person = session.exec(select(CampaignPerson).where(CampaignPerson.person_key == person_key)).first()
+            follow_up = person is not None and person.email is not None
+            if follow_up:
+                ids = [onboarding_workflow_id(body.contract_number)]
+                if body.inspection_due:
+                    ids.append(inspection_workflow_id(body.contract_number))
+                known = set(person_workflows(session, person_key))
+                for workflow_id in ids:
+                    if workflow_id not in known:
+                        session.add(
+                            PersonWorkflow(
+                                person_key=person_key,
+                                workflow_id=workflow_id,
+                                kind=workflow_id.split("-")[0],
+                                created_at=now,
+                            )
+                        )
+        session.flush()
+        return duplicate, person_workflows(session, person_key), follow_up
+
+    duplicate, workflow_ids, follow_up = await transaction_in_thread(ctx.engine, work)
+    started: list[str] = []
+    if follow_up and body.contract_number:
+        follow = FollowUpInput(
+            contract_number=body.contract_number,
+            person_key=person_key,
+            signed_at=occurred_at,
+            inspection_due=body.inspection_due,
+            plan=DEFAULT_PLAN,
+        )
+        await start_follow_up(ctx.client, ctx.settings.task_queue, "onboarding", follow)
+        started.append(onboarding_workflow_id(body.contract_number))
+        if body.inspection_due:
+            await start_follow_up(ctx.client, ctx.settings.task_queue, "inspection", follow)
+            started.append(inspection_workflow_id(body.contract_number))
+    quote_ids = [w for w in workflow_ids if w.startswith("quote-")]
+    signalled = await signal_all(
+        ctx.client, quote_ids, ExitSignal(kind=ExitKind.TOUCHPOINT, occurred_at=occurred_at, detail=body.kind.value)
+    )
+    return {"event_id": body.event_id, "duplicate": duplicate, "signalled": signalled, "follow_ups": started}
+
+
+EVENT_SIGNATURE_HEADER = "X-Campaign-Signature"
+_EVENTS = TypeAdapter(list[EmailEventIn])
+
+
+def event_signature(secret: str, body: bytes) -> str:
+    """The value of the X-Campaign-Signature header for a body (what the event sender computes)."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@router.post("/api/campaign/email-events")
+async def email_events(request: Request) -> JSONResponse:
+    """Events of the mail provider, per mail (= per workflow step), de-duplicated by event id.
+
+    Signed with `campaign_events_secret` (HMAC-SHA256 of the raw body): a forged "bounce" would
+    otherwise silence a person. A provider adapter with its own signature scheme (SendGrid's
+    signed event webhook) verifies that and calls `record_email_events` directly.
+    """
+    ctx = context(request)
+    body = await request.body()
+    given = request.headers.get(EVENT_SIGNATURE_HEADER, "")
+    if not hmac.compare_digest(given, event_signature(ctx.settings.campaign_events_secret, body)):
+        return JSONResponse(status_code=401, content={"detail": f"missing or wrong {EVENT_SIGNATURE_HEADER}"})
+    try:
+        events = _EVENTS.validate_json(body)
+    except ValidationError as error:
+        return JSONResponse(status_code=422, content={"detail": error.errors(include_url=False, include_context=False)})
+    result = await record_email_events(ctx, events)
+    if isinstance(result, str):
+        return JSONResponse(status_code=422, content={"detail": result})
+    return JSONResponse(content={"recorded": result[0], "duplicates": result[1]})
+
+
+async def record_email_events(ctx: AppContext, events: list[EmailEventIn]) -> tuple[int, int] | str:
+    """Record the events once each; bounces, spam reports and unsubscribes suppress the person and
+    end their sequences. An unknown mail rejects the whole batch (the reason is returned), so
+    nothing is half-recorded."""
+    now = datetime.now(UTC)
+    if not events:
+        return "no events given"
+
+    def work(session: Session) -> tuple[int, int, list[tuple[SuppressionReason, list[str]]]] | str:
+        mails: dict[str, CampaignEmail] = {}
+        for event in events:
+            mail = session.exec(select(CampaignEmail).where(CampaignEmail.idempotency_key == event.email_key)).first()
+            if mail is None:
+                return f"unknown email_key {event.email_key!r} (event {event.event_id})"
+            mails[event.email_key] = mail
+        recorded = duplicates = 0
+        to_signal: list[tuple[SuppressionReason, list[str]]] = []
+        for event in events:
+            if session.exec(select(EmailEvent).where(EmailEvent.event_id == event.event_id)).first() is not None:
+                duplicates += 1
+                continue
+            mail = mails[event.email_key]
+            session.add(
+                EmailEvent(
+                    event_id=event.event_id,
+                    email_key=event.email_key,
+                    workflow_id=mail.workflow_id,
+                    step=mail.step,
+                    event=event.event,
+                    occurred_at=event.occurred_at.astimezone(UTC),
+                    recorded_at=now,
+                )
+            )
+            session.flush()
+            recorded += 1
+            reason = SUPPRESSING_EVENTS.get(event.event)
+            if reason is not None:
+                to_signal.append((reason, suppress(session, mail.person_key, reason, now)))
+        return recorded, duplicates, to_signal
+
+    result = await transaction_in_thread(ctx.engine, work)
+    if isinstance(result, str):
+        return result
+    recorded, duplicates, to_signal = result
+    for reason, workflow_ids in to_signal:
+        await signal_all(ctx.client, workflow_ids, ExitSignal(kind=ExitKind(reason.value), occurred_at=now))
+    return recorded, duplicates
+
+
+# --- routes: results -------------------------------------------------------------------------
+
+
+@router.get("/api/campaign/report")
+def report_json(request: Request, as_of: Annotated[QueryMoment | None, Query()] = None) -> JSONResponse:
+    """Results per experiment as of `as_of` (with a UTC offset; default: now)."""
+    reports = campaign_report(context(request).engine, DEFAULT_PLAN, as_of or datetime.now(UTC))
+    return JSONResponse(content=[r.model_dump(mode="json") for r in reports])
+
+
+@router.get("/campaign/report")
+def report_page(request: Request) -> Response:
+    reports: list[ExperimentReport] = campaign_report(context(request).engine, DEFAULT_PLAN, datetime.now(UTC))
+    return page(
+        request,
+        "campaign_report.html",
+        reports=reports,
+        window_days=DEFAULT_PLAN.conversion_window.days,
+    )
