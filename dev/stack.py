@@ -8,7 +8,7 @@ the demo ledger once; creates a first admin account and prints its one-time pass
 Ctrl-C stops everything; running it again resumes where it was (same data folder).
 
 The dev server's Web UI has no sign-in: anyone who can reach it reads every case, decrypted through
-the codec endpoint (its URL carries the codec token, web/codec.py). That is why everything here binds
+the codec endpoint (its URL carries the codec token, web/internal/codec.py). That is why everything here binds
 to 127.0.0.1 and why it is for local use only (docs/temporal-ui.md, "make run (dev server)").
 """
 
@@ -32,8 +32,8 @@ from ledger.db import make_engine, migrate, session_scope
 from models.auth import Role, StaffAccount
 from starter import ensure_sweep_schedule
 from web.auth import accounts
-from web.codec import dev_ui_endpoint
 from web.inbound import Inbound
+from web.internal.codec import dev_ui_endpoint
 from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent

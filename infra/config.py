@@ -182,7 +182,7 @@ class Settings(BaseSettings):
     payload_key_id: str = ""  # the active key; may be empty when exactly one key is configured
     # A static credential for the codec endpoint (/codec/encode, /codec/decode), besides signed-in staff
     # and API clients with scope codec: `Authorization: Bearer <token>`, and in development also inside
-    # the URL the dev server's Temporal UI calls (web/codec.py). Empty: generated in development
+    # the URL the dev server's Temporal UI calls (web/internal/codec.py). Empty: generated in development
     # (data_dir/secrets.json); in production it stays off unless set.
     codec_token: SecretStr = SecretStr("")
     # Real providers (issue #5, see providers/ and README "Real providers"). The embedded

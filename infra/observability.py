@@ -100,7 +100,7 @@ def sdk_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
 
 # Secrets in request lines and headers (issue #12): whoever reads a log must not be able to pay, confirm,
 # unsubscribe or act as a signed-in person. The segment after /pay/, /p/, /campaign/<kind>/ and
-# /testpay/checkout/ is a token or link id, after /codec/t/ the dev UI's codec token (web/codec.py);
+# /testpay/checkout/ is a token or link id, after /codec/t/ the dev UI's codec token (web/internal/codec.py);
 # the cookie and query values below are sessions or tokens.
 _SECRET_PATH = re.compile(r"(/(?:pay|p)/|/campaign/[\w-]+/|/testpay/checkout/|/codec/t/)[^/?#\s\"']+")
 _SECRET_VALUE = re.compile(r"\b((?:dunning_session|agent_session|csrf|csrf_token|session|session_id)=)[^;&\s\"',]+")

@@ -36,7 +36,7 @@ from models.ledger import (
 )
 from models.plans import BUILTIN_PLANS
 from tests.conftest import seed_contract
-from web.api import berlin_today
+from web.internal.api import berlin_today
 from workflows.dunning import DunningCase
 
 TODAY = berlin_today()  # the API decides "past due" by the real Berlin date

@@ -2,7 +2,7 @@
 is never an identity. Through the real internal app (policy check, browser protections): signed-in
 staff, API clients with scope codec and the codec token decode; anonymous callers — also on loopback —,
 agents, other scopes and the public app do not. The dev server's Temporal UI (`make run`) sends the
-codec token inside its endpoint URL (web/codec.py, DevUiCodecUrl)."""
+codec token inside its endpoint URL (web/internal/codec.py, DevUiCodecUrl)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from web import serve
 from web.app import create_internal_app, create_public_app
 from web.auth import accounts
 from web.auth.principal import Principal
-from web.codec import DevUiCodecUrl, dev_ui_endpoint
 from web.deps import AppContext
 from web.inbound import Inbound
+from web.internal.codec import DevUiCodecUrl, dev_ui_endpoint
 
 UI = "http://127.0.0.1:8233"
 SECRET = "Erika Mustermann, DE89370400440532013000"

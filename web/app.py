@@ -29,15 +29,15 @@ from infra.observability import configure_logging
 from infra.runtime import connect
 from ledger.db import make_engine, migrate
 from ledger.service import LedgerError, NotFound
-from web import agents, api, bank, case_actions, evidence, render, safety
-from web import codec as payload_codec
-from web import metrics as prometheus_metrics
+from web import render, safety
 from web.auth import oidc, policy, signin
 from web.auth.audit import AuditMiddleware
 from web.deps import AppContext
 from web.inbound import Inbound
+from web.internal import agents, api, bank, case_actions, evidence, staff
 from web.internal import campaign as quote_campaign
-from web.internal import staff
+from web.internal import codec as payload_codec
+from web.internal import metrics as prometheus_metrics
 from web.public import campaign_links, delivery_webhooks, pay, pay_links, stripe_webhook, testpay
 
 TITLE = "Dunning and reactivation engine"
@@ -55,7 +55,7 @@ def _lifespan(ctx: AppContext | None, name: str) -> Callable[[FastAPI], Any]:
             migrate(settings.effective_database_url)
             engine = make_engine(settings.effective_database_url)
             # Temporal records this as the caller of every start, signal and update the apps send; the
-            # person behind a staff action is the update's `by` (web/case_actions.py).
+            # person behind a staff action is the update's `by` (web/internal/case_actions.py).
             client = await connect(settings, identity=f"dunning-web@{socket.gethostname()}")
             app.state.ctx = AppContext(engine, client, settings, Inbound(engine, client, settings))
         yield

@@ -83,7 +83,7 @@ JSON_TYPE = "application/json"
 # Bank statements are big: these paths get settings.max_statement_bytes instead of max_body_bytes.
 STATEMENT_PATHS = frozenset({"/api/bank/statements", "/bank/import"})
 CODEC_PATHS = frozenset({"/codec/decode", "/codec/encode"})
-CODEC_MAX_BODY_BYTES = 8 * 1024 * 1024  # web/codec.py's own cap; Temporal caps one payload at 2 MB
+CODEC_MAX_BODY_BYTES = 8 * 1024 * 1024  # web/internal/codec.py's own cap; Temporal caps one payload at 2 MB
 DOCS_PATHS = frozenset({"/docs", "/redoc"})
 HSTS = "max-age=31536000"
 INSTALLED_STATE = "browser_safety"

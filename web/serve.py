@@ -41,7 +41,7 @@ class Served:
 def served(settings: Settings, names: tuple[str, ...] = APPS) -> list[Served]:
     """What this process serves, where. Imported here, not at the top: building the apps reads the settings."""
     from web import app as apps
-    from web.codec import DevUiCodecUrl
+    from web.internal.codec import DevUiCodecUrl
 
     internal: ASGIApp = apps.internal_app
     if settings.environment != "production":  # the dev server's Temporal UI sends its codec token in the URL

@@ -118,7 +118,7 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("GET", "/tasks"): read(),
     ("GET", "/tasks/{task_id}"): read(),
     ("GET", "/contracts/{contract_number}"): read(),
-    # case actions from the contract page (web/case_actions.py): the signed-in person is the update's `by`
+    # case actions from the contract page (web/internal/case_actions.py): the signed-in person is the update's `by`
     ("POST", "/contracts/{contract_number}/case/hold"): staff(R.CLERK, R.SUPERVISOR),
     ("POST", "/contracts/{contract_number}/case/resume"): staff(R.CLERK, R.SUPERVISOR),
     ("POST", "/contracts/{contract_number}/case/promise"): staff(R.CLERK, R.SUPERVISOR),

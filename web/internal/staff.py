@@ -185,7 +185,7 @@ def contract_page(request: Request, contract_number: str, done: str = "") -> Res
 def render_contract(
     request: Request, contract_number: str, status_code: int = 200, error: str | None = None, done: str = ""
 ) -> Response:
-    """The contract page; case actions (web/case_actions.py) show it again with their error."""
+    """The contract page; case actions (web/internal/case_actions.py) show it again with their error."""
     ctx = context(request)
     with session_scope(ctx.engine) as session:
         try:
