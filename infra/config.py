@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     link_secret: str = ""
     testpay_webhook_secret: str = ""
     campaign_events_secret: str = ""
-    csrf_secret: str = ""  # signs the CSRF tokens of every HTML form (web/safety.py)
+    csrf_secret: str = ""  # signs the CSRF tokens of every HTML form (web/safety/)
     pay_link_days: int = 30
     # Who may do what (issue #12, docs/security.md). ENVIRONMENT=production refuses to start on any
     # unsafe setting (config.production_problems names them all).
@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     # Request bodies: refused while they stream in once larger than this (bank statements: their own cap).
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_statement_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    # Rate limits per client IP (web/safety.py, `limits` notation such as "10/minute" or "100/hour;10/minute").
+    # Rate limits per client IP (web/safety/, `limits` notation such as "10/minute" or "100/hour;10/minute").
     # Counters live in rate_limit_storage_uri: "memory://" counts per process, which is right for one web
     # process per app; several processes (or hosts) must share one store, e.g. "redis://host:6379".
     # Behind a reverse proxy the client IP is the proxy's unless uvicorn runs with --proxy-headers and

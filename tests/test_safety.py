@@ -1,4 +1,4 @@
-"""Browser safety (issue #12, item 6; web/safety.py): security headers, JSON-only model routes, CSRF
+"""Browser safety (issue #12, item 6; web/safety/): security headers, JSON-only model routes, CSRF
 tokens on forms, rate limits, body size enforced while streaming, secrets kept out of access logs.
 
 Each rule is shown on a small app built here (every kind of route side by side), and, where a real
