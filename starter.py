@@ -400,7 +400,7 @@ def demo() -> None:
     """Seed the demo ledger (once per data folder) and start its cases."""
     from dev.demo import seed
     from ledger.db import make_engine, migrate
-    from web.inbound import Inbound
+    from ledger.inbound import Inbound
 
     settings = get_settings()
     migrate(settings.effective_database_url)

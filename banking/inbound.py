@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from banking import service as bank
 from banking.camt import parse_camt053
+from ledger.inbound import Inbound
 from models.case import PaymentBooked
-from web.inbound import Inbound
 from workflows.client import notify_payment
 
 

@@ -24,8 +24,8 @@ from cli.common import audit, console, fail, identity, run
 from core.money import format_eur
 from infra.config import get_settings
 from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from ledger.service import LedgerError
-from web.inbound import Inbound
 
 bank_app = typer.Typer(help="Bank statements (camt.053) and the manual queue.", no_args_is_help=True)
 T = TypeVar("T")

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlmodel import Session
 
 from ledger import service
+from ledger.inbound import Inbound
 from web.deps import berlin_today
-from web.inbound import Inbound
 
 SEED_EVENT = "demo-seed-v1"
 

@@ -29,10 +29,10 @@ from dev.demo import seed
 from infra.config import Settings, get_settings
 from infra.runtime import connect
 from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from models.auth import Role, StaffAccount
 from starter import ensure_sweep_schedule
 from web.auth import accounts
-from web.inbound import Inbound
 from web.internal.codec import dev_ui_endpoint
 from workflows import search_attributes as sa
 

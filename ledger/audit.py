@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from models.auth import AuditEvent
 
 # The contract a web request changed, for code below the handler that has no request
-# (web/inbound.py: a payment from a webhook, a billing event, a TestPay checkout). The audit
+# (ledger/inbound.py: a payment from a webhook, a billing event, a TestPay checkout). The audit
 # middleware (web/auth/audit.py) opens one per request and reads it when the response is sent.
 TOUCHED: ContextVar[dict[str, Any] | None] = ContextVar("audit_touched", default=None)
 

@@ -8,7 +8,7 @@ about it. The companion of ledger/debit_returns.py for money paid through a pay 
   smaller refund arriving late changes nothing; the same event twice changes nothing.
 - A dispute withdraws the whole charge until it is decided: all of it is open again.
 
-Runs inside the caller's transaction; the caller tells the cases after the commit (web/inbound.py).
+Runs inside the caller's transaction; the caller tells the cases after the commit (ledger/inbound.py).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Every return re-opens what the debit had paid. Then, by code:
 - MD07 (debtor deceased): automated dunning stops for the whole contract until a person releases
   it; a back-office task asks a person to decide. Nothing is dunned.
 
-Runs inside the caller's transaction; the caller tells the cases after the commit (web/inbound.py).
+Runs inside the caller's transaction; the caller tells the cases after the commit (ledger/inbound.py).
 A second return of the same debit changes nothing and creates no second task.
 """
 

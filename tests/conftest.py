@@ -28,10 +28,10 @@ from infra.config import Settings
 from infra.runtime import build_worker
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from models.ledger import Contract
 from tests.apps import BothApps
 from web.deps import AppContext
-from web.inbound import Inbound
 from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities.agency import notes_for_case
 from infra.config import Settings
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.agency import HandoverState
 from models.case import CaseStage, HoldKind
 from tests.apps import BothApps
@@ -32,7 +33,6 @@ from tests.test_handover import (
 )
 from web.auth import accounts
 from web.deps import AppContext
-from web.inbound import Inbound
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -26,12 +26,12 @@ from temporalio.client import Client
 from dev.fakes.oidc import FakeOidc, new_key, start
 from infra.config import Settings
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.ledger import Contract
 from web.app import create_internal_app
 from web.auth import jwt_tokens, policy
 from web.auth.jwt_tokens import InsufficientScope, TokenRefused, client_jwt_verifier, verify_client_token
 from web.deps import AppContext
-from web.inbound import Inbound
 
 AUDIENCE = "dunning-api"
 

@@ -40,6 +40,7 @@ from banking.camt import parse_camt053
 from infra.config import Settings
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from models.auth import AuditEvent, Role, Scope, StaffSession
 from models.banking import StatementLine
 from models.campaign import CampaignEmail, CampaignPerson
@@ -52,7 +53,6 @@ from web.auth import accounts
 from web.auth.policy import POLICIES, Policy
 from web.auth.sessions import COOKIE as SESSION_COOKIE
 from web.deps import AppContext
-from web.inbound import Inbound
 from web.internal.campaign import EVENT_SIGNATURE_HEADER, event_signature
 from web.safety import CSRF_COOKIE, CSRF_FIELD, form_token, is_json_route
 

@@ -26,6 +26,7 @@ from core.tokens import derive_token_id, sign
 from dev.fakes.server import FakeProviders, sendgrid_sign, stripe_signature, twilio_signature
 from infra.config import Settings
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.banking import LineStatus, StatementLine
 from models.campaign import CampaignQuote, ConsentProof
 from models.ledger import Contract, Customer, Payment
@@ -35,7 +36,6 @@ from tests.conftest import seed_contract
 from tests.helpers import form_post
 from tests.providers_fakes import CONTRACT, PREMIUMS, FakeTemporal, engine, fake, migrated_ledger, provider_settings
 from web.deps import AppContext
-from web.inbound import Inbound
 from web.public.testpay_signature import HEADER as TESTPAY_HEADER
 from web.public.testpay_signature import header_value
 

@@ -13,11 +13,11 @@ import pytest_asyncio
 from sqlalchemy import Engine
 
 from infra.config import Settings
+from ledger.inbound import Inbound
 from tests.apps import BothApps
 from tests.camt import Tx, entry, statement
 from tests.providers_fakes import FakeTemporal, engine, migrated_ledger
 from web.deps import AppContext
-from web.inbound import Inbound
 
 __all__ = ["engine", "migrated_ledger"]  # fixtures, imported for pytest
 TODAY = datetime.now(UTC).date()

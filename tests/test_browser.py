@@ -41,6 +41,7 @@ from core.money import format_eur
 from infra.config import Settings
 from infra.runtime import build_worker
 from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from models.auth import AuditEvent
 from models.case import CaseStage, CaseStatus
 from models.ledger import Contract, Fee
@@ -52,7 +53,6 @@ from web.app import create_internal_app, create_public_app
 from web.auth import accounts
 from web.auth.principal import Principal
 from web.deps import AppContext
-from web.inbound import Inbound
 from workflows import search_attributes as sa
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase

@@ -35,6 +35,7 @@ from core.campaign import DEFAULT_PLAN, assign_all, may_send_at
 from infra.config import Settings
 from infra.runtime import PASSTHROUGH
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models import inputs
 from models.campaign import (
     CampaignEmail,
@@ -55,7 +56,6 @@ from models.ledger import Message
 from tests.apps import BothApps
 from tests.helpers import form_post
 from web.deps import AppContext
-from web.inbound import Inbound
 from web.internal.campaign import event_signature
 from workflows.campaign import QuoteReactivation
 

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 
 from infra.config import Settings
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.auth import AuditEvent
 from models.case import CaseStage, HoldKind
 from tests.apps import BothApps
@@ -23,7 +24,6 @@ from tests.conftest import seed_contract
 from tests.helpers import berlin_today, form_post, hidden_fields, open_case, status
 from web.auth import accounts
 from web.deps import AppContext
-from web.inbound import Inbound
 
 CONTRACT = "K-100001"
 

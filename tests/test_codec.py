@@ -48,6 +48,7 @@ from infra.crypto.codec import (
 )
 from infra.runtime import build_worker, connect
 from ledger.db import make_engine, migrate
+from ledger.inbound import Inbound
 from models.case import CaseStage, HoldRequest, PaymentResult, RecordPayment, Resume
 from tests.apps import TEST_STAFF, signed_in_as
 from tests.conftest import TEST_SERVER, register_search_attributes, seed_contract
@@ -55,7 +56,6 @@ from tests.helpers import advance_until, berlin_today, open_case, status
 from web.app import create_internal_app
 from web.auth.principal import Principal
 from web.deps import AppContext
-from web.inbound import Inbound
 from workflows.dunning import DunningCase
 
 # What seed_contract stores for the customer, plus an IBAN a clerk types into a payment reference.

@@ -21,6 +21,7 @@ from temporalio.client import Client
 from infra.config import Settings
 from infra.crypto.codec import EncryptionCodec, configured_keys
 from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from models.auth import AuditEvent
 from tests.apps import signed_in_as
 from web import serve
@@ -28,7 +29,6 @@ from web.app import create_internal_app, create_public_app
 from web.auth import accounts
 from web.auth.principal import Principal
 from web.deps import AppContext
-from web.inbound import Inbound
 from web.internal.codec import DevUiCodecUrl, dev_ui_endpoint
 
 UI = "http://127.0.0.1:8233"

@@ -16,11 +16,11 @@ from core.coverage import StatusChange, status_at
 from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.ledger import ContractStatus
 from tests.apps import BothApps
 from tests.conftest import seed_contract
 from web.deps import AppContext
-from web.inbound import Inbound
 
 SUSPENDED_AT = datetime(2026, 12, 24, 0, 0, tzinfo=UTC)
 PAID_AT = datetime(2027, 1, 10, 14, 30, tzinfo=UTC)

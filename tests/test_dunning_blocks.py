@@ -30,6 +30,7 @@ from infra import config
 from infra.config import Settings
 from ledger import audit, service
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from ledger.interest_claims import claim_default_interest
 from models.activities import CloseCase, PrepareCourtApplication, SendMessage
 from models.ledger import AgentTask, Contract, CourtApplication, Fee, Message, Premium, PremiumStatus
@@ -37,7 +38,6 @@ from models.messages import Channel, MessageKind
 from models.plans import BUILTIN_PLANS
 from starter import app
 from tests.conftest import seed_contract
-from web.inbound import Inbound
 
 CONTRACT = "K-1"
 OLD_DUE, NEW_DUE = date(2026, 1, 5), date(2026, 2, 5)

@@ -17,6 +17,7 @@ from core.calendar import dispatch_moment, is_working_day, start_of_day
 from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.case import (
     AgreeInstalments,
     ApproveCourtFiling,
@@ -40,7 +41,6 @@ from models.ledger import AgentTask, ContractStatusChange, CourtApplication, Fee
 from models.plans import get_plan
 from tests.conftest import seed_contract
 from tests.helpers import advance_until, berlin_today, contract_status, messages, open_case, status
-from web.inbound import Inbound
 from workflows.dunning import DunningCase
 
 

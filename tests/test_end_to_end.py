@@ -28,13 +28,13 @@ from infra.config import Settings
 from infra.runtime import build_worker
 from ledger import audit
 from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from models.ledger import Message
 from tests.conftest import DEV_SERVER
 from tests.helpers import form_post
 from web.app import create_internal_app, create_public_app
 from web.auth import accounts
 from web.deps import AppContext
-from web.inbound import Inbound
 from workflows import search_attributes as sa
 
 CONTRACT = "K-E2E-1"

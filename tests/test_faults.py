@@ -41,12 +41,12 @@ from infra.config import Settings
 from infra.crypto.codec import data_converter
 from ledger import service
 from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from models.case import CaseStage, CaseStatus
 from models.ledger import Allocation, ContractStatusChange, Fee, Message, Payment, Premium
 from tests.apps import BothApps
 from tests.conftest import DEV_SERVER, _fresh_url, seed_contract
 from web.deps import AppContext
-from web.inbound import Inbound
 from web.public.testpay_signature import HEADER, header_value
 from workflows import search_attributes as sa
 from workflows.dunning import DunningCase

@@ -29,10 +29,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from infra.config import Settings
 from infra.runtime import PASSTHROUGH, WORKFLOWS
+from ledger.inbound import Inbound
 from tests.apps import BothApps
 from tests.conftest import seed_contract, terminate_cases
 from web.deps import AppContext, berlin_today
-from web.inbound import Inbound
 
 SCHEMA = schemathesis.openapi.from_dict(BothApps().openapi())
 CONTRACT = "K-FUZZ-1"

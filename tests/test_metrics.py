@@ -20,13 +20,13 @@ from infra.config import Settings
 from infra.observability import configure_logging, redact
 from ledger import service
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.case import CaseStage
 from models.ledger import ContractStatus
 from tests.conftest import seed_contract
 from tests.helpers import berlin_today, contract_status, open_case
 from web.app import create_metrics_app
 from web.deps import AppContext
-from web.inbound import Inbound
 
 CONTRACT = "K-METRICS-1"
 

@@ -25,6 +25,7 @@ from temporalio.client import Client
 from dev.fakes.oidc import FakeOidc, OidcUser, new_key, start
 from infra.config import GENERATED_SECRETS, SECRETS_FILE, Settings
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.auth import StaffSession
 from web.app import create_internal_app
 from web.auth import jwt_tokens, oidc
@@ -32,7 +33,6 @@ from web.auth.jwt_tokens import TokenRefused, codec_user_token_verifier, verify_
 from web.auth.oidc import PendingSignIn, pending_cookie, seal
 from web.auth.sessions import COOKIE
 from web.deps import AppContext
-from web.inbound import Inbound
 
 BASE = "http://internal.test"
 CLIENT_ID, CLIENT_SECRET = "dunning-web", "web-client-secret-for-tests"

@@ -32,6 +32,7 @@ from core.tokens import PAY_LINK_SALT, sign
 from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models import ledger as tables
 from models.case import PaymentBooked
 from models.ledger import AgentTask, ContractStatus, Message, PayLink, Payment
@@ -39,7 +40,6 @@ from tests.apps import BothApps
 from tests.conftest import seed_contract
 from tests.helpers import csrf_fields, form_post, hidden_fields
 from web.deps import AppContext
-from web.inbound import Inbound
 from web.public.testpay import WEBHOOK_TRANSPORT_STATE
 from web.public.testpay_signature import HEADER, SignatureError, header_value, verify
 

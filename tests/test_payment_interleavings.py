@@ -27,12 +27,12 @@ from activities.messaging import Outbox
 from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.activities import SendMessage, SentMessage
 from models.case import CaseStage
 from models.messages import MessageKind
 from tests.conftest import seed_contract, terminate_cases
 from tests.helpers import advance_until, berlin_today, contract_status, messages, open_case, status
-from web.inbound import Inbound
 
 PREMIUM = 12_000
 BALANCE = PREMIUM + 150  # the premium and the notice's letter fee, once the case is suspended

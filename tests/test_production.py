@@ -21,11 +21,11 @@ from infra import config
 from infra.config import GENERATED_SECRETS, SECRETS_FILE, Settings, UnsafeProduction, production_problems
 from infra.crypto.codec import new_key
 from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from models.ledger import Contract
 from tests.apps import TEST_STAFF, signed_in_as
 from web.app import create_internal_app
 from web.deps import AppContext
-from web.inbound import Inbound
 
 ROOT = Path(__file__).resolve().parent.parent
 

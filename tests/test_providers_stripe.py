@@ -23,6 +23,7 @@ from dev.fakes.server import STRIPE_WEBHOOK_SECRET, FakeProviders, stripe_signat
 from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.ledger import PayLink, Payment, Premium
 from models.providers import ProviderCheckout
 from tests.apps import BothApps
@@ -40,7 +41,6 @@ from tests.providers_fakes import (
     provider_settings,
 )
 from web.deps import AppContext
-from web.inbound import Inbound
 from web.public.testpay_signature import HEADER as TESTPAY_HEADER
 from web.public.testpay_signature import header_value as sign_testpay
 

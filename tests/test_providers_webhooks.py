@@ -22,6 +22,7 @@ from activities.messaging import Outbox
 from dev.fakes.server import FakeProviders, sendgrid_sign, twilio_signature
 from infra.config import Settings
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.activities import SendMessage
 from models.ledger import Customer, Message
 from models.messages import Channel, MessageKind
@@ -40,7 +41,6 @@ from tests.providers_fakes import (
     send_request,
 )
 from web.deps import AppContext
-from web.inbound import Inbound
 from workflows.fallback import ChannelFallback
 
 __all__ = ["engine", "fake", "migrated_ledger"]  # fixtures, imported for pytest

@@ -26,6 +26,7 @@ from dev.fakes.server import FakeProviders, stripe_signature, twilio_signature
 from infra.config import Settings
 from infra.runtime import build_worker
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.activities import SentMessage
 from models.case import CaseStage, CaseStatus
 from models.ledger import Customer, Message
@@ -44,7 +45,6 @@ from tests.providers_fakes import (
     send_request,
 )
 from web.deps import AppContext
-from web.inbound import Inbound
 
 __all__ = ["engine", "fake", "migrated_ledger"]  # fixtures, imported for pytest
 

@@ -18,11 +18,11 @@ from temporalio.client import Client
 
 import web.app
 from infra.config import Settings
+from ledger.inbound import Inbound
 from web.app import ROUTERS, create_internal_app, create_metrics_app, create_public_app
 from web.auth import policy
 from web.auth.policy import POLICIES
 from web.deps import AppContext
-from web.inbound import Inbound
 
 Key = tuple[str, str]  # (method, path template)
 

@@ -36,13 +36,13 @@ from infra.config import SECRETS_FILE, Settings
 from infra.observability import SecretRedactingFilter, redact, redact_access_logs
 from ledger import service
 from ledger.db import session_scope
+from ledger.inbound import Inbound
 from models.ledger import PayLink, Payment
 from models.ledger import TestPaySession as Checkout
 from tests.apps import BothApps
 from tests.conftest import seed_contract
 from tests.helpers import form_post, hidden_fields
 from web.deps import AppContext
-from web.inbound import Inbound
 from web.safety import CSRF_COOKIE, CSRF_FIELD, csrf_input, form_token, install
 
 CONTRACT = "K-100001"

@@ -28,12 +28,12 @@ from infra.config import get_settings
 from infra.observability import configure_logging
 from infra.runtime import connect
 from ledger.db import make_engine, migrate
+from ledger.inbound import Inbound
 from ledger.service import LedgerError, NotFound
 from web import render, safety
 from web.auth import oidc, policy, signin
 from web.auth.audit import AuditMiddleware
 from web.deps import AppContext
-from web.inbound import Inbound
 from web.internal import agents, api, bank, case_actions, evidence, staff
 from web.internal import campaign as quote_campaign
 from web.internal import codec as payload_codec

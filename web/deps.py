@@ -18,7 +18,7 @@ from core.timezone import BUSINESS_TIMEZONE
 from infra.config import Settings
 from ledger.campaign import EntryLimited
 from ledger.db import session_scope
-from web.inbound import Inbound
+from ledger.inbound import Inbound
 
 # A row id in a URL: a number outside 64 bits is refused (422, naming the parameter) before it reaches
 # the database, which cannot hold it (SQLite raised OverflowError → 500; found by tests/test_fuzz.py).

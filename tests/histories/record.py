@@ -36,10 +36,10 @@ from temporalio.testing import WorkflowEnvironment
 from infra.config import Settings
 from infra.runtime import build_worker
 from ledger.db import make_engine, migrate
+from ledger.inbound import Inbound
 from models.case import ApproveCourtFiling, CaseStage, CaseStatus, WriteOff
 from tests.conftest import TEST_SERVER, register_search_attributes, seed_contract
 from tests.helpers import advance_until, berlin_today, open_case
-from web.inbound import Inbound
 from workflows.dunning import DunningCase
 
 HERE = Path(__file__).resolve().parent

@@ -23,13 +23,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from core.coverage import status_at
 from core.limits import MAX_REASON_CHARS, MAX_REFERENCE_CHARS
 from ledger import service
+from ledger.inbound import EventConflict
 from models.case import CaseStatus
 from models.inputs import BusinessDate, Cents, Line, Lines, PastMoment, QueryMoment
 from models.ledger import ContractStatus, CustomerKind
 from models.plans import BUILTIN_PLANS
 from web.auth.principal import principal
 from web.deps import AppContext, berlin_today, context, db_session
-from web.inbound import EventConflict
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 

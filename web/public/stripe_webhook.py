@@ -1,5 +1,5 @@
 """`POST /webhooks/stripe` (public app): Stripe-Signature verified with the SDK, de-duplicated by event id.
-A checkout that completed books the payment through web/inbound.py (once per reference, then the case is
+A checkout that completed books the payment through ledger/inbound.py (once per reference, then the case is
 signalled); refunds and disputes are booked by ledger/card_reversals.py. An event id is recorded as processed
 only after its work is done, so a provider's retry after a crash repeats harmlessly; a webhook that fails
 verification changes nothing and gets 400."""
