@@ -9,33 +9,30 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pydantic import (
-    BaseModel,
-)
+from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core.campaign import (
-    person_key_for,
-    segment_for,
-)
+from core.campaign import person_key_for, segment_for
 from core.tokens import derive_token_id
 from infra.config import Settings
 from models.campaign import (
+    CampaignEmail,
     CampaignEntry,
     CampaignPerson,
     CampaignQuote,
     ConsentProof,
+    EmailEvent,
     PersonWorkflow,
     QuoteInput,
     QuoteStatus,
     Suppression,
     SuppressionReason,
+    Touchpoint,
+    TouchpointKind,
 )
-from models.campaign_requests import QuoteAbandonedIn
-from workflows.campaign import (
-    quote_workflow_id,
-)
+from models.campaign_requests import SUPPRESSING_EVENTS, EmailEventIn, QuoteAbandonedIn, TouchpointIn
+from workflows.campaign import inspection_workflow_id, onboarding_workflow_id, quote_workflow_id
 
 CONSENT_PURPOSE = "E-Mail-Erinnerungen zu meinem gespeicherten Kfz-Versicherungsangebot"
 
@@ -213,3 +210,94 @@ def person_workflows(session: Session, person_key: str) -> list[str]:
     return [
         row.workflow_id for row in session.exec(select(PersonWorkflow).where(PersonWorkflow.person_key == person_key))
     ]
+
+
+def record_touchpoint(
+    session: Session, body: TouchpointIn, person_key: str, now: datetime
+) -> tuple[bool, list[str], bool]:
+    """Record a contact once (by event id); a signed contract converts the person's open quotes
+    abandoned before it and lists the follow-up workflows for the person. Returns (duplicate, the
+    person's workflows, whether follow-ups start: only for a person with an address)."""
+    occurred_at = body.occurred_at.astimezone(UTC)
+    duplicate = session.exec(select(Touchpoint).where(Touchpoint.event_id == body.event_id)).first() is not None
+    if not duplicate:
+        session.add(
+            Touchpoint(
+                event_id=body.event_id,
+                person_key=person_key,
+                kind=body.kind.value,
+                channel=body.channel,
+                occurred_at=occurred_at,
+                recorded_at=now,
+                contract_number=body.contract_number,
+            )
+        )
+    follow_up = False
+    if body.kind == TouchpointKind.CONTRACT_SIGNED and body.contract_number:
+        for quote in session.exec(
+            select(CampaignQuote).where(
+                CampaignQuote.person_key == person_key,
+                col(CampaignQuote.converted_at).is_(None),
+                col(CampaignQuote.abandoned_at) <= occurred_at,
+            )
+        ):
+            quote.converted_at = occurred_at
+            quote.conversion_channel = body.channel
+            session.add(quote)
+        person = session.exec(select(CampaignPerson).where(CampaignPerson.person_key == person_key)).first()
+        follow_up = person is not None and person.email is not None
+        if follow_up:
+            ids = [onboarding_workflow_id(body.contract_number)]
+            if body.inspection_due:
+                ids.append(inspection_workflow_id(body.contract_number))
+            known = set(person_workflows(session, person_key))
+            for workflow_id in ids:
+                if workflow_id not in known:
+                    session.add(
+                        PersonWorkflow(
+                            person_key=person_key,
+                            workflow_id=workflow_id,
+                            kind=workflow_id.split("-")[0],
+                            created_at=now,
+                        )
+                    )
+    session.flush()
+    return duplicate, person_workflows(session, person_key), follow_up
+
+
+def record_email_events(
+    session: Session, events: list[EmailEventIn], now: datetime
+) -> tuple[int, int, list[tuple[SuppressionReason, list[str]]]] | str:
+    """Record each event once (by event id); bounces, spam reports and unsubscribes suppress the
+    person. Returns (recorded, duplicates, the suppressions with the workflows to tell), or the
+    reason the whole batch is refused (an unknown mail): then nothing is written."""
+    mails: dict[str, CampaignEmail] = {}
+    for event in events:
+        mail = session.exec(select(CampaignEmail).where(CampaignEmail.idempotency_key == event.email_key)).first()
+        if mail is None:
+            return f"unknown email_key {event.email_key!r} (event {event.event_id})"
+        mails[event.email_key] = mail
+    recorded = duplicates = 0
+    to_signal: list[tuple[SuppressionReason, list[str]]] = []
+    for event in events:
+        if session.exec(select(EmailEvent).where(EmailEvent.event_id == event.event_id)).first() is not None:
+            duplicates += 1
+            continue
+        mail = mails[event.email_key]
+        session.add(
+            EmailEvent(
+                event_id=event.event_id,
+                email_key=event.email_key,
+                workflow_id=mail.workflow_id,
+                step=mail.step,
+                event=event.event,
+                occurred_at=event.occurred_at.astimezone(UTC),
+                recorded_at=now,
+            )
+        )
+        session.flush()
+        recorded += 1
+        reason = SUPPRESSING_EVENTS.get(event.event)
+        if reason is not None:
+            to_signal.append((reason, suppress(session, mail.person_key, reason, now)))
+    return recorded, duplicates, to_signal

@@ -10,12 +10,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from ledger import service
-from models.ledger import (
-    Contract,
-    Fee,
-    Premium,
-    PremiumStatus,
-)
+from models.ledger import Contract, Fee, Premium, PremiumStatus
 
 LIST_LIMIT = 200  # rows a staff list shows
 

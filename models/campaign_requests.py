@@ -5,21 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    EmailStr,
-    Field,
-    StrictBool,
-    StrictInt,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt, field_validator, model_validator
 
-from models.campaign import (
-    SuppressionReason,
-    TouchpointKind,
-)
+from models.campaign import SuppressionReason, TouchpointKind
 from models.inputs import BusinessDate, Line, PastMoment
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"

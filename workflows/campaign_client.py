@@ -16,13 +16,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.campaign import (
-    CampaignStage,
-    ConsentConfirmed,
-    ExitSignal,
-    FollowUpInput,
-    QuoteInput,
-)
+from models.campaign import CampaignStage, ConsentConfirmed, ExitSignal, FollowUpInput, QuoteInput
 from workflows import search_attributes as sa
 from workflows.campaign import (
     InspectionReminder,

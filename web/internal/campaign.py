@@ -22,52 +22,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import (
-    TypeAdapter,
-    ValidationError,
-)
-from sqlmodel import Session, col, select
+from pydantic import TypeAdapter, ValidationError
 
 from activities.campaign import campaign_report
-from core.campaign import (
-    DEFAULT_PLAN,
-    ExperimentReport,
-    person_key_for,
-)
-from ledger.campaign import (
-    EntryLimited,
-    person_workflows,
-    register_quote,
-    suppress,
-)
+from core.campaign import DEFAULT_PLAN, ExperimentReport, person_key_for
+from ledger.campaign import EntryLimited, record_touchpoint, register_quote
+from ledger.campaign import record_email_events as store_email_events
 from ledger.db import transaction_in_thread
-from models.campaign import (
-    CampaignEmail,
-    CampaignPerson,
-    CampaignQuote,
-    EmailEvent,
-    ExitKind,
-    ExitSignal,
-    FollowUpInput,
-    PersonWorkflow,
-    SuppressionReason,
-    Touchpoint,
-    TouchpointKind,
-)
-from models.campaign_requests import (
-    SUPPRESSING_EVENTS,
-    EmailEventIn,
-    QuoteAbandonedIn,
-    TouchpointIn,
-)
+from models.campaign import ExitKind, ExitSignal, FollowUpInput
+from models.campaign_requests import EmailEventIn, QuoteAbandonedIn, TouchpointIn
 from models.inputs import QueryMoment
 from web.deps import AppContext, client_ip, context, too_many
 from web.render import page
-from workflows.campaign import (
-    inspection_workflow_id,
-    onboarding_workflow_id,
-    quote_workflow_id,
-)
+from workflows.campaign import inspection_workflow_id, onboarding_workflow_id, quote_workflow_id
 from workflows.campaign_client import signal_all, start_follow_up, start_quote
 
 log = logging.getLogger(__name__)
@@ -112,53 +79,9 @@ async def touchpoint(body: TouchpointIn, request: Request) -> dict[str, Any]:
     person_key = body.person_key or person_key_for(ctx.settings.link_secret, str(body.email))
     occurred_at = body.occurred_at.astimezone(UTC)
 
-    def work(session: Session) -> tuple[bool, list[str], bool]:
-        duplicate = session.exec(select(Touchpoint).where(Touchpoint.event_id == body.event_id)).first() is not None
-        if not duplicate:
-            session.add(
-                Touchpoint(
-                    event_id=body.event_id,
-                    person_key=person_key,
-                    kind=body.kind.value,
-                    channel=body.channel,
-                    occurred_at=occurred_at,
-                    recorded_at=now,
-                    contract_number=body.contract_number,
-                )
-            )
-        follow_up = False
-        if body.kind == TouchpointKind.CONTRACT_SIGNED and body.contract_number:
-            for quote in session.exec(
-                select(CampaignQuote).where(
-                    CampaignQuote.person_key == person_key,
-                    col(CampaignQuote.converted_at).is_(None),
-                    col(CampaignQuote.abandoned_at) <= occurred_at,
-                )
-            ):
-                quote.converted_at = occurred_at
-                quote.conversion_channel = body.channel
-                session.add(quote)
-            person = session.exec(select(CampaignPerson).where(CampaignPerson.person_key == person_key)).first()
-            follow_up = person is not None and person.email is not None
-            if follow_up:
-                ids = [onboarding_workflow_id(body.contract_number)]
-                if body.inspection_due:
-                    ids.append(inspection_workflow_id(body.contract_number))
-                known = set(person_workflows(session, person_key))
-                for workflow_id in ids:
-                    if workflow_id not in known:
-                        session.add(
-                            PersonWorkflow(
-                                person_key=person_key,
-                                workflow_id=workflow_id,
-                                kind=workflow_id.split("-")[0],
-                                created_at=now,
-                            )
-                        )
-        session.flush()
-        return duplicate, person_workflows(session, person_key), follow_up
-
-    duplicate, workflow_ids, follow_up = await transaction_in_thread(ctx.engine, work)
+    duplicate, workflow_ids, follow_up = await transaction_in_thread(
+        ctx.engine, lambda session: record_touchpoint(session, body, person_key, now)
+    )
     started: list[str] = []
     if follow_up and body.contract_number:
         follow = FollowUpInput(
@@ -220,39 +143,7 @@ async def record_email_events(ctx: AppContext, events: list[EmailEventIn]) -> tu
     if not events:
         return "no events given"
 
-    def work(session: Session) -> tuple[int, int, list[tuple[SuppressionReason, list[str]]]] | str:
-        mails: dict[str, CampaignEmail] = {}
-        for event in events:
-            mail = session.exec(select(CampaignEmail).where(CampaignEmail.idempotency_key == event.email_key)).first()
-            if mail is None:
-                return f"unknown email_key {event.email_key!r} (event {event.event_id})"
-            mails[event.email_key] = mail
-        recorded = duplicates = 0
-        to_signal: list[tuple[SuppressionReason, list[str]]] = []
-        for event in events:
-            if session.exec(select(EmailEvent).where(EmailEvent.event_id == event.event_id)).first() is not None:
-                duplicates += 1
-                continue
-            mail = mails[event.email_key]
-            session.add(
-                EmailEvent(
-                    event_id=event.event_id,
-                    email_key=event.email_key,
-                    workflow_id=mail.workflow_id,
-                    step=mail.step,
-                    event=event.event,
-                    occurred_at=event.occurred_at.astimezone(UTC),
-                    recorded_at=now,
-                )
-            )
-            session.flush()
-            recorded += 1
-            reason = SUPPRESSING_EVENTS.get(event.event)
-            if reason is not None:
-                to_signal.append((reason, suppress(session, mail.person_key, reason, now)))
-        return recorded, duplicates, to_signal
-
-    result = await transaction_in_thread(ctx.engine, work)
+    result = await transaction_in_thread(ctx.engine, lambda session: store_email_events(session, events, now))
     if isinstance(result, str):
         return result
     recorded, duplicates, to_signal = result

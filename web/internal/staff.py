@@ -16,24 +16,10 @@ from infra.config import Settings
 from ledger import audit, service
 from ledger.db import session_scope
 from ledger.overview import LIST_LIMIT, contracts_overview
-from models.ledger import (
-    AgentTask,
-    Contract,
-    Fee,
-    Message,
-    PayLink,
-    Payment,
-    Premium,
-)
+from models.ledger import AgentTask, Contract, Fee, Message, PayLink, Payment, Premium
 from web.auth.principal import principal
 from web.deps import RowId, berlin_today, context
-from web.render import (
-    as_utc,
-    case_url,
-    links_in,
-    page,
-    pay_url,
-)
+from web.render import as_utc, case_url, links_in, page, pay_url
 
 router = APIRouter()
 

@@ -13,37 +13,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session, select
 
-from core.campaign import (
-    CONFIRM_SALT,
-    RESUME_SALT,
-    UNSUBSCRIBE_SALT,
-    TokenExpired,
-    read_expiring_token,
-)
+from core.campaign import CONFIRM_SALT, RESUME_SALT, UNSUBSCRIBE_SALT, TokenExpired, read_expiring_token
 from core.tokens import unsign
 from infra.config import Settings
-from ledger.campaign import (
-    CONFIRM_PER_ADDRESS,
-    CONFIRM_PER_IP,
-    EntryLimited,
-    count_entry,
-    suppress,
-    utc,
-)
+from ledger.campaign import CONFIRM_PER_ADDRESS, CONFIRM_PER_IP, EntryLimited, count_entry, suppress, utc
 from ledger.db import session_scope, transaction_in_thread
-from models.campaign import (
-    CampaignPerson,
-    CampaignQuote,
-    ConsentProof,
-    ExitKind,
-    ExitSignal,
-    SuppressionReason,
-)
+from models.campaign import CampaignPerson, CampaignQuote, ConsentProof, ExitKind, ExitSignal, SuppressionReason
 from web.deps import client_ip, context
 from web.render import customer_page
-from workflows.campaign import (
-    quote_workflow_id,
-)
+from workflows.campaign import quote_workflow_id
 from workflows.campaign_client import signal_all, signal_confirmed
 
 log = logging.getLogger(__name__)

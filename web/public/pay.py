@@ -23,17 +23,9 @@ from infra.config import Settings
 from ledger import service
 from ledger.audit import touched_contract
 from ledger.db import session_scope
-from models.ledger import (
-    Contract,
-    PayLink,
-    TestPaySession,
-)
+from models.ledger import Contract, PayLink, TestPaySession
 from web.deps import berlin_today, context
-from web.render import (
-    amount_input,
-    as_utc,
-    customer_page,
-)
+from web.render import amount_input, as_utc, customer_page
 
 log = logging.getLogger(__name__)
 router = APIRouter()

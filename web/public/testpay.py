@@ -20,18 +20,11 @@ from core.tokens import PAY_LINK_SALT, sign
 from infra.config import Settings
 from ledger.audit import touched_contract
 from ledger.db import session_scope
-from models.ledger import (
-    Contract,
-    TestPaySession,
-)
+from models.ledger import Contract, TestPaySession
 from web.deps import context
 from web.public.testpay_signature import HEADER as SIGNATURE_HEADER
 from web.public.testpay_signature import SignatureError, header_value, verify
-from web.render import (
-    CUSTOMER_HEADERS,
-    in_thread,
-    page,
-)
+from web.render import CUSTOMER_HEADERS, in_thread, page
 
 log = logging.getLogger(__name__)
 router = APIRouter()

@@ -13,10 +13,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.config import Settings
-from web.safety.common import (
-    DOCS_PATHS,
-    HSTS,
-)
+from web.safety.common import DOCS_PATHS, HSTS
 
 # --- 1. security headers ----------------------------------------------------------------------
 

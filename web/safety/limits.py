@@ -15,9 +15,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.config import Settings
-from web.safety.common import (
-    refuse,
-)
+from web.safety.common import refuse
 
 # --- 2. rate limits ---------------------------------------------------------------------------
 
