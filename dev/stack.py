@@ -25,13 +25,13 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from cli.case import ensure_sweep_schedule
 from dev.demo import seed
 from infra.config import Settings, get_settings
 from infra.runtime import connect
 from ledger.db import make_engine, migrate, session_scope
 from ledger.inbound import Inbound
 from models.auth import Role, StaffAccount
-from starter import ensure_sweep_schedule
 from web.auth import accounts
 from web.internal.codec import dev_ui_endpoint
 from workflows import search_attributes as sa
