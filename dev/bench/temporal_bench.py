@@ -39,6 +39,7 @@ from ledger.db import make_engine, migrate, session_scope
 from models.activities import SweepRequest
 from models.case import ApproveCourtFiling, CaseStage, CaseStatus, PremiumOverdue
 from models.ledger import ContractStatus
+from web.auth import accounts
 from workflows import search_attributes as sa
 from workflows.client import start_or_join_case
 from workflows.dunning import DunningCase
@@ -248,12 +249,16 @@ async def payment_latency(
     )
     procs = [spawn([sys.executable, "worker.py"], child_env, data / f"worker-{prefix}-{i}.log") for i in range(workers)]
     procs.append(web := spawn(
-        [sys.executable, "-m", "uvicorn", "web.app:app", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "uvicorn", "web.app:internal_app", "--port", str(port), "--log-level", "warning"],
         child_env,
         data / f"web-{prefix}.log",
     ))
+    # The ledger API is on the internal app and needs an API client (issue #12), as the billing system has.
+    with session_scope(engine) as session:
+        key = accounts.create_client(session, queue, ["ledger:write", "ledger:read"], "bench")
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        auth = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=auth) as http:
             for _ in range(300):
                 try:
                     if (await http.get("/api/plans")).status_code == 200:
