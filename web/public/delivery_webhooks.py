@@ -28,7 +28,7 @@ from providers.sendgrid_email import TIMESTAMP_HEADER as SENDGRID_TIMESTAMP
 from providers.sendgrid_email import SendGridEmail
 from providers.twilio_sms import FINAL_FAILURES, INVALID_NUMBER_CODES, TwilioSms
 from web.deps import AppContext, context
-from web.public.providers import (
+from web.public.provider_checks import (
     SENDGRID_SOURCE,
     SENDGRID_UNDELIVERABLE,
     TWILIO_SOURCE,

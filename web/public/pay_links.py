@@ -27,7 +27,7 @@ from providers.stripe_payments import StripePayments
 from web.deps import berlin_today, context
 from web.public import pay, testpay
 from web.public.pay import INVALID_LINK, LinkRejected, link_rejected_page, pay_page, resolve_link
-from web.public.providers import bad_request, providers_for, unreadable_json
+from web.public.provider_checks import bad_request, providers_for, unreadable_json
 from web.render import CUSTOMER_HEADERS, customer_page
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from ledger import card_reversals
 from providers.base import WebhookRejected
 from providers.stripe_payments import StripePayments
 from web.deps import AppContext, context
-from web.public.providers import (
+from web.public.provider_checks import (
     STRIPE_SOURCE,
     bad_request,
     malformed_stripe_header,
