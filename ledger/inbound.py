@@ -207,6 +207,7 @@ class Inbound:
         result = await self.in_transaction(
             lambda s: card_reversals.reverse_card_payment(s, payment_intent, amount_cents, kept_cents, reason)
         )
+        touched_contract(result.contract_number)  # the audit trail files the refund under its contract
         answer: dict[str, object] = {
             "payment_ref": card_reversals.payment_ref(payment_intent),
             "reopened": result.premiums,

@@ -21,7 +21,7 @@ from temporalio.client import Client
 from core.tokens import derive_token_id, pay_link_url
 from dev.fakes.server import STRIPE_WEBHOOK_SECRET, FakeProviders, stripe_signature
 from infra.config import Settings
-from ledger import service
+from ledger import audit, service
 from ledger.db import session_scope
 from ledger.inbound import Inbound
 from models.ledger import PayLink, Payment, Premium
@@ -327,6 +327,9 @@ async def test_a_full_refund_reopens_the_paid_case_and_resumes_dunning(web: Web)
     assert payment.returned and payment.return_reason == "refund"
     assert [s.id for s in web.temporal.started] == [f"dunning-{CONTRACT}"] * 2
     assert all(s.kwargs["start_signal"] == "premium_overdue" for s in web.temporal.started)
+    with session_scope(web.engine) as session:  # Stripe's refund is in the contract's audit trail
+        trail = [(e.actor_kind, e.actor, e.action) for e in audit.for_contract(session, CONTRACT)]
+    assert trail == [("provider", "stripe", "POST /webhooks/stripe")] * 2  # the payment and its refund
 
 
 async def test_a_partial_refund_reopens_only_the_refunded_part(web: Web) -> None:
