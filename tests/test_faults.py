@@ -44,8 +44,8 @@ from ledger.db import make_engine, migrate, session_scope
 from ledger.inbound import Inbound
 from models.case import CaseStage, CaseStatus
 from models.ledger import Allocation, ContractStatusChange, Fee, Message, Payment, Premium
-from tests.apps import BothApps
-from tests.conftest import DEV_SERVER, _fresh_url, seed_contract
+from tests.apps import DEV_SERVER, BothApps
+from tests.conftest import _fresh_url, seed_contract
 from web.deps import AppContext
 from web.public.testpay_signature import HEADER, header_value
 from workflows import search_attributes as sa
@@ -215,9 +215,7 @@ async def stack(module_tmp: Path) -> AsyncIterator[Stack]:
         await proxy.start()
         worker_url = url.replace(f":{parsed.port or 5432}/", f":{proxy.port}/", 1)
         assert worker_url != url, f"could not route {url} through the proxy"
-    settings = Settings(
-        data_dir=module_tmp, task_queue=f"faults-{uuid.uuid4().hex[:6]}", default_plan="demo-fast"
-    )
+    settings = Settings(data_dir=module_tmp, task_queue=f"faults-{uuid.uuid4().hex[:6]}", default_plan="demo-fast")
     server = DevServer(module_tmp / "temporal.sqlite3", settings)
     await server.start()
     logs = module_tmp / "logs"
@@ -423,9 +421,7 @@ class Delivery:
     headers: dict[str, str]
 
 
-def webhook(
-    settings: Settings, event: dict[str, object], *, genuine: bool, secret: str = "", age: int = 0
-) -> Delivery:
+def webhook(settings: Settings, event: dict[str, object], *, genuine: bool, secret: str = "", age: int = 0) -> Delivery:
     body = json.dumps(event, separators=(",", ":")).encode()
     stamp = int(time.time()) - age
     signature = header_value(secret or settings.testpay_webhook_secret, body, stamp)
