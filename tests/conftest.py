@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,8 @@ from tests.apps import BothApps
 from web.deps import AppContext
 from workflows import search_attributes as sa
 
+# The fake providers' generated credentials go to a temporary file, not the checkout's data/.
+os.environ.setdefault("FAKE_CREDENTIALS_FILE", str(Path(tempfile.mkdtemp(prefix="fakes-")) / "fake-credentials.json"))
 BIN = Path(sys.executable).parent
 TEST_SERVER = BIN / "temporal-test-server"
 

@@ -37,12 +37,14 @@ import jwt
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from dev.fakes.credentials import CREDENTIALS
+
 CODE_SECONDS = 60
 TOKEN_SECONDS = 300
 DEV_CLIENT_ID = "dunning-web"
-DEV_CLIENT_SECRET = "fake-oidc-client-secret-local-only"
+DEV_CLIENT_SECRET = CREDENTIALS["oidc_client"]
 DEV_API_CLIENT_ID = "billing"
-DEV_API_CLIENT_SECRET = "fake-oidc-api-client-secret-local-only"
+DEV_API_CLIENT_SECRET = CREDENTIALS["oidc_api"]
 DEV_API_AUDIENCE = "dunning-api"
 
 

@@ -41,12 +41,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from twilio.request_validator import RequestValidator
 
-STRIPE_API_KEY = "sk_test_fake_local_only"
-STRIPE_WEBHOOK_SECRET = "whsec_fake_local_only"
+from dev.fakes.credentials import CREDENTIALS
+
+STRIPE_API_KEY = "sk_test_" + CREDENTIALS["stripe_api_key"]
+STRIPE_WEBHOOK_SECRET = "whsec_" + CREDENTIALS["stripe_webhook_secret"]
 TWILIO_ACCOUNT_SID = "AC00000000000000000000000000000000"
-TWILIO_AUTH_TOKEN = "fake-twilio-auth-token-local-only"
+TWILIO_AUTH_TOKEN = CREDENTIALS["twilio_auth_token"]
 TWILIO_FROM = "+15005550006"
-SENDGRID_API_KEY = "SG.fake-local-only"
+SENDGRID_API_KEY = "SG." + CREDENTIALS["sendgrid_api_key"]
 # A fixed development key pair (public test key, never use it for anything real).
 SENDGRID_PRIVATE_KEY = ec.derive_private_key(0x5EED_F00D_CAFE_2026, ec.SECP256R1())
 
