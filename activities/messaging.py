@@ -458,10 +458,23 @@ class Outbox:
 
     def notify_agent(self, case_id: str, contract_number: str, task_id: int, key: str, now: datetime) -> int:
         """E-mail to the responsible agent about a new handover task (no customer contact data)."""
+        task_url = f"{self.settings.public_base_url}/tasks/{task_id}"
+        return self.mail_agent(case_id, contract_number, None, task_url, key, now)
+
+    def notify_agent_of_request(
+        self, case_id: str, contract_number: str, agent_code: str, url: str, key: str, now: datetime
+    ) -> int:
+        """E-mail to the customer's agent: a message or callback request from the portal waits (issue #14)."""
+        return self.mail_agent(case_id, contract_number, agent_code, url, key, now)
+
+    def mail_agent(
+        self, case_id: str, contract_number: str, agent_code: str | None, task_url: str, key: str, now: datetime
+    ) -> int:
+        """One e-mail to an agent (the contract's, or `agent_code`), sent once per `key`."""
         with session_scope(self.engine) as session:
             contract = service.get_contract(session, contract_number)
-            task_url = f"{self.settings.public_base_url}/tasks/{task_id}"
-            draft, rendered = self.agent_mail(session, contract, contract.agent_code, case_id, task_url, key, now)
+            agent = agent_code or contract.agent_code
+            draft, rendered = self.agent_mail(session, contract, agent, case_id, task_url, key, now)
             if self.external(Channel.EMAIL):  # the agent's e-mail goes through the e-mail provider too
                 draft.status, draft.sent_at = "queued", None
             message, _ = service.add_message(session, draft)

@@ -163,6 +163,15 @@ class Settings(BaseSettings):
     rate_limit_pay: str = "60/minute"  # customer pay links /pay/*, /p/*, TestPay checkout
     rate_limit_campaign: str = "20/minute"  # the campaign's token links (confirm, unsubscribe, resume)
     rate_limit_storage_uri: str = "memory://"
+    # The customer portal (issue #14): step-up answers and code requests per client IP (the handler
+    # also counts per pay link), short sessions, one-time codes.
+    rate_limit_step_up: str = "5/minute;20/hour"
+    portal_session_minutes: int = Field(default=30, ge=5, le=240)  # absolute end of a portal session
+    portal_idle_minutes: int = Field(default=10, ge=2, le=60)  # ends after this long without a request
+    portal_code_minutes: int = Field(default=10, ge=2, le=60)  # a one-time code is valid this long
+    portal_code_attempts: int = Field(default=5, ge=1, le=10)  # wrong codes before the code dies
+    portal_step_up_failures: int = Field(default=5, ge=1, le=20)  # wrong answers per pay link per hour
+    portal_upload_bytes: int = Field(default=5 * 1024 * 1024, ge=64 * 1024)  # one attachment (PDF/JPEG/PNG)
     # A bank statement line above this is not booked: it goes to the manual queue with the reason.
     camt_line_cap_cents: int = Field(default=10_000_000, ge=1)
     # The insurer, as it appears on letters and GiroCodes.
@@ -217,7 +226,7 @@ class Settings(BaseSettings):
             raise ValueError(f"COURT_STATE must be one of {', '.join(states)} (or empty), got {value!r}")
         return value
 
-    @field_validator("rate_limit_sign_in", "rate_limit_pay", "rate_limit_campaign")
+    @field_validator("rate_limit_sign_in", "rate_limit_pay", "rate_limit_campaign", "rate_limit_step_up")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         """A limit the rate limiter cannot read would fail every request: name it at start."""

@@ -15,6 +15,7 @@ from activities.campaign import CampaignActivities
 from activities.court import CourtActivities
 from activities.ledger import LedgerActivities
 from activities.messaging import Outbox
+from activities.portal import PortalActivities
 from activities.sweep import SweepActivities
 from infra.cluster import connect_options
 from infra.config import Settings
@@ -53,6 +54,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings, executor: T
     ledger = LedgerActivities(engine, court_state=settings.court_state)
     outbox = Outbox(engine, settings)
     agency = AgencyActivities(engine, outbox, settings)
+    portal = PortalActivities(engine, outbox, settings)
     court = CourtActivities(engine)
     campaign = CampaignActivities(engine, settings)
     sweep = SweepActivities(engine, client, settings.task_queue, settings.default_plan)
@@ -71,6 +73,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings, executor: T
             ledger.approve_court_application,
             ledger.close_case,
             outbox.send_message,
+            portal.open_service_request,
             agency.open_handover,
             agency.check_assignee,
             agency.write_attempt,

@@ -123,3 +123,13 @@ class SweepResult(BaseModel):
     as_of: date
     premiums_seen: int
     cases_signalled: int
+
+
+class OpenServiceRequest(BaseModel):
+    """The case accepted a customer's request: it joins its queue with a due date (issue #14)."""
+
+    request_id: int
+    case_id: str
+    kind: str
+    now: datetime
+    key: str  # idempotency: the case and the request

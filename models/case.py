@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -124,6 +125,7 @@ class CaseState(BaseModel):
     court_approved_by: str | None = None
     payments_seen: list[str] = Field(default_factory=list)
     receipts_sent: int = 0
+    self_service_arrangements: int = 0  # made by the customer in the portal (the plan allows a number)
     closed_at: datetime | None = None
     closed_reason: str = ""
     journal: list[CaseEvent] = Field(default_factory=list)
@@ -207,6 +209,32 @@ class AgreeInstalments(BaseModel):
 class Dispute(BaseModel):
     reason: str
     by: str = "staff"
+
+
+class CustomerArrangement(BaseModel):
+    """What a customer arranges alone in the portal, within the plan's guardrails (issue #14,
+    DOMAIN.md §11): monthly instalments over the whole balance, or the whole balance by a date."""
+
+    kind: Literal["instalments", "deferral"]
+    instalments: int = 0  # instalments: how many (monthly, from first_due)
+    first_due: date | None = None  # instalments: the first one's date
+    pay_by: date | None = None  # deferral: everything by this date
+    by: str = "customer portal"
+
+
+class CustomerRequest(BaseModel):
+    """A customer asked a person for something in the portal. What they wrote (and any file) is in
+    the ledger's service_requests row: only its id travels through the case, no personal data."""
+
+    request_id: int
+    kind: str  # models.portal.RequestKind
+    by: str = "customer portal"
+
+
+class RequestOpened(BaseModel):
+    request_id: int
+    queue: str
+    due_at: datetime | None
 
 
 class WriteOff(BaseModel):

@@ -52,6 +52,7 @@ class Customer(SQLModel, table=True):
     state: str = ""  # Bundesland code (BY, NW, …) for regional holidays
     country: str = "DE"
     language: str = "de"
+    birth_date: date | None = None  # the portal's step-up asks for it with the postcode (issue #14)
     email: str | None = None
     email_valid: bool = True
     phone: str | None = None

@@ -85,6 +85,43 @@ class PlanStep(BaseModel):
         return self
 
 
+class SelfServiceBand(BaseModel):
+    """What a customer may arrange alone for an open balance up to `up_to_cents` (DOMAIN.md §11)."""
+
+    up_to_cents: int | None = Field(default=None, ge=0)  # inclusive; None: no upper bound (the last band)
+    max_instalments: int = Field(default=0, ge=0, le=24)  # 0: no instalment plan in the portal
+    min_instalment_cents: int = Field(default=0, ge=0)
+    max_deferral_days: int = Field(default=0, ge=0, le=90)  # 0: no deferral in the portal
+
+
+class SelfServiceRules(BaseModel):
+    """The portal's guardrails, plan data like the steps (DOMAIN.md §11 defaults). Anything outside
+    them becomes a request for a clerk; a dispute always goes to a person."""
+
+    bands: list[SelfServiceBand] = Field(
+        default_factory=lambda: [
+            SelfServiceBand(up_to_cents=19_999, max_deferral_days=14),
+            SelfServiceBand(up_to_cents=100_000, max_instalments=4, min_instalment_cents=5_000, max_deferral_days=14),
+            SelfServiceBand(up_to_cents=None, max_instalments=6, min_instalment_cents=10_000),
+        ]
+    )
+    arrangements_per_case: int = Field(default=1, ge=0)  # then the next arrangement needs a clerk
+    first_instalment_within_days: int = Field(default=14, ge=0, le=60)  # the first instalment is due by then
+
+    @model_validator(mode="after")
+    def _check(self) -> SelfServiceRules:
+        bounds = [b.up_to_cents for b in self.bands]
+        if not bounds or bounds[-1] is not None:
+            raise ValueError("self_service.bands: the last band must have no upper bound (up_to_cents null)")
+        finite = [b for b in bounds[:-1] if b is not None]
+        if len(finite) != len(bounds) - 1 or finite != sorted(set(finite)):
+            raise ValueError(f"self_service.bands: up_to_cents must rise strictly, got {bounds}")
+        return self
+
+    def band_for(self, balance_cents: int) -> SelfServiceBand:
+        return next(b for b in self.bands if b.up_to_cents is None or balance_cents <= b.up_to_cents)
+
+
 class DunningPlan(BaseModel):
     id: str = Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")
     version: int = Field(ge=1)
@@ -118,6 +155,8 @@ class DunningPlan(BaseModel):
     claim_interest: bool = False
     # Receipts for partial payments and the confirmation when the balance clears.
     confirmation_channels: list[Channel] = Field(default_factory=lambda: [Channel.EMAIL, Channel.LETTER])
+    # What a customer may arrange alone in the portal (issue #14); outside it a clerk decides.
+    self_service: SelfServiceRules = Field(default_factory=SelfServiceRules)
     steps: list[PlanStep]
 
     @model_validator(mode="after")

@@ -38,7 +38,7 @@ from web.internal import agents, api, bank, case_actions, evidence, staff
 from web.internal import campaign as quote_campaign
 from web.internal import codec as payload_codec
 from web.internal import metrics as prometheus_metrics
-from web.public import campaign_links, delivery_webhooks, pay, pay_links, stripe_webhook, testpay
+from web.public import campaign_links, delivery_webhooks, pay, pay_links, portal, stripe_webhook, testpay
 
 TITLE = "Dunning and reactivation engine"
 
@@ -125,6 +125,7 @@ ROUTERS = [
     stripe_webhook.router,
     delivery_webhooks.router,
     pay.router,
+    portal.router,  # the customer portal (issue #14)
     testpay.router,
     staff.router,
     agents.router,

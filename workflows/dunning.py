@@ -30,6 +30,7 @@ from workflows.common import ACTIVITY_TIMEOUT, RETRY
 with workflow.unsafe.imports_passed_through():
     from activities.ledger import LedgerActivities
     from activities.messaging import Outbox
+    from activities.portal import PortalActivities
     from core.case import commands as c
     from core.case import events as e
     from core.case.decider import (
@@ -42,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         decide,
         open_case,
     )
-    from core.case.refusals import refusal
+    from core.case.refusals import customer_refusal, refusal
     from core.case_view import case_status_word, current_details
     from models.agency import HandoverOutcome
     from models.case import (
@@ -51,6 +52,8 @@ with workflow.unsafe.imports_passed_through():
         Cancel,
         CaseInput,
         CaseStatus,
+        CustomerArrangement,
+        CustomerRequest,
         Dispute,
         DunningStopped,
         EscalateNow,
@@ -172,6 +175,14 @@ class DunningCase:
             case c.ApproveFiling(request=request, summary=summary):
                 return await workflow.execute_activity_method(
                     LedgerActivities.approve_court_application,
+                    request,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=RETRY,
+                    summary=summary,
+                )
+            case c.OpenRequest(request=request, summary=summary):
+                return await workflow.execute_activity_method(
+                    PortalActivities.open_service_request,
                     request,
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     retry_policy=RETRY,
@@ -426,6 +437,35 @@ class DunningCase:
     @dispute.validator
     def _validate_dispute(self, request: Dispute) -> None:
         self._refuse(e.Disputed(request))
+
+    @workflow.update(
+        description="The customer arranges instalments or a deferral in the portal, within the plan's guardrails "
+        "(DOMAIN.md §11); outside them the validator refuses and the portal asks a clerk instead."
+    )
+    def customer_arrangement(self, request: CustomerArrangement) -> CaseStatus:
+        self._apply(e.CustomerArranged(request))
+        return self._status()
+
+    @customer_arrangement.validator
+    def _validate_customer_arrangement(self, request: CustomerArrangement) -> None:
+        with workflow.unsafe.sandbox_unrestricted():
+            verdict = customer_refusal(self.case, request, workflow.now())
+        if verdict is not None:  # the portal shows the code's text in the customer's language
+            raise ApplicationError(
+                verdict.message, {"code": verdict.code, "params": verdict.params}, type="CustomerRefused"
+            )
+        self._refuse(e.CustomerArranged(request))
+
+    @workflow.update(
+        description="The customer asks a person from the portal (dispute, arrangement outside the guardrails, "
+        "proof of payment, bank details, message, callback): it joins a queue; a dispute pauses escalation."
+    )
+    async def customer_request(self, request: CustomerRequest) -> CaseStatus:
+        return await self._act(e.CustomerAsked(request))
+
+    @customer_request.validator
+    def _validate_customer_request(self, request: CustomerRequest) -> None:
+        self._refuse(e.CustomerAsked(request))
 
     @workflow.update(description="Write off the open balance: the case closes and the contract is reactivated.")
     async def write_off(self, request: WriteOff) -> CaseStatus:

@@ -23,6 +23,7 @@ from models.activities import (
     ChangeContractStatus,
     CloseCase,
     LoadArrears,
+    OpenServiceRequest,
     PrepareCourtApplication,
     SendMessage,
     SentMessage,
@@ -320,6 +321,14 @@ class ApproveFiling(Command):
 class RecordStaffPayment(Command):
     request: BookPayment
     summary: str = "Book the staff payment"
+
+
+@dataclass(frozen=True)
+class OpenRequest(Command):
+    """`PortalActivities.open_service_request`: the customer's request joins a person's queue."""
+
+    request: OpenServiceRequest
+    summary: str = "Open the customer's request for a person"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from core import selfservice
 from core.calendar import add_months, local_date, start_of_day
 from core.case import commands as c
 from core.case import events as e
@@ -40,6 +41,7 @@ from models.activities import (
     CloseCase,
     CourtApplicationPrepared,
     LoadArrears,
+    OpenServiceRequest,
     PrepareCourtApplication,
     SendMessage,
     SentMessage,
@@ -53,6 +55,8 @@ from models.case import (
     CaseStage,
     CaseState,
     CaseStatus,
+    CustomerArrangement,
+    CustomerRequest,
     Hold,
     HoldKind,
     Instalment,
@@ -923,6 +927,10 @@ class _Rules:
                         "Terminate the contract",
                         then=c.Terminated(request, self.now),
                     )
+            case e.CustomerArranged(request=request):
+                self.customer_arrangement(request)
+            case e.CustomerAsked(request=request):
+                self.customer_asked(request)
             case e.PaymentRecorded(request=request):
                 booking = BookPayment(
                     contract_number=state.contract_number,
@@ -935,6 +943,50 @@ class _Rules:
                 self.out.append(c.RecordStaffPayment(booking, then=c.StaffPaymentBooked(request)))
             case _:
                 raise ValueError(f"unknown staff action {action!r}")
+
+    def customer_arrangement(self, request: CustomerArrangement) -> None:
+        """The customer's own arrangement (the validator judged it inside the guardrails). A broken
+        one resumes dunning like any other; the next one then needs a clerk (`self_service_arrangements`)."""
+        state = self.state
+        if self.case.closed:
+            return
+        balance = state.arrears.balance_cents
+        if request.kind == "instalments":
+            plan = selfservice.schedule(request, balance)
+            self.agree_instalments(plan, request.by, "self-service instalment plan (customer portal)")
+        else:
+            assert request.pay_by is not None  # judged
+            state.hold = Hold(
+                kind=HoldKind.PROMISE,
+                reason="self-service deferral (customer portal)",
+                until=payment_hold_end(request.pay_by, state.plan, self.now),
+                balance_at_promise_cents=balance,
+                set_by=request.by,
+            )
+            self.enter(state.stage, f"Deferral until {request.pay_by:%d.%m.%Y} agreed by {request.by} (self-service)")
+        state.self_service_arrangements += 1
+        self.case.changes += 1
+
+    def customer_asked(self, request: CustomerRequest) -> None:
+        """A request for a person joins its queue; a dispute also pauses escalation at once."""
+        state = self.state
+        if self.case.closed:
+            return
+        if request.kind == "dispute" and (state.hold is None or state.hold.kind != HoldKind.DISPUTE):
+            reason = f"disputed by the customer (portal request #{request.request_id}): a person reviews it"
+            state.hold = Hold(kind=HoldKind.DISPUTE, reason=reason, set_by=request.by)
+            self.case.changes += 1
+            self.enter(state.stage, f"Disputed by {request.by} (request #{request.request_id}): escalation paused")
+        else:
+            self.note(f"Customer request #{request.request_id} ({request.kind}) for a person, via {request.by}")
+        opening = OpenServiceRequest(
+            request_id=request.request_id,
+            case_id=state.case_id,
+            kind=request.kind,
+            now=self.now,
+            key=f"{state.case_id}:request:{request.request_id}",
+        )
+        self.out.append(c.OpenRequest(opening))
 
     def send_termination_letter(self, request: TerminationDecision) -> None:
         """The termination is a declaration the customer must receive (§38(3) VVG, text form): the

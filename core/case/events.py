@@ -15,6 +15,8 @@ from models.case import (
     AgreeInstalments,
     ApproveCourtFiling,
     Cancel,
+    CustomerArrangement,
+    CustomerRequest,
     Dispute,
     DunningStopped,
     EscalateNow,
@@ -160,3 +162,20 @@ class CancelRequested(StaffAction):
 @dataclass(frozen=True)
 class PaymentRecorded(StaffAction):
     request: RecordPayment
+
+
+# --- customer actions (portal updates; validated like staff actions, issue #14) ---------------
+
+
+@dataclass(frozen=True)
+class CustomerArranged(StaffAction):
+    """The customer agreed instalments or a deferral alone, within the plan's guardrails."""
+
+    request: CustomerArrangement
+
+
+@dataclass(frozen=True)
+class CustomerAsked(StaffAction):
+    """The customer asked a person (a clerk, finance or their agent) for something."""
+
+    request: CustomerRequest

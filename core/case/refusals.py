@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from core import selfservice
 from core.case import events as e
 from core.case.decider import Case, due_step, stopped, today
 from core.instalments import schedule_problem
@@ -17,8 +18,10 @@ from core.limits import (
     MAX_REQUEST_CENTS,
     MAX_STAFF_NAME_CHARS,
 )
-from models.case import CaseStage
+from core.selfservice import Verdict
+from models.case import CaseStage, CustomerArrangement
 from models.plan import Anchor
+from models.portal import RequestKind
 
 MAX_PROMISE = timedelta(days=90)  # a promise to pay is due within 90 days; longer: an instalment plan
 
@@ -88,7 +91,32 @@ def refusal(case: Case, action: e.StaffAction, now: datetime) -> str | None:
                 return problem
             if state.stage != CaseStage.TERMINATION_APPROVAL:
                 return f"no termination waits for a decision (stage is {state.stage})"
+        case e.CustomerArranged(request=request):
+            verdict = customer_refusal(case, request, now)
+            return verdict.message if verdict else None
+        case e.CustomerAsked(request=request):
+            if request.request_id < 1:
+                return f"request_id must be a positive row id, got {request.request_id}"
+            if request.kind not in REQUEST_KINDS:
+                return f"kind must be one of {sorted(REQUEST_KINDS)}, got {request.kind!r}"
     return None
+
+
+REQUEST_KINDS = frozenset(k.value for k in RequestKind)
+
+
+def customer_refusal(case: Case, request: CustomerArrangement, now: datetime) -> Verdict | None:
+    """Why the case does not take this arrangement from the customer (a code the portal translates);
+    None: inside the guardrails, agreed."""
+    state = case.state
+    blocked = selfservice.case_blocks(state, case.closed)
+    if blocked is not None:
+        return blocked
+    rules = state.plan.self_service
+    verdict = selfservice.judge(
+        rules, request, state.arrears.balance_cents, today(case, now), state.self_service_arrangements
+    )
+    return None if verdict.ok else verdict
 
 
 def escalation_refusal(case: Case, now: datetime) -> str | None:

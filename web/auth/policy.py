@@ -75,6 +75,15 @@ def customer_link(what: str = "holder of the link's signed token (checked by the
     return Policy("public", what, open_as=("customer", "customer link"))
 
 
+def portal_customer() -> Policy:
+    """A customer after step-up: the handler checks the portal session (web/public/portal/session.py)."""
+    return Policy(
+        "public",
+        "customer after step-up (portal session, checked by the handler)",
+        open_as=("customer", "customer portal"),
+    )
+
+
 def provider(name: str) -> Policy:
     return Policy("public", f"{name}, by its signature (checked by the handler)", open_as=("provider", name))
 
@@ -93,6 +102,35 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("GET", "/pay/{token}/done"): customer_link(),
     ("GET", "/pay/{token}/stripe/done"): customer_link(),
     ("GET", "/pay/{token}/stripe/cancelled"): customer_link(),
+    # --- public app: the customer portal (issue #14) ------------------------------------------------
+    ("GET", "/verify/{token}"): customer_link(),
+    ("POST", "/verify/{token}/code"): customer_link(
+        "holder of the pay link (sends a one-time code to the contact on file)"
+    ),
+    ("POST", "/verify/{token}"): customer_link("holder of the pay link who answers the step-up (rate-limited)"),
+    ("POST", "/portal/language"): customer_link("anyone on a customer page (the language of the customer pages)"),
+    ("POST", "/portal/sign-out"): portal_customer(),
+    ("GET", "/portal/ended"): customer_link("anyone (the page saying the portal session has ended)"),
+    ("GET", "/portal"): portal_customer(),
+    ("GET", "/portal/documents/{message_id}"): portal_customer(),
+    ("GET", "/portal/pay"): portal_customer(),
+    ("POST", "/portal/pay"): portal_customer(),
+    ("GET", "/portal/pay/transfer"): portal_customer(),
+    ("GET", "/portal/pay/result"): portal_customer(),
+    ("GET", "/portal/arrangement"): portal_customer(),
+    ("POST", "/portal/arrangement"): portal_customer(),
+    ("GET", "/portal/dispute"): portal_customer(),
+    ("POST", "/portal/dispute"): portal_customer(),
+    ("GET", "/portal/proof"): portal_customer(),
+    ("POST", "/portal/proof"): portal_customer(),
+    ("GET", "/portal/bank"): portal_customer(),
+    ("POST", "/portal/bank"): portal_customer(),
+    ("GET", "/portal/contact"): portal_customer(),
+    ("POST", "/portal/contact"): portal_customer(),
+    ("POST", "/portal/contact/confirm"): portal_customer(),
+    ("GET", "/portal/messages"): portal_customer(),
+    ("POST", "/portal/messages"): portal_customer(),
+    ("POST", "/portal/callback"): portal_customer(),
     ("GET", "/testpay/checkout/{session_id}"): customer_link("holder of the checkout id (TestPay, embedded default)"),
     ("POST", "/testpay/checkout/{session_id}/pay"): customer_link("holder of the checkout id (TestPay)"),
     ("POST", "/webhooks/testpay"): provider("testpay"),
@@ -118,6 +156,14 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("GET", "/tasks"): read(),
     ("GET", "/tasks/{task_id}"): read(),
     ("GET", "/contracts/{contract_number}"): read(),
+    # customers' requests from the portal (web/internal/requests.py): the back office and finance queues
+    ("GET", "/requests"): read(),
+    ("GET", "/requests/{request_id}"): read(),
+    ("GET", "/requests/{request_id}/attachment"): read(),
+    ("POST", "/requests/{request_id}/answer"): staff(R.CLERK, R.SUPERVISOR, R.FINANCE),
+    ("POST", "/requests/{request_id}/done"): staff(R.CLERK, R.SUPERVISOR, R.FINANCE),
+    ("GET", "/agents/requests/{request_id}"): AGENTS,
+    ("POST", "/agents/requests/{request_id}/answer"): AGENTS,
     # case actions from the contract page (web/internal/case_actions.py): the signed-in person is the update's `by`
     ("POST", "/contracts/{contract_number}/case/hold"): staff(R.CLERK, R.SUPERVISOR),
     ("POST", "/contracts/{contract_number}/case/resume"): staff(R.CLERK, R.SUPERVISOR),

@@ -30,7 +30,6 @@ from web.render import page
 router = APIRouter(tags=["bank"])
 
 
-
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -188,9 +187,7 @@ async def bank_assign(
 
 
 @router.post("/bank/lines/{line_id}/dismiss", response_class=HTMLResponse)
-async def bank_dismiss(
-    request: Request, line_id: RowId, reason: Annotated[str, Form()] = ""
-) -> Response:
+async def bank_dismiss(request: Request, line_id: RowId, reason: Annotated[str, Form()] = "") -> Response:
     try:
         body = DismissIn(reason=reason)
         await statements(request).dismiss(line_id, body.reason, who(request))

@@ -24,8 +24,6 @@ from web.render import as_utc, case_url, links_in, page, pay_url
 router = APIRouter()
 
 
-
-
 # --- staff pages (no authentication yet: embedded default only, see module docstring) ----------
 
 

@@ -31,6 +31,7 @@ def rate_limit_table(settings: Settings) -> dict[str, str]:
         "/pay": settings.rate_limit_pay,
         "/p": settings.rate_limit_pay,
         "/testpay/checkout": settings.rate_limit_pay,
+        "POST /verify": settings.rate_limit_step_up,  # the portal's step-up: codes sent, answers tried
         "/campaign/confirm": settings.rate_limit_campaign,
         "/campaign/unsubscribe": settings.rate_limit_campaign,
         "/campaign/resume": settings.rate_limit_campaign,

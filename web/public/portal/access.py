@@ -1,0 +1,7 @@
+"""Customer portal: access (issue #14). Being built."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
