@@ -1,0 +1,68 @@
+"""How the portal talks to a contract's case: every customer action is a workflow update whose
+validator decides (issue #14). A refusal comes back as a code the portal shows in the customer's
+language (core/selfservice.Verdict codes, plus `no_case` and `refused`); nothing is half-applied.
+
+A request for a person is written first as a `pending` row (its content, any attachment) and then
+sent to the case by id; if the case refuses it, the row is discarded and never reaches a queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ledger import requests
+from ledger.db import session_scope
+from models.case import CaseStatus, CustomerArrangement, CustomerRequest
+from web.deps import AppContext
+from workflows.client import case_workflow_id
+from workflows.dunning import DunningCase
+
+BY = "customer portal"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The case said no: `code` selects the text (web/public/portal texts), `params` fill it."""
+
+    code: str
+    message: str  # English, as the validator said it (for logs without personal data)
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+async def _update(client: Client, contract_number: str, update: Any, argument: Any) -> CaseStatus | Refused:
+    handle = client.get_workflow_handle(case_workflow_id(contract_number))
+    try:
+        result: CaseStatus = await handle.execute_update(update, argument)
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        if isinstance(cause, ApplicationError) and cause.type == "CustomerRefused" and cause.details:
+            detail = cause.details[0] if isinstance(cause.details[0], dict) else {}
+            return Refused(str(detail.get("code", "refused")), cause.message, dict(detail.get("params") or {}))
+        message = getattr(cause, "message", None) or str(cause)
+        return Refused("refused", message)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return Refused("no_case", "no running case for this contract")
+        raise
+    return result
+
+
+async def arrange(ctx: AppContext, contract_number: str, arrangement: CustomerArrangement) -> CaseStatus | Refused:
+    """The customer's own instalment plan or deferral; the case's validator judges the guardrails."""
+    return await _update(ctx.client, contract_number, DunningCase.customer_arrangement, arrangement)
+
+
+async def ask(ctx: AppContext, contract_number: str, request_id: int, kind: str) -> CaseStatus | Refused:
+    """Send a pending request (already written by the portal) to the case; a refused one is discarded."""
+    outcome = await _update(
+        ctx.client, contract_number, DunningCase.customer_request, CustomerRequest(request_id=request_id, kind=kind)
+    )
+    if isinstance(outcome, Refused):
+        with session_scope(ctx.engine) as session:
+            requests.discard(session, request_id)
+    return outcome
