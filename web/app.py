@@ -34,6 +34,7 @@ from web import render, safety
 from web.auth import oidc, policy, signin
 from web.auth.audit import AuditMiddleware
 from web.deps import AppContext
+from web.public.portal.session import PortalSignInRequired
 from web.internal import agents, api, bank, case_actions, evidence, staff
 from web.internal import campaign as quote_campaign
 from web.internal import codec as payload_codec
@@ -71,6 +72,11 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def bad_input(_: Request, error: LedgerError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    @app.exception_handler(PortalSignInRequired)
+    async def portal_session_needed(_: Request, __: PortalSignInRequired) -> Response:
+        """No live portal session (ended, idle, signed out): the page says so and how to get back in."""
+        return RedirectResponse("/portal/ended", status_code=303)
 
     @app.exception_handler(policy.SignInRequired)
     async def sign_in_required(request: Request, _: policy.SignInRequired) -> Response:

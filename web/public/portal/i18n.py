@@ -28,6 +28,18 @@ LANGUAGE_NAMES = {"de": "Deutsch", "en": "English"}
 
 _CATALOG: dict[str, tuple[str, str]] = {}
 
+# The portal's menu after step-up: (path, text key). Every portal page passes it as `portal_menu`.
+MENU: list[tuple[str, str]] = [
+    ("/portal", "portal.menu.overview"),
+    ("/portal/pay", "portal.menu.pay"),
+    ("/portal/arrangement", "portal.menu.arrangement"),
+    ("/portal/dispute", "portal.menu.dispute"),
+    ("/portal/proof", "portal.menu.proof"),
+    ("/portal/bank", "portal.menu.bank"),
+    ("/portal/contact", "portal.menu.contact"),
+    ("/portal/messages", "portal.menu.messages"),
+]
+
 
 def texts(entries: dict[str, tuple[str, str]]) -> None:
     """Register a module's texts: key → (German, English). A key registered twice must agree."""
@@ -96,3 +108,22 @@ def portal_page(request: Request, name: str, language: str, status_code: int = 2
         languages=LANGUAGE_NAMES,
         **values,
     )
+
+
+texts(
+    {
+        "portal.skip": ("Zum Inhalt springen", "Skip to content"),
+        "portal.language": ("Sprache", "Language"),
+        "portal.language.switch": ("Wechseln", "Switch"),
+        "portal.menu": ("Ihr Kundenportal", "Your customer portal"),
+        "portal.sign_out": ("Abmelden", "Sign out"),
+        "portal.menu.overview": ("Übersicht", "Overview"),
+        "portal.menu.pay": ("Bezahlen", "Pay"),
+        "portal.menu.arrangement": ("Raten oder Aufschub", "Instalments or deferral"),
+        "portal.menu.dispute": ("Forderung bestreiten", "Dispute the claim"),
+        "portal.menu.proof": ("Zahlungsnachweis", "Proof of payment"),
+        "portal.menu.bank": ("Bankverbindung", "Bank details"),
+        "portal.menu.contact": ("Kontaktdaten", "Contact details"),
+        "portal.menu.messages": ("Nachrichten", "Messages"),
+    }
+)
