@@ -34,12 +34,12 @@ from web import render, safety
 from web.auth import oidc, policy, signin
 from web.auth.audit import AuditMiddleware
 from web.deps import AppContext
-from web.public.portal.session import PortalSignInRequired
 from web.internal import agents, api, bank, case_actions, evidence, staff
 from web.internal import campaign as quote_campaign
 from web.internal import codec as payload_codec
 from web.internal import metrics as prometheus_metrics
 from web.public import campaign_links, delivery_webhooks, pay, pay_links, portal, stripe_webhook, testpay
+from web.public.portal.session import PortalSignInRequired
 
 TITLE = "Dunning and reactivation engine"
 
