@@ -27,7 +27,9 @@ class PortalActivities:
     def open_service_request(self, request: OpenServiceRequest) -> RequestOpened:
         with session_scope(self.engine) as session:
             try:
-                row = requests.open_request(session, request.request_id, request.case_id, request.now)
+                row = requests.open_request(
+                    session, request.request_id, request.contract_number, request.case_id, request.now
+                )
             except LookupError as error:
                 raise ApplicationError(str(error), type="InvalidInput", non_retryable=True) from error
             contract = session.get(Contract, row.contract_id)

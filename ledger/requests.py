@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from core.calendar import add_working_days, local_date, start_of_day
 from core.timezone import BUSINESS_TIMEZONE
+from models.ledger import Contract
 from models.portal import RequestQueue, RequestStatus, ServiceRequest
 
 AGENT_ANSWER = timedelta(hours=24)
@@ -30,14 +31,18 @@ def answer_due(queue: str, now: datetime) -> datetime:
     return start_of_day(last_day + timedelta(days=1), BUSINESS_TIMEZONE)
 
 
-def open_request(session: Session, request_id: int, case_id: str, now: datetime) -> ServiceRequest:
-    """The case accepted the request: it joins its queue with a due date. Idempotent: a request
-    opened before keeps its due date."""
+def open_request(
+    session: Session, request_id: int, contract_number: str, case_id: str, now: datetime
+) -> ServiceRequest:
+    """The case accepted the request: it joins its queue with a due date, filed under the case that
+    accepted it. Idempotent: a request opened before keeps its due date."""
     request = session.get(ServiceRequest, request_id)
-    if request is None or request.case_id != case_id:
-        raise LookupError(f"service request {request_id} of case {case_id} does not exist")
+    contract = session.get(Contract, request.contract_id) if request is not None else None
+    if request is None or contract is None or contract.contract_number != contract_number:
+        raise LookupError(f"service request {request_id} of contract {contract_number} does not exist")
     if request.status == RequestStatus.PENDING:
         request.status = RequestStatus.OPEN
+        request.case_id = case_id
         request.due_at = answer_due(request.queue, now)
         session.add(request)
         session.flush()

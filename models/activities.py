@@ -130,6 +130,7 @@ class OpenServiceRequest(BaseModel):
 
     request_id: int
     case_id: str
+    contract_number: str
     kind: str
     now: datetime
     key: str  # idempotency: the case and the request

@@ -29,7 +29,15 @@ from models.activities import (
     SentMessage,
 )
 from models.agency import HandoverInput
-from models.case import CaseStage, PaymentBooked, RecordPayment, StepRecord, TerminationDecision, WriteOff
+from models.case import (
+    CaseStage,
+    CustomerRequest,
+    PaymentBooked,
+    RecordPayment,
+    StepRecord,
+    TerminationDecision,
+    WriteOff,
+)
 from models.court import CourtInput
 from models.messages import MessageKind
 from models.plan import PlanStep
@@ -213,6 +221,13 @@ class Terminated(Then):
     effective_at: datetime
     cure_until: datetime | None = None  # None: computed from `effective_at` (cases before the letter)
     letter: SentMessage | None = None  # the termination letter, when one was sent
+
+
+@dataclass(frozen=True)
+class RequestOpened(Then):
+    """The customer's request is in its queue: note it in the journal; a dispute pauses the case."""
+
+    request: CustomerRequest
 
 
 @dataclass(frozen=True)

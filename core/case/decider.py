@@ -359,6 +359,8 @@ class _Rules:
                 self.termination_letter_sent(request, result)
             case c.Terminated():
                 self.terminated(then)
+            case c.RequestOpened(request=request):
+                self.customer_request_opened(request)
             case c.StaffPaymentBooked(request=request):
                 assert isinstance(result, PaymentResult)
                 if result.booked:
@@ -968,10 +970,23 @@ class _Rules:
         self.case.changes += 1
 
     def customer_asked(self, request: CustomerRequest) -> None:
-        """A request for a person joins its queue; a dispute also pauses escalation at once."""
+        """A request for a person joins its queue first; only then does the case note it (and a
+        dispute pause escalation), so a request the ledger cannot open changes nothing."""
         state = self.state
         if self.case.closed:
             return
+        opening = OpenServiceRequest(
+            request_id=request.request_id,
+            case_id=state.case_id,
+            contract_number=state.contract_number,
+            kind=request.kind,
+            now=self.now,
+            key=f"{state.case_id}:request:{request.request_id}",
+        )
+        self.out.append(c.OpenRequest(opening, then=c.RequestOpened(request)))
+
+    def customer_request_opened(self, request: CustomerRequest) -> None:
+        state = self.state
         if request.kind == "dispute" and (state.hold is None or state.hold.kind != HoldKind.DISPUTE):
             reason = f"disputed by the customer (portal request #{request.request_id}): a person reviews it"
             state.hold = Hold(kind=HoldKind.DISPUTE, reason=reason, set_by=request.by)
@@ -979,14 +994,6 @@ class _Rules:
             self.enter(state.stage, f"Disputed by {request.by} (request #{request.request_id}): escalation paused")
         else:
             self.note(f"Customer request #{request.request_id} ({request.kind}) for a person, via {request.by}")
-        opening = OpenServiceRequest(
-            request_id=request.request_id,
-            case_id=state.case_id,
-            kind=request.kind,
-            now=self.now,
-            key=f"{state.case_id}:request:{request.request_id}",
-        )
-        self.out.append(c.OpenRequest(opening))
 
     def send_termination_letter(self, request: TerminationDecision) -> None:
         """The termination is a declaration the customer must receive (§38(3) VVG, text form): the
