@@ -67,6 +67,14 @@ def check_query_moment(value: datetime) -> datetime:
     return value
 
 
+def check_birth_date(value: date) -> date:
+    """A person's date of birth: after 1900-01-01 and not in the future."""
+    if not date(1900, 1, 1) <= value <= today_utc():
+        raise ValueError(f"birth_date must be between 1900-01-01 and today, got {value}")
+    return value
+
+
+BirthDate = Annotated[date, AfterValidator(check_birth_date)]
 BusinessDate = Annotated[date, AfterValidator(check_business_date)]
 # AwareDatetime refuses a moment without a UTC offset ("timezone_aware" error, 422).
 PastMoment = Annotated[AwareDatetime, AfterValidator(check_past_moment)]

@@ -701,3 +701,17 @@ async def test_the_built_in_dunning_plans_are_listed(api: httpx.AsyncClient) -> 
         "agency",
         "court",
     ]
+
+
+async def test_the_billing_system_sends_the_birth_date_the_portal_asks_for(
+    api: httpx.AsyncClient, engine: Engine
+) -> None:
+    number = new_contract_number()
+    response = await api.put(f"/api/contracts/{number}", json=customer_body(number, birth_date="1980-05-17"))
+    assert response.status_code == 200, response.text
+    again = await api.put(f"/api/contracts/{number}", json=customer_body(number))  # not sent: kept
+    assert again.status_code == 200, again.text
+    with session_scope(engine) as session:
+        contract = service.get_contract(session, number)
+        customer = session.get(Customer, contract.customer_id)
+        assert customer is not None and customer.birth_date == date(1980, 5, 17)

@@ -202,9 +202,7 @@ async def test_ids_beyond_64_bits_are_refused_with_a_valid_body_too(web: Web) ->
     await refused(web, "POST", f"/api/messages/{huge}/evidence", 422, "message_id", json=evidence)
     assign = {"contract_number": CONTRACT}
     await refused(web, "POST", f"/api/bank/lines/{huge}/assign", 422, "line_id", json=assign)
-    await refused(
-        web, "POST", f"/api/bank/lines/{-huge}/dismiss", 422, "line_id", json={"reason": "x" * 5}
-    )
+    await refused(web, "POST", f"/api/bank/lines/{-huge}/dismiss", 422, "line_id", json={"reason": "x" * 5})
 
 
 # --- control characters ------------------------------------------------------------------------------
@@ -233,10 +231,13 @@ async def test_control_characters_in_names_are_refused(web: Web, field: str, val
     )
 
 
+@pytest.mark.parametrize("value", ["1899-12-31", (TODAY + timedelta(days=1)).isoformat(), "17.05.1980"])
+async def test_a_birth_date_before_1900_in_the_future_or_not_iso_is_refused(web: Web, value: str) -> None:
+    await refused(web, "PUT", f"/api/contracts/{CONTRACT}", 422, "birth_date", json=contract_body(birth_date=value))
+
+
 async def test_control_characters_in_reasons_and_references_are_refused(web: Web) -> None:
-    await refused(
-        web, "POST", "/api/bank/lines/1/dismiss", 422, "control characters", json={"reason": "sent\x07back"}
-    )
+    await refused(web, "POST", "/api/bank/lines/1/dismiss", 422, "control characters", json={"reason": "sent\x07back"})
     await refused(
         web,
         "POST",

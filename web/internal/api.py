@@ -25,7 +25,7 @@ from core.limits import MAX_REASON_CHARS, MAX_REFERENCE_CHARS
 from ledger import service
 from ledger.inbound import EventConflict
 from models.case import CaseStatus
-from models.inputs import BusinessDate, Cents, Line, Lines, PastMoment, QueryMoment
+from models.inputs import BirthDate, BusinessDate, Cents, Line, Lines, PastMoment, QueryMoment
 from models.ledger import ContractStatus, CustomerKind
 from models.plans import BUILTIN_PLANS
 from web.auth.principal import principal
@@ -56,6 +56,7 @@ class CustomerIn(Input):
     city: Line = Field(default="", max_length=100)
     state: Line = Field(default="", max_length=3)
     language: Literal["de", "en", "da"] = "de"
+    birth_date: BirthDate | None = None  # the portal's step-up asks for it with the postcode (issue #14)
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
 
