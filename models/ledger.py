@@ -218,6 +218,11 @@ class TestPaySession(SQLModel, table=True):
     amount_cents: int
     status: str = "open"  # open | paid
     created_at: datetime
+    # A checkout opened in the customer portal (issue #14): whose it is, and how its amount is shared
+    # among the customer's contracts (ledger/portal_payments.Share rows). None: a pay link's checkout
+    # for `contract_id` alone.
+    customer_id: int | None = Field(default=None, foreign_key="customers.id")
+    allocation: list[dict[str, object]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class ProcessedEvent(SQLModel, table=True):

@@ -58,3 +58,8 @@ class ProviderCheckout(SQLModel, table=True):
     idempotency_key: str
     created_at: datetime
     expires_at: datetime
+    # Opened in the customer portal (issue #14): whose it is and how it is shared among contracts
+    # (ledger/portal_payments.Share rows); the webhook fills in the PaymentIntent once it booked.
+    customer_id: int | None = Field(default=None, foreign_key="customers.id")
+    allocation: list[dict[str, object]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    payment_intent: str | None = None
