@@ -20,8 +20,7 @@ T = sqlmodel.sql.sqltypes.UTCDateTime
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("customers") as batch:
-        batch.add_column(sa.Column("birth_date", sa.Date(), nullable=True))
+    op.add_column("customers", sa.Column("birth_date", sa.Date(), nullable=True))
     op.create_table(
         "portal_sessions",
         sa.Column("id_hash", S(), primary_key=True),
