@@ -48,6 +48,9 @@ CONTRACTS = [
 ]
 
 
+DEMO_BIRTH_DATE = date(1980, 5, 17)
+
+
 def _master_data(session: Session, today: date) -> None:
     service.upsert_agent(session, "A-100", name="Agentur Sonnenschein", email="agentur@example.org", buddy_code="A-200")
     service.upsert_agent(session, "A-200", name="Agentur Nordwind", email="nordwind@example.org", buddy_code="A-100")
@@ -60,6 +63,7 @@ def _master_data(session: Session, today: date) -> None:
             postal_code="10115",
             city="Berlin",
             state="BE",
+            birth_date=DEMO_BIRTH_DATE,  # the portal's step-up: postcode 10115 and this date
             email=c.email,
             phone=c.phone,
             kind=c.kind,
