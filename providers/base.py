@@ -101,6 +101,16 @@ class SmsSender(Protocol):
 
 
 @dataclass(frozen=True)
+class CheckoutLine:
+    """One contract's share of a checkout that pays several (the customer portal, issue #14)."""
+
+    contract_number: str
+    case_id: str
+    amount_cents: int
+    description: str  # no personal data
+
+
+@dataclass(frozen=True)
 class CheckoutRequest:
     amount_cents: int
     currency: str
@@ -111,6 +121,18 @@ class CheckoutRequest:
     cancel_url: str
     idempotency_key: str
     expires_at: int  # unix seconds
+    # Several contracts at once: one line item each (their amounts add up to amount_cents); empty:
+    # one line for `contract_number`.
+    lines: tuple[CheckoutLine, ...] = ()
+    # The methods offered, e.g. ("card",) or ("sepa_debit",); empty: the adapter's configured default.
+    payment_method_types: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.lines and sum(line.amount_cents for line in self.lines) != self.amount_cents:
+            raise ValueError(
+                f"checkout lines add up to {sum(line.amount_cents for line in self.lines)} cents, "
+                f"amount_cents is {self.amount_cents}"
+            )
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
-"""Stripe: Checkout Sessions for the stable pay link, and the verified webhook.
+"""Stripe: Checkout Sessions for the stable pay link and the customer portal, and the verified webhook.
 
 The session is created when the customer clicks the link, for the balance open at that moment,
 with a deterministic idempotency key (the SDK's own key is random and would not protect a
 retried request). Case and contract go into the session's and the PaymentIntent's metadata, so
-every later event (refund, dispute) can be traced back without personal data.
+every later event (refund, dispute) can be traced back without personal data. A portal checkout
+paying several contracts has one line item per contract and its allocation ("K-1:12000,K-2:5050")
+in the metadata, from which the webhook books each contract's share on that contract; it may name
+the payment methods offered (card, or SEPA direct debit).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import stripe
 
 from providers.base import (
+    CheckoutLine,
     CheckoutRequest,
     HostedCheckout,
     ProviderError,
@@ -50,18 +54,19 @@ class StripePayments:
 
     def create_checkout(self, request: CheckoutRequest) -> HostedCheckout:
         metadata = {"case_id": request.case_id, "contract_number": request.contract_number}
+        lines = request.lines or (
+            CheckoutLine(request.contract_number, request.case_id, request.amount_cents, request.description),
+        )
+        if len(lines) > 1:
+            # The webhook books each contract's share on its own contract from this (contract numbers
+            # and cents only; Stripe keeps at most 500 characters per value).
+            allocation = ",".join(f"{line.contract_number}:{line.amount_cents}" for line in lines)
+            if len(allocation) > 500:
+                raise ValueError(f"{len(lines)} contracts do not fit one checkout's metadata; pay them in parts")
+            metadata["allocation"] = allocation
         params: dict[str, Any] = {
             "mode": "payment",
-            "line_items": [
-                {
-                    "quantity": 1,
-                    "price_data": {
-                        "currency": request.currency,
-                        "unit_amount": request.amount_cents,
-                        "product_data": {"name": request.description},
-                    },
-                }
-            ],
+            "line_items": [line_item(line, request.currency, tagged=bool(request.lines)) for line in lines],
             "client_reference_id": request.case_id,
             "metadata": metadata,
             "payment_intent_data": {"metadata": metadata},
@@ -69,8 +74,9 @@ class StripePayments:
             "cancel_url": request.cancel_url,
             "expires_at": request.expires_at,
         }
-        if self.payment_method_types:
-            params["payment_method_types"] = self.payment_method_types
+        method_types = list(request.payment_method_types) or self.payment_method_types
+        if method_types:
+            params["payment_method_types"] = method_types
         try:
             session = self.client.v1.checkout.sessions.create(
                 params=params,  # type: ignore[arg-type]
@@ -107,6 +113,17 @@ class StripePayments:
         if not isinstance(event, dict) or not all(isinstance(event.get(k), str) for k in ("id", "type")):
             raise WebhookRejected("body is not a Stripe event (id and type missing)")
         return event
+
+
+def line_item(line: CheckoutLine, currency: str, *, tagged: bool) -> dict[str, Any]:
+    """One line of the checkout page; `tagged`: it names its case and contract (several contracts at once)."""
+    product: dict[str, Any] = {"name": line.description}
+    if tagged:
+        product["metadata"] = {"case_id": line.case_id, "contract_number": line.contract_number}
+    return {
+        "quantity": 1,
+        "price_data": {"currency": currency, "unit_amount": line.amount_cents, "product_data": product},
+    }
 
 
 def as_provider_error(error: stripe.StripeError) -> ProviderError:

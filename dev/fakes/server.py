@@ -126,6 +126,26 @@ class FakeProviders:
             return queue.pop(0) if queue else None
 
 
+def stripe_line_items(params: dict[str, str]) -> list[dict[str, Any]]:
+    """The line items of a form-encoded Checkout Session request, as Stripe lists them back."""
+    lines: list[dict[str, Any]] = []
+    while f"line_items[{len(lines)}][price_data][unit_amount]" in params:
+        prefix = f"line_items[{len(lines)}]"
+        product = f"{prefix}[price_data][product_data]"
+        quantity = int(params.get(f"{prefix}[quantity]", "1"))
+        lines.append(
+            {
+                "amount_total": int(params[f"{prefix}[price_data][unit_amount]"]) * quantity,
+                "quantity": quantity,
+                "description": params.get(f"{product}[name]", ""),
+                "metadata": {
+                    k[len(product) + 11 : -1]: v for k, v in params.items() if k.startswith(f"{product}[metadata][")
+                },
+            }
+        )
+    return lines
+
+
 class Handler(BaseHTTPRequestHandler):
     server: FakeServer
 
@@ -214,12 +234,15 @@ class Handler(BaseHTTPRequestHandler):
                 self._answer(200, first_answer, {"Idempotent-Replayed": "true"})
                 return
             params = dict(parse_qsl(raw))
+            lines = stripe_line_items(params)
             session_id = "cs_test_" + secrets.token_hex(12)
             session = {
                 "id": session_id,
                 "object": "checkout.session",
                 "url": f"{self.state.base_url}/checkout/{session_id}",
-                "amount_total": int(params["line_items[0][price_data][unit_amount]"]),
+                "amount_total": sum(int(line["amount_total"]) for line in lines),
+                "line_items": {"object": "list", "data": lines},  # as Stripe answers with expand[]=line_items
+                "payment_method_types": [v for n, v in params.items() if n.startswith("payment_method_types[")],
                 "currency": params["line_items[0][price_data][currency]"],
                 "expires_at": int(params["expires_at"]),
                 "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
