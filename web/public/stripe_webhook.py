@@ -1,8 +1,9 @@
 """`POST /webhooks/stripe` (public app): Stripe-Signature verified with the SDK, de-duplicated by event id.
 A checkout that completed books the payment through ledger/inbound.py (once per reference, then the case is
-signalled); refunds and disputes are booked by ledger/card_reversals.py. An event id is recorded as processed
-only after its work is done, so a provider's retry after a crash repeats harmlessly; a webhook that fails
-verification changes nothing and gets 400."""
+signalled; a portal checkout for several contracts books each contract's share on that contract); refunds
+and disputes are booked by ledger/card_reversals.py. An event id is recorded as processed only after its
+work is done, so a provider's retry after a crash repeats harmlessly; a webhook that fails verification
+changes nothing and gets 400."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from sqlmodel import Session, select
 
 from core.limits import MAX_LEDGER_CENTS
-from ledger import card_reversals
+from ledger import card_reversals, portal_payments
+from models.providers import ProviderCheckout
 from providers.base import WebhookRejected
 from providers.stripe_payments import StripePayments
 from web.deps import AppContext, context
@@ -61,7 +64,11 @@ def _cents(obj: dict[str, Any], name: str) -> int:
 
 
 async def book_checkout(ctx: AppContext, session_obj: dict[str, Any]) -> dict[str, object]:
-    """A paid Checkout Session: book its amount once (reference = the PaymentIntent) and signal."""
+    """A paid Checkout Session: book its amount once (reference = the PaymentIntent) and signal.
+
+    A portal checkout paying several contracts carries its allocation in the metadata: each
+    contract's share is booked on that contract (`<reference>:<contract number>`) and its case told.
+    """
     metadata = session_obj.get("metadata") if isinstance(session_obj.get("metadata"), dict) else {}
     assert isinstance(metadata, dict)
     contract_number = _text(metadata, "contract_number")
@@ -71,12 +78,42 @@ async def book_checkout(ctx: AppContext, session_obj: dict[str, Any]) -> dict[st
     amount = _cents(session_obj, "amount_total")
     if amount <= 0:
         raise BadEvent("amount_total must be positive")
+    parts = [(contract_number, amount)]
+    if "allocation" in metadata:
+        try:
+            parts = portal_payments.parse_allocation(_text(metadata, "allocation")[:500], amount)
+        except ValueError as error:
+            raise BadEvent(f"metadata.allocation: {error}") from None
+    if len(parts) > 1:
+        numbers = [n for n, _ in parts]
+        unknown = await ctx.inbound.in_transaction(lambda s: portal_payments.unknown_contracts(s, numbers))
+        if unknown:  # nothing is booked unless every share has its contract
+            raise BadEvent(f"metadata.allocation names unknown contracts {', '.join(unknown)[:120]}")
     intent = session_obj.get("payment_intent")
-    ref = card_reversals.payment_ref(intent if isinstance(intent, str) and intent else _text(session_obj, "id"))
-    payment = await ctx.inbound.payment(
-        contract_number=contract_number, external_ref=ref, amount_cents=amount, source=STRIPE_SOURCE
-    )
-    return {"payment_ref": payment.payment_ref, "booked": payment.booked, "balance_cents": payment.balance_cents}
+    reference = intent if isinstance(intent, str) and intent else _text(session_obj, "id")
+    booked: list[dict[str, object]] = []
+    for number, cents in parts:
+        payment = await ctx.inbound.payment(
+            contract_number=number,
+            external_ref=portal_payments.share_ref(card_reversals.payment_ref(reference), number, len(parts)),
+            amount_cents=cents,
+            source=STRIPE_SOURCE,
+        )
+        booked.append(
+            {"payment_ref": payment.payment_ref, "booked": payment.booked, "balance_cents": payment.balance_cents}
+        )
+    session_id = session_obj.get("id")
+    if isinstance(session_id, str):
+        await ctx.inbound.in_transaction(lambda s: record_payment_intent(s, session_id, reference))
+    return booked[0] if len(booked) == 1 else {"payments": booked, "booked": any(b["booked"] for b in booked)}
+
+
+def record_payment_intent(session: Session, session_id: str, reference: str) -> None:
+    """The checkout's row learns what it was booked under (the portal's result page reads it)."""
+    checkout = session.exec(select(ProviderCheckout).where(ProviderCheckout.session_id == session_id)).first()
+    if checkout is not None and checkout.payment_intent != reference:
+        checkout.payment_intent = reference
+        session.add(checkout)
 
 
 async def handle_stripe_event(ctx: AppContext, event: dict[str, Any]) -> dict[str, object]:

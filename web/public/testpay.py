@@ -1,6 +1,8 @@
 """TestPay, the built-in stand-in for Stripe (embedded default, public app): a checkout page, and a
 "Pay now" button that sends a signed webhook over real HTTP to the engine's own `/webhooks/testpay`,
-exactly as a real provider would. The engine books the payment from the webhook, never from the button."""
+exactly as a real provider would. The engine books the payment from the webhook, never from the button.
+A checkout opened in the customer portal may pay several contracts: the event carries the allocation and
+each contract's share is booked on that contract."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from core.tokens import PAY_LINK_SALT, sign
 from infra.config import Settings
+from ledger import portal_payments
 from ledger.audit import touched_contract
 from ledger.db import session_scope
 from models.ledger import Contract, TestPaySession
@@ -50,6 +53,17 @@ class CheckoutSnapshot:
     contract_number: str
     case_id: str
     pay_link_token_id: str
+    # A portal checkout (issue #14): the customer's, possibly for several contracts, each share booked
+    # on its own contract; None for a pay link's checkout.
+    customer_id: int | None = None
+    allocation: tuple[tuple[str, int], ...] = ()
+
+    def urls(self, settings: Settings) -> tuple[str, str]:
+        """Where "Cancel" and "Back to the merchant" lead: the portal, or the pay link's pages."""
+        if self.customer_id is not None:
+            return "/portal/pay", f"/portal/pay/result?checkout={self.session_id}"
+        token = sign(settings.link_secret, PAY_LINK_SALT, self.pay_link_token_id)
+        return f"/pay/{token}", f"/pay/{token}/done?session={self.session_id}"
 
 
 def load_checkout(session: Session, session_id: str) -> CheckoutSnapshot | None:
@@ -65,6 +79,10 @@ def load_checkout(session: Session, session_id: str) -> CheckoutSnapshot | None:
         contract_number=contract.contract_number,
         case_id=row.case_id,
         pay_link_token_id=row.pay_link_token_id,
+        customer_id=row.customer_id,
+        allocation=tuple(
+            (str(share["contract_number"]), int(str(share["amount_cents"]))) for share in row.allocation or []
+        ),
     )
 
 
@@ -80,18 +98,17 @@ def mark_paid(session: Session, session_id: str) -> tuple[CheckoutSnapshot | Non
 
 
 def completed_event(checkout: CheckoutSnapshot, created: int) -> dict[str, object]:
-    """The provider's event; its id is fixed per checkout, so a redelivery is recognised."""
-    return {
-        "id": f"evt_{checkout.session_id}",
-        "type": EVENT_COMPLETED,
-        "data": {
-            "session_id": checkout.session_id,
-            "amount_cents": checkout.amount_cents,
-            "contract_number": checkout.contract_number,
-            "case_id": checkout.case_id,
-        },
-        "created": created,
+    """The provider's event; its id is fixed per checkout, so a redelivery is recognised. A portal
+    checkout for several contracts carries its allocation (contract numbers and cents)."""
+    data: dict[str, object] = {
+        "session_id": checkout.session_id,
+        "amount_cents": checkout.amount_cents,
+        "contract_number": checkout.contract_number,
+        "case_id": checkout.case_id,
     }
+    if len(checkout.allocation) > 1:
+        data["allocation"] = [{"contract_number": n, "amount_cents": cents} for n, cents in checkout.allocation]
+    return {"id": f"evt_{checkout.session_id}", "type": EVENT_COMPLETED, "data": data, "created": created}
 
 
 async def deliver_webhook(
@@ -120,13 +137,13 @@ def testpay_checkout(request: Request, session_id: str) -> Response:
         checkout = load_checkout(session, session_id)
     if checkout is None:
         return unknown_checkout_page(request)
-    token = sign(ctx.settings.link_secret, PAY_LINK_SALT, checkout.pay_link_token_id)
+    cancel_url, done_url = checkout.urls(ctx.settings)
     return page(
         request,
         "testpay.html",
         checkout=checkout,
-        cancel_url=f"/pay/{token}",
-        done_url=f"/pay/{token}/done?session={checkout.session_id}",
+        cancel_url=cancel_url,
+        done_url=done_url,
         error=None,
         headers=CUSTOMER_HEADERS,
     )
@@ -144,7 +161,7 @@ async def testpay_pay(request: Request, session_id: str) -> Response:
     if checkout is None:
         return unknown_checkout_page(request)
     touched_contract(checkout.contract_number)
-    token = sign(ctx.settings.link_secret, PAY_LINK_SALT, checkout.pay_link_token_id)
+    cancel_url, done_url = checkout.urls(ctx.settings)
     transport: httpx.AsyncBaseTransport | None = getattr(request.app.state, WEBHOOK_TRANSPORT_STATE, None)
     problem: str | None = None
     try:
@@ -160,13 +177,13 @@ async def testpay_pay(request: Request, session_id: str) -> Response:
             "testpay.html",
             502,
             checkout=checkout,
-            cancel_url=f"/pay/{token}",
+            cancel_url=cancel_url,
             done_url=None,
             error=f"Payment captured, but {problem}. Press “Pay now” again to resend the notification.",
             headers=CUSTOMER_HEADERS,
         )
     log.info("testpay checkout %s %s", session_id, "paid" if newly_paid else "already paid; event redelivered")
-    return RedirectResponse(f"/pay/{token}/done?session={checkout.session_id}", status_code=303)
+    return RedirectResponse(done_url, status_code=303)
 
 
 # --- the engine's webhook endpoint ------------------------------------------------------------
@@ -181,6 +198,7 @@ class CompletedCheckout:
     session_id: str
     amount_cents: int
     contract_number: str
+    allocation: tuple[tuple[str, int], ...] = ()  # several contracts: (contract number, cents) each
 
 
 def _text_field(data: dict[str, Any], name: str, prefix: str = "") -> str:
@@ -201,7 +219,28 @@ def parse_completed(event: dict[str, Any]) -> CompletedCheckout:
         session_id=_text_field(data, "session_id", "data."),
         amount_cents=amount,
         contract_number=_text_field(data, "contract_number", "data."),
+        allocation=parse_allocation(data.get("allocation"), amount),
     )
+
+
+def parse_allocation(value: object, amount_cents: int) -> tuple[tuple[str, int], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not 2 <= len(value) <= 50:
+        raise BadEvent(f"data.allocation must be a list of 2..50 shares, got {value!r:.60}")
+    shares: list[tuple[str, int]] = []
+    for index, share in enumerate(value):
+        if not isinstance(share, dict):
+            raise BadEvent(f"data.allocation[{index}] must be an object, got {share!r:.60}")
+        cents = share.get("amount_cents")
+        if isinstance(cents, bool) or not isinstance(cents, int) or cents <= 0:
+            raise BadEvent(f"data.allocation[{index}].amount_cents must be a positive integer, got {cents!r:.60}")
+        shares.append((_text_field(share, "contract_number", f"data.allocation[{index}]."), cents))
+    if len({n for n, _ in shares}) != len(shares):
+        raise BadEvent("data.allocation names a contract twice")
+    if sum(c for _, c in shares) != amount_cents:
+        raise BadEvent(f"data.allocation adds up to {sum(c for _, c in shares)} cents, amount_cents is {amount_cents}")
+    return tuple(shares)
 
 
 def bad_request(detail: str) -> JSONResponse:
@@ -239,17 +278,24 @@ async def testpay_webhook(request: Request) -> JSONResponse:
         completed = parse_completed(event)
     except BadEvent as error:
         return bad_request(str(error))
-    payment = await ctx.inbound.payment(
-        contract_number=completed.contract_number,
-        external_ref=f"testpay:{completed.session_id}",
-        amount_cents=completed.amount_cents,
-        source=PAYMENT_SOURCE,
-    )
-    result: dict[str, object] = {
-        "payment_ref": payment.payment_ref,
-        "booked": payment.booked,
-        "balance_cents": payment.balance_cents,
-    }
+    parts = completed.allocation or ((completed.contract_number, completed.amount_cents),)
+    if len(parts) > 1:
+        numbers = [n for n, _ in parts]
+        unknown = await ctx.inbound.in_transaction(lambda s: portal_payments.unknown_contracts(s, numbers))
+        if unknown:  # nothing is booked unless every share has its contract
+            return bad_request(f"data.allocation names unknown contracts {', '.join(unknown)[:120]}")
+    booked: list[dict[str, object]] = []
+    for contract_number, cents in parts:  # each share on its own contract, once per reference
+        payment = await ctx.inbound.payment(
+            contract_number=contract_number,
+            external_ref=portal_payments.share_ref(f"testpay:{completed.session_id}", contract_number, len(parts)),
+            amount_cents=cents,
+            source=PAYMENT_SOURCE,
+        )
+        booked.append(
+            {"payment_ref": payment.payment_ref, "booked": payment.booked, "balance_cents": payment.balance_cents}
+        )
+        log.info("testpay event %s: payment %s booked=%s", event_id, payment.payment_ref, payment.booked)
+    result = booked[0] if len(booked) == 1 else {"payments": booked, "booked": any(b["booked"] for b in booked)}
     await ctx.inbound.done(PAYMENT_SOURCE, event_id, result)
-    log.info("testpay event %s: payment %s booked=%s", event_id, payment.payment_ref, payment.booked)
     return JSONResponse(result)
