@@ -52,6 +52,8 @@ from web.safety.common import (
     CSRF_COOKIE,
     CSRF_FIELD,
     INSTALLED_STATE,
+    PORTAL_FORM_BYTES,
+    PORTAL_UPLOAD_PATHS,
     SESSION_COOKIES,
     STATEMENT_PATHS,
     refuse,
@@ -87,6 +89,7 @@ def install(app: FastAPI, settings: Settings, *, public: bool) -> None:
         limits={
             **{path: settings.max_statement_bytes for path in STATEMENT_PATHS},
             **{path: CODEC_MAX_BODY_BYTES for path in CODEC_PATHS},  # a history page of payloads
+            **{path: settings.portal_upload_bytes + PORTAL_FORM_BYTES for path in PORTAL_UPLOAD_PATHS},
         },
     )
     app.add_middleware(RateLimits, table=rate_limit_table(settings), storage_uri=settings.rate_limit_storage_uri)

@@ -24,6 +24,10 @@ JSON_TYPE = "application/json"
 # Bank statements are big: these paths get settings.max_statement_bytes instead of max_body_bytes.
 STATEMENT_PATHS = frozenset({"/api/bank/statements", "/bank/import"})
 CODEC_PATHS = frozenset({"/codec/decode", "/codec/encode"})
+# The portal's forms with an attachment (web/public/portal/uploads.py): settings.portal_upload_bytes for
+# the file plus this much for the form around it; the handler names the file's own limit.
+PORTAL_UPLOAD_PATHS = frozenset({"/portal/dispute", "/portal/proof"})
+PORTAL_FORM_BYTES = 64 * 1024
 CODEC_MAX_BODY_BYTES = 8 * 1024 * 1024  # web/internal/codec.py's own cap; Temporal caps one payload at 2 MB
 DOCS_PATHS = frozenset({"/docs", "/redoc"})
 HSTS = "max-age=31536000"
