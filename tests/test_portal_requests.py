@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
+from pathlib import Path
 
 import httpx
 import pytest_asyncio
@@ -19,6 +20,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from core import selfservice
 from core.calendar import add_months
 from infra.config import Settings
 from ledger import service
@@ -26,14 +28,19 @@ from ledger.db import session_scope
 from ledger.inbound import Inbound
 from models.auth import AuditEvent
 from models.banking import DebtorAccount
-from models.case import CaseStatus, HoldKind, Instalment
+from models.case import CaseStatus, CustomerArrangement, HoldKind, Instalment
 from models.ledger import Customer
+from models.plan import SelfServiceRules
 from models.portal import PortalUpload, RequestStatus, ServiceRequest
 from tests.apps import BothApps
 from tests.helpers import advance_until, berlin_today, form_post, hidden_fields, open_case, status
 from tests.portal_support import make_pay_link, portal_client, portal_cookie, seed_portal_customer
 from tests.test_portal_uploads import pdf_bytes
 from web.deps import AppContext
+from web.public.portal import i18n
+from web.public.portal import requests as requests_module
+from web.public.portal.case import Refused
+from web.public.portal.i18n import Words
 from workflows.dunning import DunningCase
 
 CONTRACT = "K-100001"
@@ -373,4 +380,78 @@ async def test_new_bank_details_go_to_a_clerk_and_the_master_data_stays_as_it_wa
     assert (after.hold, after.stage) == (case_before.hold, case_before.stage)
     note = portal_notes(engine)[-1]
     assert note == {"portal_action": "bank_details", "request_id": row.id}
+    await client.aclose()
+
+
+def test_every_refusal_of_the_case_has_words_in_both_languages_with_its_params_filled() -> None:
+    source = Path(selfservice.__file__).read_text()
+    codes = (set(re.findall(r'Verdict\(\s*"([a-z_]+)"', source)) - {"ok"}) | {"no_case", "refused"}
+    assert len(codes) >= 15, codes
+    catalog = i18n.catalog()
+    assert {f"portal.refused.{code}" for code in codes} <= set(catalog), codes
+    # Real verdicts with their params, through the same formatting the pages use.
+    rules, today = SelfServiceRules(), date(2026, 3, 2)
+
+    def plan(count: int, days: int, balance: int, used: int = 0) -> selfservice.Verdict:
+        arrangement = CustomerArrangement(kind="instalments", instalments=count, first_due=today + timedelta(days))
+        return selfservice.judge(rules, arrangement, balance, today, used)
+
+    def defer(days: int, balance: int) -> selfservice.Verdict:
+        arrangement = CustomerArrangement(kind="deferral", pay_by=today + timedelta(days))
+        return selfservice.judge(rules, arrangement, balance, today, 0)
+
+    verdicts = [
+        plan(3, 0, 50_000, used=1),
+        defer(30, 50_000),
+        defer(0, 50_000),
+        defer(3, 200_000),
+        plan(3, 0, 15_000),
+        plan(6, 0, 50_000),
+        plan(3, 40, 50_000),
+    ]
+    assert [v.code for v in verdicts] == [
+        "already_used",
+        "deferral_too_long",
+        "date_not_future",
+        "no_deferral",
+        "no_instalments",
+        "too_many_instalments",
+        "first_due_too_late",
+    ]
+    english = Words("en")
+    texts = [requests_module._refusal_text(english, Refused(v.code, v.message, dict(v.params))) for v in verdicts]
+    assert texts[1] == "A deferral is possible here for up to 14 days, that is until 16 March 2026."
+    assert texts[5] == "At most 4 instalments of at least €50.00 are possible here."
+    assert "€2,000.00" in texts[3] and "€150.00" in texts[4] and "16 March 2026" in texts[6]
+    german = [requests_module._refusal_text(Words("de"), Refused(v.code, v.message, dict(v.params))) for v in verdicts]
+    assert "höchstens 4 Raten von mindestens 50,00" in german[5]
+    assert not any("{" in text for text in texts + german)
+
+
+async def test_a_customer_with_two_contracts_picks_one_and_a_contract_without_a_running_case_is_refused(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings, apps: BothApps
+) -> None:
+    client, handle, today = await customer_in_dunning(time_env, worker, engine, settings, apps, 30_000)
+    with session_scope(engine) as session:  # a second contract of the same customer, with a pay link, no case
+        customer = session.get(Customer, service.get_contract(session, CONTRACT).customer_id)
+        assert customer is not None
+        service.upsert_contract(session, "K-200002", customer, agent_code="A-7", product="Kfz")
+    make_pay_link(engine, settings, "K-200002")
+    with session_scope(engine) as session:
+        second = str(service.get_contract(session, "K-200002").id)
+
+    page = await client.get("/portal/dispute")
+    assert '<select id="contract" name="contract"' in page.text and '<label for="contract">' in page.text
+    assert "•••••001" in page.text and "•••••002" in page.text and "K-200002" not in page.text
+    refused = await form_post(
+        client, "/portal/dispute", "/portal/dispute", {"contract": second, "reason": "Nie abgeschlossen."}
+    )
+    assert refused.status_code == 409 and "Für diesen Vertrag läuft kein Mahnverfahren" in text_of(refused)
+    assert f'<option value="{second}" selected>' in refused.text  # the choice is kept
+    assert requests_of(engine) == [] and (await status(handle)).hold is None
+
+    switched = await client.get(f"/portal/arrangement?contract={second}")
+    assert switched.status_code == 200 and "Für diesen Vertrag läuft kein Mahnverfahren" in text_of(switched)
+    stranger = await client.get("/portal/arrangement?contract=424242")
+    assert stranger.status_code == 422 and "einen Ihrer Verträge" in stranger.text
     await client.aclose()
