@@ -1,7 +1,448 @@
-"""Customer portal: overview (issue #14). Being built."""
+"""Customer portal: overview (issue #14). After step-up the customer sees, for every contract with a
+dunning case, in one view: the open items itemised like the notice (premium periods, due dates, open
+amounts, fees separately, the total), the case in plain words (read from the case's `status` query),
+the contract's cover, every notice and letter sent (the recorded PDF bytes), the payment history with
+what each payment paid, and their agent's card. Amounts come from the ledger, exact to the cent.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from core.calendar import local_date
+from core.timezone import BUSINESS_TIMEZONE
+from ledger import portal
+from ledger.db import session_scope
+from models.case import CaseStatus, HoldKind
+from models.ledger import Agent
+from models.plans import get_plan
+from web.deps import RowId, berlin_today, context
+from web.public.portal.i18n import MENU, Words, portal_page, texts
+from web.public.portal.session import require
+from web.render import CUSTOMER_HEADERS, as_utc
+from workflows.client import case_workflow_id
+from workflows.dunning import DunningCase
+
+log = logging.getLogger(__name__)
 router = APIRouter()
+
+STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
+
+texts(
+    {
+        "portal.overview.title": ("Ihre Übersicht", "Your overview"),
+        "portal.overview.none": (
+            "Zu Ihren Verträgen ist derzeit nichts offen und kein Mahnverfahren bekannt.",
+            "Nothing is open on your contracts and there is no collection case.",
+        ),
+        "portal.overview.total": ("Insgesamt offen", "Total open"),
+        "portal.overview.total.contracts": ("über {count} Verträge", "across {count} contracts"),
+        "portal.overview.pay_all": ("Alles auf einmal bezahlen", "Pay everything at once"),
+        "portal.overview.nothing_open": ("Nichts offen – vielen Dank.", "Nothing open — thank you."),
+        "portal.contract.heading": ("Vertrag {masked}", "Contract {masked}"),
+        "portal.items.caption": ("Offene Posten", "Open items"),
+        "portal.items.item": ("Posten", "Item"),
+        "portal.items.due": ("Fällig am", "Due on"),
+        "portal.items.open": ("Offen", "Open"),
+        "portal.items.premium": ("Beitrag {period}", "Premium {period}"),
+        "portal.items.fee": ("{label}", "Dunning costs: {label}"),  # the ledger's labels are German
+        "portal.items.interest": ("{label}", "Default interest: {label}"),
+        "portal.items.total": ("Summe", "Total"),
+        "portal.items.none": ("Auf diesem Vertrag ist nichts offen.", "Nothing is open on this contract."),
+        "portal.cover.active": ("Ihr Versicherungsschutz besteht.", "Your cover is active."),
+        "portal.cover.suspended": (
+            "Ihr Versicherungsschutz ist seit dem {date} ausgesetzt; er lebt wieder auf, sobald der offene "
+            "Betrag bezahlt ist.",
+            "Your cover is suspended since {date}; it returns the moment the balance is paid.",
+        ),
+        "portal.cover.suspended.undated": (
+            "Ihr Versicherungsschutz ist ausgesetzt; er lebt wieder auf, sobald der offene Betrag bezahlt ist.",
+            "Your cover is suspended; it returns the moment the balance is paid.",
+        ),
+        "portal.cover.terminated": ("Ihr Vertrag ist seit dem {date} gekündigt.", "Your contract ended on {date}."),
+        "portal.cover.terminated.undated": ("Ihr Vertrag ist gekündigt.", "Your contract has been terminated."),
+        "portal.case.heading": ("Stand Ihres Vorgangs", "Where your case stands"),
+        "portal.case.none": (
+            "Zu diesem Vertrag läuft derzeit kein Mahnverfahren.",
+            "There is no collection case running for this contract.",
+        ),
+        "portal.case.closed": ("Das Mahnverfahren ist abgeschlossen.", "The collection case is closed."),
+        "portal.case.unavailable": (
+            "Der Stand Ihres Vorgangs kann gerade nicht angezeigt werden. Die Beträge oben sind aktuell.",
+            "Where your case stands cannot be shown just now. The amounts above are up to date.",
+        ),
+        "portal.case.deadline": ("Zahlungsfrist: bis {date}.", "Payment deadline: {date}."),
+        "portal.case.next": ("Nächster Schritt am {date}: {what}.", "Next step on {date}: {what}."),
+        "portal.case.next.paid": (
+            "Wenn Sie vorher bezahlen, entfällt dieser Schritt.",
+            "If you pay before then, this step will not happen.",
+        ),
+        "portal.case.instalments": (
+            "Sie haben eine Ratenzahlung vereinbart. Solange die Raten pünktlich eingehen, ruht das Mahnverfahren.",
+            "You have agreed an instalment plan. While the instalments arrive on time, collection is paused.",
+        ),
+        "portal.case.instalments.caption": ("Ihr Ratenplan", "Your instalment plan"),
+        "portal.case.instalments.number": ("Rate", "Instalment"),
+        "portal.case.instalments.state": ("Stand", "State"),
+        "portal.case.instalments.paid": ("bezahlt", "paid"),
+        "portal.case.instalments.next": ("als Nächstes fällig", "due next"),
+        "portal.case.instalments.later": ("offen", "to come"),
+        "portal.case.deferral": (
+            "Zahlungsaufschub bis zum {date}. Bis dahin ruht das Mahnverfahren.",
+            "Payment deferred until {date}. Collection is paused until then.",
+        ),
+        "portal.case.deferral.amount": ("Zugesagter Betrag: {amount}.", "Amount promised: {amount}."),
+        "portal.case.dispute": (
+            "Ihr Einwand wird geprüft. Solange ruht das Mahnverfahren; wir melden uns bei Ihnen.",
+            "Your dispute is under review. Collection is paused meanwhile; we will get back to you.",
+        ),
+        "portal.case.hold": ("Ihr Vorgang ruht bis zum {date}.", "Your case is paused until {date}."),
+        "portal.case.hold.open": ("Ihr Vorgang ruht derzeit.", "Your case is paused for now."),
+        "portal.case.review": (
+            "Eine Mitarbeiterin oder ein Mitarbeiter prüft Ihren Vorgang; bis dahin passiert nichts weiter.",
+            "A member of our staff is looking at your case; nothing further happens until then.",
+        ),
+        "portal.step.reminder": ("Zahlungserinnerung", "a payment reminder"),
+        "portal.step.qualified_notice": (
+            "qualifizierte Mahnung nach § 38 VVG (mit Frist; danach kann der Versicherungsschutz entfallen)",
+            "a formal notice under § 38 VVG (with a deadline; after it, cover may be suspended)",
+        ),
+        "portal.step.suspend_cover": (
+            "Ihr Versicherungsschutz wird ausgesetzt, bis der offene Betrag bezahlt ist",
+            "your cover is suspended until the balance is paid",
+        ),
+        "portal.step.pay_link_sms": ("SMS mit Zahlungslink", "a text message with a payment link"),
+        "portal.step.agency_handover": (
+            "Ihr Vermittler wird gebeten, sich bei Ihnen zu melden",
+            "your agent is asked to get in touch with you",
+        ),
+        "portal.step.court_dunning": (
+            "gerichtliches Mahnverfahren (erst nach Prüfung durch eine Mitarbeiterin oder einen Mitarbeiter)",
+            "court dunning proceedings (only after a member of staff has reviewed it)",
+        ),
+        "portal.step.termination": (
+            "Kündigung des Vertrags (erst nach Prüfung durch eine Mitarbeiterin oder einen Mitarbeiter)",
+            "termination of the contract (only after a member of staff has reviewed it)",
+        ),
+        "portal.step.final_reminder": ("letzte Mahnung", "a final reminder"),
+        "portal.step.other": ("ein weiterer Schritt im Mahnverfahren", "a further collection step"),
+        "portal.history.heading": ("Verlauf Ihres Vertrags", "Your contract's history"),
+        "portal.history.active": ("{date}: Versicherungsschutz besteht", "{date}: cover active"),
+        "portal.history.suspended": ("{date}: Versicherungsschutz ausgesetzt", "{date}: cover suspended"),
+        "portal.history.terminated": ("{date}: Vertrag gekündigt", "{date}: contract terminated"),
+        "portal.documents.heading": ("Schreiben und Nachrichten", "Letters and messages"),
+        "portal.documents.none": ("Noch keine Schreiben.", "No letters yet."),
+        "portal.documents.download": ("{kind} vom {date} herunterladen (PDF)", "Download {kind} of {date} (PDF)"),
+        "portal.documents.email": ("E-Mail vom {date}: {kind}", "E-mail of {date}: {kind}"),
+        "portal.documents.show": ("Text anzeigen", "Show text"),
+        "portal.kind.reminder": ("Zahlungserinnerung", "payment reminder"),
+        "portal.kind.qualified_notice": ("Qualifizierte Mahnung (§ 38 VVG)", "formal notice (§ 38 VVG)"),
+        "portal.kind.pay_link": ("Zahlungslink", "payment link"),
+        "portal.kind.payment_receipt": ("Zahlungsbestätigung", "payment receipt"),
+        "portal.kind.termination_letter": ("Kündigung", "termination letter"),
+        "portal.kind.paid_in_full": ("Bestätigung: alles bezahlt", "confirmation: paid in full"),
+        "portal.kind.reactivation": ("Bestätigung: Versicherungsschutz wieder da", "confirmation: cover restored"),
+        "portal.kind.termination_void": ("Bestätigung: Kündigung unwirksam", "confirmation: termination void"),
+        "portal.kind.paid_after_termination": (
+            "Bestätigung: bezahlt nach Kündigung",
+            "confirmation: paid after termination",
+        ),
+        "portal.kind.final_reminder": ("Letzte Mahnung", "final reminder"),
+        "portal.kind.other": ("Nachricht", "message"),
+        "portal.payments.heading": ("Ihre Zahlungen", "Your payments"),
+        "portal.payments.none": ("Noch keine Zahlungen.", "No payments yet."),
+        "portal.payments.caption": ("Zahlungen und wofür sie verwendet wurden", "Payments and what they paid"),
+        "portal.payments.date": ("Eingang", "Received"),
+        "portal.payments.amount": ("Betrag", "Amount"),
+        "portal.payments.paid": ("Verwendet für", "Paid"),
+        "portal.payments.credit": ("Guthaben: {amount}", "Credit: {amount}"),
+        "portal.payments.returned": ("zurückgebucht", "returned"),
+        "portal.agent.heading": ("Ihr Ansprechpartner", "Your contact person"),
+        "portal.agent.role": ("Ihr Vermittler", "Your agent"),
+        "portal.agent.phone_label": ("Telefon", "Phone"),
+        "portal.agent.email_label": ("E-Mail", "E-mail"),
+        "portal.agent.email": ("E-Mail an {name}", "E-mail {name}"),
+        "portal.agent.call": ("{name} anrufen", "Call {name}"),
+        "portal.agent.none": (
+            "Ihnen ist kein Vermittler zugeordnet; schreiben Sie uns über „Nachrichten“.",
+            "You have no agent assigned; write to us under “Messages”.",
+        ),
+        "portal.callback.legend": ("Rückruf erbitten", "Request a callback"),
+        "portal.callback.phone": ("Unter welcher Nummer erreichen wir Sie?", "Which number can we call you on?"),
+        "portal.callback.when": ("Wann passt es Ihnen? (freiwillig)", "When suits you? (optional)"),
+        "portal.callback.when.hint": ("Zum Beispiel: werktags nach 17 Uhr", "For example: weekdays after 5 pm"),
+        "portal.callback.send": ("Rückruf erbitten", "Request a callback"),
+    }
+)
+
+STEP_WORDS = {
+    "reminder",
+    "qualified_notice",
+    "suspend_cover",
+    "pay_link_sms",
+    "agency_handover",
+    "court_dunning",
+    "termination",
+    "final_reminder",
+}
+KIND_WORDS = {
+    "reminder",
+    "qualified_notice",
+    "pay_link",
+    "payment_receipt",
+    "termination_letter",
+    "paid_in_full",
+    "reactivation",
+    "termination_void",
+    "paid_after_termination",
+    "final_reminder",
+}
+
+
+# --- what the page shows ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    label: str
+    due: date | None
+    open_cents: int
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    number: int
+    due: date
+    amount_cents: int
+    state: str  # paid | next | later
+
+
+@dataclass
+class ContractView:
+    contract: portal.PortalContract
+    lines: list[Line]
+    total_cents: int
+    cover: str
+    case_lines: list[str]
+    schedule: list[ScheduleRow]
+    history: list[str]
+    documents: list[portal.Document]
+    payments: list[portal.PaymentLine]
+    agent_code: str | None
+
+
+@dataclass
+class OverviewView:
+    contracts: list[ContractView] = field(default_factory=list)
+    agents: list[Agent] = field(default_factory=list)
+    total_cents: int = 0
+
+
+@dataclass(frozen=True)
+class LedgerFacts:
+    """What the ledger says about one contract (read in one transaction)."""
+
+    contract: portal.PortalContract
+    fees: list[portal.OpenFee]
+    changes: list[portal.StatusChange]
+    documents: list[portal.Document]
+    payments: list[portal.PaymentLine]
+    agent: Agent | None
+
+
+def read_ledger(engine: Engine, customer_id: int, as_of: date) -> list[LedgerFacts]:
+    with session_scope(engine) as session:
+        facts: list[LedgerFacts] = []
+        for found in portal.dunning_contracts(session, customer_id, as_of):
+            facts.append(
+                LedgerFacts(
+                    contract=found,
+                    fees=portal.open_fees(session, found.contract_id),
+                    changes=portal.status_changes(session, found.contract_id),
+                    documents=portal.documents(session, found.contract_id),
+                    payments=portal.payments(session, found.contract_id),
+                    agent=portal.agent_of(session, found.contract_id),
+                )
+            )
+        return facts
+
+
+async def case_status(client: Client, contract_number: str) -> tuple[CaseStatus | None, bool]:
+    """The case's own account (its `status` query) and whether Temporal answered: (None, True) is
+    "there is no case", (None, False) "the case cannot say just now"."""
+    handle = client.get_workflow_handle(case_workflow_id(contract_number))
+    try:
+        return await handle.query(DunningCase.status, rpc_timeout=STATUS_QUERY_TIMEOUT), True
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None, True
+        log.warning("portal: case status query failed (%s)", error.status.name if error.status else "no status")
+        return None, False
+    except Exception as error:  # a query the case cannot answer: the page says so, the amounts stay
+        log.warning("portal: case status query failed: %s", type(error).__name__)
+        return None, False
+
+
+def _since(changes: list[portal.StatusChange], status: str) -> datetime | None:
+    for change in reversed(changes):
+        if change.to_status == status:
+            return change.effective_at
+    return None
+
+
+def cover_words(words: Words, status: str, changes: list[portal.StatusChange]) -> str:
+    since = _since(changes, status)
+    if status == "suspended":
+        if since is None:
+            return words("portal.cover.suspended.undated")
+        return words("portal.cover.suspended", date=words.day(since))
+    if status == "terminated":
+        if since is None:
+            return words("portal.cover.terminated.undated")
+        return words("portal.cover.terminated", date=words.day(since))
+    return words("portal.cover.active")
+
+
+def step_words(words: Words, case: CaseStatus) -> str:
+    """What the next step does, in words (its kind, from the case's plan)."""
+    try:
+        plan = get_plan(case.plan_id)
+    except KeyError:
+        return words("portal.step.other")
+    kind = next((str(step.kind) for step in plan.steps if step.key == case.next_step), "")
+    return words(f"portal.step.{kind}") if kind in STEP_WORDS else words("portal.step.other")
+
+
+def case_words(words: Words, case: CaseStatus | None, answered: bool) -> tuple[list[str], list[ScheduleRow]]:
+    """The case in plain language, and an instalment plan's schedule with what is paid."""
+    if case is None:
+        return [words("portal.case.none" if answered else "portal.case.unavailable")], []
+    if case.closed:
+        return [words("portal.case.closed")], []
+    lines: list[str] = []
+    schedule: list[ScheduleRow] = []
+    hold = case.hold
+    if hold is not None:
+        if hold.kind == HoldKind.INSTALMENTS:
+            lines.append(words("portal.case.instalments"))
+            for index, instalment in enumerate(hold.schedule):
+                state = "paid" if index < hold.instalment else "next" if index == hold.instalment else "later"
+                schedule.append(ScheduleRow(index + 1, instalment.due, instalment.amount_cents, state))
+        elif hold.kind == HoldKind.PROMISE and hold.until is not None:
+            lines.append(words("portal.case.deferral", date=words.day(hold.until.date())))
+            if hold.promised_cents:
+                lines.append(words("portal.case.deferral.amount", amount=words.money(hold.promised_cents)))
+        elif hold.kind == HoldKind.DISPUTE:
+            lines.append(words("portal.case.dispute"))
+        elif hold.kind in (HoldKind.HOLD, HoldKind.PROMISE):
+            if hold.until is not None:
+                lines.append(words("portal.case.hold", date=words.day(hold.until.date())))
+            else:
+                lines.append(words("portal.case.hold.open"))
+        else:  # attention, a small shortfall, a stop: a person decides
+            lines.append(words("portal.case.review"))
+        return lines, schedule
+    if case.deadline is not None:
+        lines.append(words("portal.case.deadline", date=words.day(case.deadline)))
+    if case.next_step and case.next_step_at is not None:
+        lines.append(words("portal.case.next", date=words.day(case.next_step_at.date()), what=step_words(words, case)))
+        lines.append(words("portal.case.next.paid"))
+    return lines, schedule
+
+
+def item_lines(words: Words, facts: LedgerFacts) -> list[Line]:
+    lines = [
+        Line(words("portal.items.premium", period=item.period), item.due_date, item.open_cents)
+        for item in facts.contract.arrears.items
+    ]
+    for fee in facts.fees:
+        key = "portal.items.interest" if fee.kind == "interest" else "portal.items.fee"
+        lines.append(Line(words(key, label=fee.label), None, fee.open_cents))
+    return lines
+
+
+def history_words(words: Words, changes: list[portal.StatusChange]) -> list[str]:
+    known = {"active", "suspended", "terminated"}
+    return [
+        words(f"portal.history.{c.to_status}", date=words.day(c.effective_at)) for c in changes if c.to_status in known
+    ]
+
+
+async def build_view(request: Request, words: Words, customer_id: int) -> OverviewView:
+    ctx = context(request)
+    facts = await run_in_threadpool(read_ledger, ctx.engine, customer_id, berlin_today())
+    view = OverviewView()
+    for fact in facts:
+        case, answered = await case_status(ctx.client, fact.contract.contract_number)
+        lines = item_lines(words, fact)
+        case_lines, schedule = case_words(words, case, answered)
+        view.contracts.append(
+            ContractView(
+                contract=fact.contract,
+                lines=lines,
+                total_cents=fact.contract.arrears.balance_cents,
+                cover=cover_words(words, fact.contract.status, fact.changes),
+                case_lines=case_lines,
+                schedule=schedule,
+                history=history_words(words, fact.changes),
+                documents=fact.documents,
+                payments=fact.payments,
+                agent_code=fact.agent.code if fact.agent else None,
+            )
+        )
+        if fact.agent is not None and all(a.code != fact.agent.code for a in view.agents):
+            view.agents.append(fact.agent)
+    view.total_cents = sum(c.total_cents for c in view.contracts)
+    return view
+
+
+def local_day(moment: datetime) -> date:
+    """The business day a stored (UTC) moment falls on: what the customer's letters are dated."""
+    return local_date(as_utc(moment), BUSINESS_TIMEZONE)
+
+
+def kind_words(words: Words, kind: str) -> str:
+    return words(f"portal.kind.{kind}") if kind in KIND_WORDS else words("portal.kind.other")
+
+
+@router.get("/portal", response_class=HTMLResponse)
+async def overview(request: Request) -> Response:
+    who = require(request)
+    words = Words(who.language)
+    view = await build_view(request, words, who.customer_id)
+    return portal_page(
+        request,
+        "portal/overview.html",
+        who.language,
+        portal_menu=MENU,
+        view=view,
+        kind_words=lambda kind: kind_words(words, kind),
+        local_day=local_day,
+    )
+
+
+@router.get("/portal/documents/{message_id}")
+def document(request: Request, message_id: RowId) -> Response:
+    """Exactly the PDF bytes the outbox stored (their SHA-256 is the recorded evidence's)."""
+    who = require(request)
+    ctx = context(request)
+    with session_scope(ctx.engine) as session:
+        message = portal.customer_document(session, who.customer_id, message_id)
+        if message is None:
+            return Response(status_code=404, content=b"not found", media_type="text/plain", headers=CUSTOMER_HEADERS)
+        pdf, kind, created = message.pdf or b"", message.kind, message.created_at
+    filename = f"{kind}-{created:%Y-%m-%d}-{message_id}.pdf"
+    return Response(
+        content=pdf,
+        media_type="application/pdf",
+        headers={**CUSTOMER_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'},
+    )
