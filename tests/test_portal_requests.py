@@ -229,7 +229,12 @@ async def test_a_deferral_within_14_days_for_150_eur_is_a_promise_to_pay(
     assert case.hold.until is not None and case.hold.until.date() >= pay_by
     assert requests_of(engine) == []
 
-    # One day more is outside the guardrails: bad for self-service, fine for a clerk.
+    # One day more than the plan allows is outside the guardrails: the preview offers a clerk instead.
+    longer = await propose(
+        client, engine, "preview", {"kind": "deferral", "pay_by": (pay_by + timedelta(1)).isoformat()}
+    )
+    shown = text_of(longer)
+    assert "Ein Aufschub ist hier bis zu 14 Tage möglich" in shown and "An eine Sachbearbeiterin" in shown
     await client.aclose()
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import schwifty
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlmodel import Session
 from starlette.datastructures import FormData
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -295,7 +296,7 @@ async def _ask_person(
         return case.Refused("case_closed", f"case is closed ({status.stage})")
     now = datetime.now(UTC)
 
-    def write(session: Any) -> int:
+    def write(session: Session) -> int:
         upload_id = None
         if attachment is not None:
             upload_id = uploads.store(session, customer.customer_id, attachment, now).id
@@ -317,7 +318,7 @@ async def _ask_person(
         assert row.id is not None
         return row.id
 
-    def undo(session: Any) -> None:
+    def undo(session: Session) -> None:
         ledger_requests.discard(session, request_id)
         uploads.drop_orphan(session, request_id)
 
@@ -332,7 +333,7 @@ async def _ask_person(
         note(request, contract_number=contract.contract_number, portal_action=kind.value, refused=outcome.code)
         return outcome
 
-    def read(session: Any) -> Sent:
+    def read(session: Session) -> Sent:
         row = session.get(ServiceRequest, request_id)
         assert row is not None
         return Sent(request_id, row.queue, _last_day(row.due_at))
