@@ -38,6 +38,7 @@ from web.internal import agents, api, bank, case_actions, evidence, staff
 from web.internal import campaign as quote_campaign
 from web.internal import codec as payload_codec
 from web.internal import metrics as prometheus_metrics
+from web.internal import requests as customer_requests
 from web.public import campaign_links, delivery_webhooks, pay, pay_links, portal, stripe_webhook, testpay
 from web.public.portal.session import PortalSignInRequired
 
@@ -143,6 +144,7 @@ ROUTERS = [
     signin.router,
     oidc.router,
     case_actions.router,
+    customer_requests.router,  # customers' requests from the portal, in the staff queues (issue #14)
 ]
 
 

@@ -23,12 +23,14 @@ from temporalio.service import RPCError
 
 from activities.agency import HANDOVER_KIND, notes_for_case, supervisor_of
 from core.money import parse_amount
+from ledger import requests as service_requests
 from ledger import service
 from ledger.db import session_scope
 from models.agency import ContactChannel, HandoverData, LogAttempt, OutcomeKind, RecordOutcome
 from models.ledger import AgentTask, Contract
 from web.auth.principal import principal
 from web.deps import RowId, berlin_today, context
+from web.internal.requests import answer_as, request_facts
 from web.render import page
 from workflows.handover import AgentHandover
 
@@ -81,7 +83,10 @@ def my_tasks(request: Request) -> Response:
             .order_by(col(AgentTask.due_at), col(AgentTask.id))
         )
         rows = [(task, number) for task, number in session.exec(query)]
-    return agent_page(request, "agents_tasks.html", rows=rows)
+        waiting = service_requests.agent_requests(session, agent)
+        for row, _ in waiting:
+            session.expunge(row)
+    return agent_page(request, "agents_tasks.html", rows=rows, customer_requests=waiting)
 
 
 def _task_for(request: Request, agent: str, task_id: RowId) -> tuple[AgentTask, Contract] | None:
@@ -226,3 +231,39 @@ async def record_outcome(
     except FormError as error:
         return await task_page(request, agent, task_id, 422, error=str(error))
     return await _update(request, agent, task_id, AgentHandover.record_outcome, outcome, "outcome")
+
+
+# --- customers' requests from the portal (issue #14) --------------------------------------------
+
+
+def _request_page(request: Request, agent: str, request_id: RowId, status_code: int = 200, **values: Any) -> Response:
+    """The request, if it is in this agent's queue; anyone else's is not found (404)."""
+    facts = request_facts(request, request_id)
+    if facts is None or facts.request.agent_code != agent:
+        return agent_page(
+            request, "agents_tasks.html", 404, rows=[], error=f"Request {request_id} is not one of yours."
+        )
+    values = {"error": None, "done": request.query_params.get("done"), "text": "", **values}
+    return agent_page(request, "agents_request.html", status_code, facts=facts, **values)
+
+
+@router.get("/requests/{request_id}")
+def request_detail(request: Request, request_id: RowId) -> Response:
+    agent = signed_in(request)
+    if agent is None:
+        return to_sign_in(request)
+    return _request_page(request, agent, request_id)
+
+
+@router.post("/requests/{request_id}/answer")
+def answer_request(request: Request, request_id: RowId, text: Annotated[str, Form()] = "") -> Response:
+    agent = signed_in(request)
+    if agent is None:
+        return to_sign_in(request)
+    facts = request_facts(request, request_id)
+    if facts is None or facts.request.agent_code != agent:
+        return _request_page(request, agent, request_id)
+    problem = answer_as(request, request_id, text)
+    if problem is not None:
+        return _request_page(request, agent, request_id, 422, error=problem, text=text)
+    return RedirectResponse(f"/agents/requests/{request_id}?done=answer", status_code=303)
