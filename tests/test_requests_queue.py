@@ -178,7 +178,9 @@ async def test_an_attachment_is_served_as_a_download_with_its_type(portal: Porta
         row.upload_id = upload.id
         session.add(row)
     viewer = await signed_in(portal, "vic", "viewer")
-    assert f'href="/requests/{request_id}/attachment"' in (await viewer.get(f"/requests/{request_id}")).text
+    shown = await viewer.get(f"/requests/{request_id}")
+    assert f'href="/requests/{request_id}/attachment"' in shown.text
+    assert f'action="/requests/{request_id}/answer"' not in shown.text  # a viewer may look, not answer
     got = await viewer.get(f"/requests/{request_id}/attachment")
     assert got.status_code == 200 and got.content == PDF
     assert got.headers["content-type"] == "application/pdf"

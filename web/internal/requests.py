@@ -20,6 +20,7 @@ from core.references import mask_contract_number
 from ledger import requests as service_requests
 from ledger.db import session_scope
 from ledger.requests import QueueView, RequestClosed
+from models.auth import Role
 from models.ledger import Contract, Customer
 from models.portal import PortalUpload, RequestStatus, ServiceRequest
 from web.auth import audit
@@ -36,6 +37,7 @@ VIEW_LABELS = {
     QueueView.OVERDUE: "Overdue (supervisors)",
 }
 EXTENSIONS = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
+ANSWERING_ROLES = frozenset({Role.CLERK, Role.SUPERVISOR, Role.FINANCE})  # as web/auth/policy.py lets answer
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -105,6 +107,7 @@ def request_page(request: Request, request_id: int, status_code: int = 200, **va
         headers=NO_STORE,
         facts=facts,
         case_link=case_url(settings, facts.contract_number),
+        may_act=bool(principal(request).roles & ANSWERING_ROLES),
         **{"error": None, "done": request.query_params.get("done"), "text": "", **values},
     )
 
