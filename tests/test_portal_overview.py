@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest_asyncio
@@ -21,13 +21,14 @@ from infra.config import Settings
 from ledger import evidence, service
 from ledger.db import session_scope
 from ledger.inbound import Inbound
-from models.case import CaseStage
+from models.case import CaseStage, CaseStatus, Hold, HoldKind, Instalment
 from models.ledger import Customer, Message
 from tests.apps import BothApps
 from tests.helpers import advance_until, berlin_today, messages, open_case
 from tests.portal_support import make_pay_link, portal_client, portal_cookie, seed_portal_customer
 from web.deps import AppContext
-from web.public.portal.i18n import day, money
+from web.public.portal.i18n import Words, day, money
+from web.public.portal.overview import case_words
 
 CONTRACT = "K-100001"
 SECOND = "K-100002"
@@ -191,3 +192,50 @@ async def test_the_overview_needs_a_portal_session(
     assert document.status_code == 303 and document.headers["location"] == "/portal/ended"
     with session_scope(engine) as session:
         assert session.exec(select(Message)).all() == []
+
+
+def a_case(**fields: object) -> CaseStatus:
+    base: dict[str, object] = {
+        "case_id": "case-K-100001",
+        "contract_number": CONTRACT,
+        "plan_id": "de-follow-up",
+        "plan_version": 1,
+        "stage": CaseStage.SUSPENDED,
+        "closed": False,
+        "hold": None,
+        "balance_cents": 30_000,
+        "credit_cents": 0,
+        "items": [],
+        "deadline": None,
+        "next_step": None,
+        "next_step_at": None,
+        "steps_done": [],
+        "journal": [],
+    }
+    return CaseStatus.model_validate({**base, **fields})
+
+
+def test_the_case_in_plain_words_an_instalment_plan_a_deferral_a_dispute() -> None:
+    words = Words("en")
+    schedule = [Instalment(due=date(2026, 1, 1) + timedelta(days=31 * n), amount_cents=10_000) for n in range(3)]
+    plan = Hold(kind=HoldKind.INSTALMENTS, reason="customer portal", schedule=schedule, instalment=1)
+    lines, rows = case_words(words, a_case(hold=plan), answered=True)
+    assert "agreed an instalment plan" in lines[0]
+    assert [(r.number, r.due, r.amount_cents, r.state) for r in rows] == [
+        (1, schedule[0].due, 10_000, "paid"),
+        (2, schedule[1].due, 10_000, "next"),
+        (3, schedule[2].due, 10_000, "later"),
+    ]
+    until = datetime(2026, 3, 14, 12, tzinfo=UTC)
+    deferral = Hold(kind=HoldKind.PROMISE, reason="customer portal", until=until, promised_cents=30_000)
+    lines, rows = case_words(words, a_case(hold=deferral), answered=True)
+    assert lines == [
+        "Payment deferred until 14 March 2026. Collection is paused until then.",
+        "Amount promised: €300.00.",
+    ]
+    assert rows == []
+    dispute = Hold(kind=HoldKind.DISPUTE, reason="customer portal")
+    assert case_words(words, a_case(hold=dispute), answered=True)[0] == [words("portal.case.dispute")]
+    assert case_words(words, a_case(closed=True), answered=True)[0] == ["The collection case is closed."]
+    assert case_words(words, None, answered=True)[0] == [words("portal.case.none")]
+    assert case_words(words, None, answered=False)[0] == [words("portal.case.unavailable")]
