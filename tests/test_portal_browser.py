@@ -30,7 +30,7 @@ import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -44,12 +44,13 @@ from temporalio.client import Client
 
 from ledger import service
 from ledger.db import session_scope
-from models.case import CaseStatus
+from models.case import CaseStatus, HoldKind
 from models.ledger import Customer, Message
 from models.plan import DunningPlan, StepKind
 from models.plans import BUILTIN_PLANS
 from tests.apps import served_apps
 from tests.axe_check import assert_accessible
+from web.public.portal.i18n import money
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 
@@ -255,6 +256,22 @@ async def case_status(client: Client, contract_number: str) -> CaseStatus:
     return await client.get_workflow_handle(case_workflow_id(contract_number)).query(DunningCase.status)
 
 
+def recorded_notice_pdf(engine: Engine, contract_number: str) -> bytes:
+    """The qualified notice's letter as the outbox recorded it when the case sent it."""
+    with session_scope(engine) as session:
+        contract = service.get_contract(session, contract_number)
+        query = select(Message).where(
+            Message.contract_id == contract.id, Message.kind == "qualified_notice", Message.channel == "letter"
+        )
+        letter = session.exec(query).one()
+        assert letter.pdf is not None
+        return letter.pdf
+
+
+def money_de(cents: int) -> str:
+    return money("de", cents)
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -340,15 +357,178 @@ async def checked(page: Page, console: Console, where: str, skip_link: bool = Tr
     assert console.csp_violations() == [], console.messages
 
 
+# --- the customer's way in ---------------------------------------------------------------------------
+
+
+def shows_nothing_personal(person: Person, html: str, text: str) -> None:
+    leaked = [item for item in person.personal_data() if item in html or item in text]
+    assert leaked == [], f"personal data on a page before step-up: {leaked}"
+
+
+async def open_sms_link(stack: PortalStack, page: Page, console: Console, person: Person, shot: str = "") -> None:
+    """The customer taps the link in the SMS: /p/<id> redirects to the pay page, which shows the
+    masked contract and the amount, nothing personal, and the way to step up."""
+    opened = await page.goto(stack.pay_links[person.key])
+    assert opened is not None and opened.status == 200 and "/pay/" in page.url
+    shows_nothing_personal(person, await page.content(), await page.inner_text("body"))
+    await checked(page, console, "GET /pay/{token}", skip_link=False)
+    if shot:
+        await page.screenshot(path=stack.shots / shot, full_page=True)
+
+
+async def to_step_up(stack: PortalStack, page: Page, console: Console, person: Person, shot: str = "") -> None:
+    await page.locator("#portal-link").click()
+    await page.wait_for_url(re.compile(r"/verify/[^/]+$"))
+    shows_nothing_personal(person, await page.content(), await page.inner_text("body"))
+    await checked(page, console, "GET /verify/{token}")
+    if shot:
+        await page.screenshot(path=stack.shots / shot, full_page=True)
+
+
+def newest_code(engine: Engine, contract_number: str, channel: str) -> str | None:
+    """The one-time code as the customer's phone or mailbox got it (the outbox row is the delivery
+    in the embedded default)."""
+    with session_scope(engine) as session:
+        contract = service.get_contract(session, contract_number)
+        query = select(Message).where(
+            Message.contract_id == contract.id, Message.kind == "portal_code", Message.channel == channel
+        )
+        message = session.exec(query.order_by(col(Message.id).desc())).first()
+        found = re.search(r"\b(\d{6})\b", message.body_text) if message is not None else None
+        return found.group(1) if found else None
+
+
+async def step_up_by_sms_code(stack: PortalStack, page: Page, console: Console, person: Person) -> None:
+    """A one-time code by SMS to the number on file, typed in: the portal's overview."""
+    await page.get_by_label("per SMS an die bei uns hinterlegte Mobilnummer").check()
+    await page.get_by_role("button", name="Code senden").click()
+    code_field = page.get_by_label("Code", exact=True)
+    await code_field.wait_for()
+    shows_nothing_personal(person, await page.content(), await page.inner_text("body"))
+    await checked(page, console, "GET /verify/{token} (code sent)")
+    code = newest_code(stack.engine, person.contract, "sms")
+    assert code is not None, "no code in the outbox"
+    await code_field.fill(code)
+    await page.get_by_role("button", name="Code bestätigen").click()
+    await page.wait_for_url(f"{stack.public_url}/portal")
+
+
+async def step_up_by_postcode(
+    stack: PortalStack, page: Page, person: Person, postcode: str = "", birth_date: str = "", english: bool = False
+) -> None:
+    """Postcode and date of birth (the customer's own unless given)."""
+    await page.get_by_label("Postcode of your address" if english else "Postleitzahl Ihrer Anschrift").fill(
+        postcode or person.postal_code
+    )
+    await page.get_by_label("Date of birth" if english else "Geburtsdatum").fill(birth_date or BIRTH_DATE.isoformat())
+    await page.get_by_role("button", name="Confirm" if english else "Bestätigen", exact=True).click()
+
+
 # --- the scenarios ---------------------------------------------------------------------------------
 
 
-async def test_harness_the_pay_link_page_from_the_sms_is_accessible(stack: PortalStack) -> None:
+async def test_a_from_the_sms_link_a_customer_steps_up_sees_the_items_downloads_the_notice_and_agrees_3_instalments(
+    stack: PortalStack,
+) -> None:
+    person = PEOPLE["A"]
     context, page, console = await stack.phone()
-    opened = await page.goto(stack.pay_links["D"])
-    assert opened is not None and opened.status == 200
-    await checked(page, console, "GET /pay/{token}", skip_link=False)
+    await open_sms_link(stack, page, console, person, shot="portal-pay-link.png")
+    await to_step_up(stack, page, console, person, shot="portal-step-up.png")
+    await step_up_by_sms_code(stack, page, console, person)
+
+    # The overview: the open items like the notice, to the cent, and the case in plain words.
+    main = await page.inner_text("main")
+    assert await page.text_content("#total") == money_de(person.balance_cents)
+    items = page.get_by_role("table", name="Offene Posten")
+    assert money_de(person.premium_cents) in await items.inner_text()
+    assert money_de(NOTICE_FEE_CENTS) in await items.inner_text()
+    assert "K-PORTAL-A" not in main  # the contract number is shown masked
+    await checked(page, console, "GET /portal")
+    await page.screenshot(path=stack.shots / "portal-overview.png", full_page=True)
+
+    # The notice as a PDF: the very bytes the case recorded when it sent the letter.
+    notice_link = page.get_by_role("link", name=re.compile(r"Qualifizierte Mahnung .* herunterladen \(PDF\)"))
+    async with page.expect_download() as waiting:
+        await notice_link.click()
+    download = await waiting.value
+    downloaded = Path(await download.path()).read_bytes()
+    assert downloaded.startswith(b"%PDF")
+    assert sha256(downloaded) == sha256(recorded_notice_pdf(stack.engine, person.contract))
+
+    # Three monthly instalments, inside the guardrails (351,50 €: up to 4 of at least 50 €).
+    await page.get_by_role("link", name="Raten oder Aufschub", exact=True).click()
+    await page.wait_for_url(f"{stack.public_url}/portal/arrangement")
+    await checked(page, console, "GET /portal/arrangement")
+    await page.get_by_label("Monatliche Raten").check()
+    await page.get_by_label("Anzahl der Raten").fill("3")
+    first_due = datetime.now(BERLIN).date() + timedelta(days=7)
+    await page.get_by_label("Erste Rate am").fill(first_due.isoformat())
+    await page.get_by_role("button", name="Vorschau anzeigen").click()
+    await page.get_by_role("button", name="Verbindlich vereinbaren").wait_for()
+    schedule = page.get_by_role("table", name="Ratenplan")
+    assert await schedule.locator("tbody tr").count() == 3
+    assert money_de(person.balance_cents) in await schedule.locator("tfoot").inner_text()
+    await checked(page, console, "POST /portal/arrangement (preview)")
+    await page.screenshot(path=stack.shots / "portal-arrangement.png", full_page=True)
+    await page.get_by_role("button", name="Verbindlich vereinbaren").click()
+    await page.get_by_role("heading", name="Vereinbart", level=1).wait_for()
+    await checked(page, console, "POST /portal/arrangement (agreed)")
+    await page.screenshot(path=stack.shots / "portal-arrangement-agreed.png", full_page=True)
+
+    # The case holds the plan: three instalments adding up to the balance, the first on the chosen day.
+    status = await case_status(stack.client, person.contract)
+    assert status.hold is not None and status.hold.kind == HoldKind.INSTALMENTS
+    assert [i.due for i in status.hold.schedule][:1] == [first_due] and len(status.hold.schedule) == 3
+    assert sum(i.amount_cents for i in status.hold.schedule) == person.balance_cents
+    # ... and the overview shows it.
+    await page.get_by_role("link", name="Übersicht", exact=True).click()
+    plan = page.get_by_role("table", name="Ihr Ratenplan")
+    assert await plan.locator("tbody tr").count() == 3
     await context.close()
+    assert console.csp_violations() == [], console.messages
+
+
+async def test_e_wrong_step_up_answers_are_rate_limited_and_reveal_nothing(stack: PortalStack) -> None:
+    person = PEOPLE["E"]
+    context, page, console = await stack.phone()
+    await open_sms_link(stack, page, console, person)
+    await to_step_up(stack, page, console, person)
+    verify_url = page.url
+    wrong = [("40211", BIRTH_DATE.isoformat()), (person.postal_code, "1980-05-18"), ("99999", "1999-01-01")]
+    answers: list[int] = []
+    for attempt in range(5):  # PORTAL_STEP_UP_FAILURES: the fifth wrong answer locks the link
+        postcode, birth = wrong[attempt % len(wrong)]
+        async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+            await step_up_by_postcode(stack, page, person, postcode, birth)
+        answers.append((await posted.value).status)
+        alert = await page.get_by_role("alert").inner_text()
+        assert "nicht gepasst" in alert or "Zu viele Versuche" in alert
+        shows_nothing_personal(person, await page.content(), await page.inner_text("body"))
+        if attempt == 0:
+            await checked(page, console, "POST /verify/{token} (did not match)")
+    assert answers == [422, 422, 422, 422, 429]
+    assert "Zu viele Versuche" in await page.get_by_role("alert").inner_text()
+    await checked(page, console, "POST /verify/{token} (locked)")
+    await page.screenshot(path=stack.shots / "portal-step-up-locked.png", full_page=True)
+
+    # Now even the right answer gets nowhere, from this phone ...
+    await page.goto(verify_url)
+    assert await page.get_by_label("Postleitzahl Ihrer Anschrift").count() == 0  # the form is gone
+    again = await page.request.post(
+        verify_url, form={"method": "postcode_birth_date", "postcode": person.postal_code, "birth_date": "x"}
+    )
+    assert again.status == 429  # the per-address limit on POST /verify (5 a minute)
+    # ... or from another one: the link itself is locked for step-up.
+    other, other_page, other_console = await stack.phone()
+    locked = await other_page.goto(verify_url)
+    assert locked is not None and locked.status == 429
+    shows_nothing_personal(person, await other_page.content(), await other_page.inner_text("body"))
+    assert "Zu viele Versuche" in await other_page.get_by_role("alert").inner_text()
+    portal = await other_page.goto(f"{stack.public_url}/portal")
+    assert portal is not None and other_page.url == f"{stack.public_url}/portal/ended"
+    await other.close()
+    await context.close()
+    assert console.csp_violations() == other_console.csp_violations() == [], console.messages
 
 
 async def test_the_accessibility_check_finds_unlabelled_fields_low_contrast_and_a_missing_skip_link(
