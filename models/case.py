@@ -18,7 +18,7 @@ from core.steps import CLOSED_STAGES as CLOSED_STAGES
 from core.steps import STAGE_AFTER_STEP as STAGE_AFTER_STEP
 from core.steps import CaseStage as CaseStage
 from models.messages import Channel
-from models.plan import DunningPlan, StepKind
+from models.plan import DunningPlan, SelfServiceRules, StepKind
 
 
 class HoldKind(StrEnum):
@@ -290,3 +290,8 @@ class CaseStatus(BaseModel):
     next_step_at: datetime | None
     steps_done: list[StepRecord]
     journal: list[CaseEvent]
+    # The portal's guardrails as pinned in the case, how many the customer used, and why the case takes
+    # no self-service arrangement now (a core/selfservice.Verdict code), so its preview agrees with the case.
+    self_service: SelfServiceRules | None = None
+    self_service_arrangements: int = 0
+    self_service_blocked: str | None = None

@@ -5,10 +5,12 @@ date, or discarded when the case refuses it."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import select
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -23,8 +25,19 @@ from tests.helpers import berlin_today, open_case, status
 from tests.portal_support import seed_portal_customer
 from web.deps import AppContext
 from web.public.portal import case as portal_case
+from workflows.dunning import DunningCase
 
 CONTRACT = "K-100001"
+
+
+async def arrears_read(handle: WorkflowHandle[DunningCase, CaseStatus]) -> CaseStatus:
+    """The case has read its arrears from the ledger (its first activity); generous bound, no skipping."""
+    for _ in range(1200):
+        current = await status(handle)
+        if current.balance_cents > 0:
+            return current
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the case never read its arrears: {current}")
 
 
 def pending(engine: Engine, kind: RequestKind, queue: RequestQueue, agent: str | None = None) -> int:
@@ -61,7 +74,7 @@ async def test_the_case_agrees_three_instalments_and_refuses_a_second_arrangemen
     seed_portal_customer(engine, premiums=[("P-1", today, 45_000)])
     handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
     ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    await status(handle)  # the case has read its arrears
+    await arrears_read(handle)
     three = CustomerArrangement(kind="instalments", instalments=3, first_due=today + timedelta(days=7))
     agreed = await portal_case.arrange(ctx, CONTRACT, three)
     assert isinstance(agreed, CaseStatus)
@@ -85,7 +98,7 @@ async def test_a_dispute_request_is_opened_with_its_due_date_and_pauses_the_case
     seed_portal_customer(engine, premiums=[("P-1", today, 12_000)])
     handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
     ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    await status(handle)
+    await arrears_read(handle)
     request_id = pending(engine, RequestKind.DISPUTE, RequestQueue.CLERK)
     asked = await portal_case.ask(ctx, CONTRACT, request_id, RequestKind.DISPUTE)
     assert isinstance(asked, CaseStatus) and asked.hold is not None and asked.hold.kind == HoldKind.DISPUTE
@@ -103,7 +116,7 @@ async def test_a_message_for_the_agent_mails_the_agent_without_contact_data(
     seed_portal_customer(engine, premiums=[("P-1", today, 12_000)])
     handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
     ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    await status(handle)
+    await arrears_read(handle)
     request_id = pending(engine, RequestKind.MESSAGE, RequestQueue.AGENT, agent="A-7")
     asked = await portal_case.ask(ctx, CONTRACT, request_id, RequestKind.MESSAGE)
     assert isinstance(asked, CaseStatus) and asked.hold is None
@@ -124,7 +137,7 @@ async def test_a_refused_request_is_discarded_and_never_reaches_a_queue(
     seed_portal_customer(engine, premiums=[("P-1", today, 12_000)])
     handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
     ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    await status(handle)
+    await arrears_read(handle)
     request_id = pending(engine, RequestKind.MESSAGE, RequestQueue.CLERK)
     refused = await portal_case.ask(ctx, CONTRACT, request_id, "pizza")
     assert isinstance(refused, portal_case.Refused) and "kind must be one of" in refused.message

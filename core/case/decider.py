@@ -195,6 +195,9 @@ def case_status(case: Case, now: datetime) -> CaseStatus:
         next_step_at=wake_at(case, step, now) if step else None,
         steps_done=state.steps_done,
         journal=state.journal,
+        self_service=state.plan.self_service,
+        self_service_arrangements=state.self_service_arrangements,
+        self_service_blocked=blocked.code if (blocked := selfservice.case_blocks(state, case.closed)) else None,
     )
 
 

@@ -22,4 +22,6 @@ from web.public.portal import access, contact, overview, paying, requests
 
 router = APIRouter()
 for module in (access, overview, paying, requests, contact):
-    router.include_router(module.router)
+    # The routes themselves (FastAPI 0.163 wraps an included router lazily, and web/auth/policy.py
+    # keeps only APIRoute instances: included routers would vanish from both apps).
+    router.routes.extend(module.router.routes)

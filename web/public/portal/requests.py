@@ -43,7 +43,6 @@ from ledger.db import session_scope, transaction_in_thread
 from ledger.portal import PortalContract, dunning_contracts
 from models.case import CaseStatus, CustomerArrangement, HoldKind, Instalment
 from models.plan import SelfServiceRules
-from models.plans import BUILTIN_PLANS
 from models.portal import RequestKind, RequestQueue, RequestStatus, ServiceRequest
 from web.auth.audit import note
 from web.deps import AppContext, berlin_today, context
@@ -209,12 +208,9 @@ async def _case_status(ctx: AppContext, contract_number: str) -> CaseStatus | No
 
 
 def _rules(status: CaseStatus) -> SelfServiceRules:
-    """The guardrails of the case's plan, as the catalogue holds it. A case pinned a plan when it
-    started; if the catalogue's plan has changed since (another version) or the case was given a
-    whole plan of its own, this preview may differ from what the case judges — the case's validator
-    has the last word, and its refusal is shown."""
-    plan = BUILTIN_PLANS.get(status.plan_id)
-    return plan.self_service if plan is not None else SelfServiceRules()
+    """The guardrails as the case pinned them with its plan (the case's status carries them); the
+    engine's defaults only for a case too old to report them."""
+    return status.self_service or SelfServiceRules()
 
 
 def _today() -> date:
@@ -504,7 +500,12 @@ async def arrangement_submit(request: Request) -> Response:
     if blocked is not None or status is None:
         return await _arrangement_form(request, customer, contracts, contract, 409)
     today = _today()
-    verdict = selfservice.judge(_rules(status), proposal.arrangement, status.balance_cents, today, used=0)
+    if status.self_service_blocked == "person_decides":  # the case says so itself: a clerk decides
+        verdict = selfservice.Verdict("person_decides", "a person decides on any arrangement now")
+    else:
+        verdict = selfservice.judge(
+            _rules(status), proposal.arrangement, status.balance_cents, today, used=status.self_service_arrangements
+        )
     if verdict.code in FIX_CODES:
         return await _arrangement_form(
             request,
