@@ -177,10 +177,7 @@ texts(
             "You have no agent assigned; write to us under “Messages”.",
         ),
         "portal.callback.legend": ("Rückruf erbitten", "Request a callback"),
-        "portal.callback.phone": ("Unter welcher Nummer erreichen wir Sie?", "Which number can we call you on?"),
-        "portal.callback.when": ("Wann passt es Ihnen? (freiwillig)", "When suits you? (optional)"),
-        "portal.callback.when.hint": ("Zum Beispiel: werktags nach 17 Uhr", "For example: weekdays after 5 pm"),
-        "portal.callback.send": ("Rückruf erbitten", "Request a callback"),
+        "portal.agent.write": ("Nachricht schreiben", "Write a message"),
     }
 )
 
