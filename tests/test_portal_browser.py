@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -38,18 +39,23 @@ import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from pypdf import PdfWriter
 from sqlalchemy import Engine
 from sqlmodel import col, select
 from temporalio.client import Client
 
+from core.money import format_eur
 from ledger import service
 from ledger.db import session_scope
+from models.banking import DebtorAccount
 from models.case import CaseStatus, HoldKind
 from models.ledger import Customer, Message
 from models.plan import DunningPlan, StepKind
 from models.plans import BUILTIN_PLANS
+from models.portal import PortalUpload, RequestKind, RequestQueue, RequestStatus, ServiceRequest
 from tests.apps import served_apps
 from tests.axe_check import assert_accessible
+from tests.helpers import contract_status
 from web.public.portal.i18n import money
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
@@ -68,6 +74,7 @@ PHONE = {
     "locale": "de-DE",
     "timezone_id": "Europe/Berlin",
 }
+AGENT = "A-7"
 WAIT_MS = 30_000  # for pages and selectors: generous, the machine may be busy
 
 needs_chromium = pytest.mark.skipif(
@@ -189,6 +196,7 @@ async def seed(billing: httpx.AsyncClient, person: Person) -> None:
             "phone": person.phone,
         },
         "product": "Hausrat",
+        "agent_code": AGENT,
         "dunning_plan": PORTAL_PLAN,
     }
     answer = await billing.put(f"/api/contracts/{person.contract}", json=contract)
@@ -268,8 +276,42 @@ def recorded_notice_pdf(engine: Engine, contract_number: str) -> bytes:
         return letter.pdf
 
 
+def requests_of(engine: Engine, contract_number: str) -> list[ServiceRequest]:
+    with session_scope(engine) as session:
+        contract = service.get_contract(session, contract_number)
+        query = select(ServiceRequest).where(ServiceRequest.contract_id == contract.id)
+        return list(session.exec(query.order_by(col(ServiceRequest.id))))
+
+
+def master_data(engine: Engine, contract_number: str) -> dict[str, object]:
+    """The customer's and the contract's rows and the accounts learned for the contract."""
+    with session_scope(engine) as session:
+        contract = service.get_contract(session, contract_number)
+        customer = session.get(Customer, contract.customer_id)
+        assert customer is not None
+        accounts = session.exec(select(DebtorAccount).where(DebtorAccount.contract_id == contract.id))
+        return {
+            "customer": customer.model_dump(),
+            "contract": contract.model_dump(),
+            "accounts": [a.model_dump() for a in accounts],
+        }
+
+
+def a_pdf() -> bytes:
+    """A one-page PDF, as a customer's scanned letter would be (checked by its content, not its name)."""
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
 def money_de(cents: int) -> str:
     return money("de", cents)
+
+
+def money_en(cents: int) -> str:
+    return money("en", cents)
 
 
 def sha256(data: bytes) -> str:
@@ -326,6 +368,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> A
                 timeout=30,
                 headers={"Authorization": f"Bearer {served.billing_key}"},
             ) as billing:
+                with session_scope(served.engine) as session:  # the insurer's agent (the agency's data)
+                    service.upsert_agent(session, AGENT, name="Max Agent", email="max.agent@example.org")
                 for person in PEOPLE.values():
                     await seed(billing, person)
                     complete_master_data(served.engine, person)
@@ -548,3 +592,160 @@ async def test_the_accessibility_check_finds_unlabelled_fields_low_contrast_and_
     assert "color-contrast (serious)" in report and "label (critical)" in report and "#n" in report
     assert "not the skip link" in report
     await context.close()
+
+
+async def test_b_a_proposal_outside_the_guardrails_becomes_a_request_for_a_clerk(stack: PortalStack) -> None:
+    person = PEOPLE["B"]
+    context, page, console = await stack.phone()
+    await open_sms_link(stack, page, console, person)
+    await to_step_up(stack, page, console, person)
+    await step_up_by_postcode(stack, page, person)
+    await page.wait_for_url(f"{stack.public_url}/portal")
+
+    # Six instalments for 351,50 €: the plan allows up to four in this band.
+    await page.get_by_role("link", name="Raten oder Aufschub", exact=True).click()
+    await page.get_by_label("Monatliche Raten").check()
+    await page.get_by_label("Anzahl der Raten").fill("6")
+    await page.get_by_label("Erste Rate am").fill((datetime.now(BERLIN).date() + timedelta(days=7)).isoformat())
+    await page.get_by_role("button", name="Vorschau anzeigen").click()
+    send = page.get_by_role("button", name="An eine Sachbearbeiterin / einen Sachbearbeiter senden")
+    await send.wait_for()
+    assert "nicht selbst vereinbaren" in await page.locator("#outside").inner_text()
+    await checked(page, console, "POST /portal/arrangement (outside the guardrails)")
+    await page.screenshot(path=stack.shots / "portal-arrangement-outside.png", full_page=True)
+    await page.get_by_label("Nachricht an uns").fill("Ich bin gerade arbeitslos; ab März geht es wieder.")
+    await send.click()
+    await page.get_by_role("heading", name="Ihre Anfrage ist angekommen", level=1).wait_for()
+    assert "Sachbearbeiter" in await page.get_by_role("status").inner_text()
+    await checked(page, console, "POST /portal/arrangement (sent to a clerk)")
+
+    # A request open in the clerks' queue, with a due date; the case holds no instalment plan.
+    [request] = requests_of(stack.engine, person.contract)
+    assert (request.queue, request.kind, request.status) == (
+        RequestQueue.CLERK,
+        RequestKind.ARRANGEMENT,
+        RequestStatus.OPEN,
+    )
+    assert request.due_at is not None and request.created_by == "customer portal"
+    status = await case_status(stack.client, person.contract)
+    assert status.hold is None or status.hold.kind != HoldKind.INSTALMENTS
+    await context.close()
+    assert console.csp_violations() == [], console.messages
+
+
+async def test_c_a_dispute_with_a_pdf_pauses_the_case_and_opens_a_clerk_task(
+    stack: PortalStack, tmp_path: Path
+) -> None:
+    person = PEOPLE["C"]
+    context, page, console = await stack.phone()
+    await open_sms_link(stack, page, console, person)
+    await to_step_up(stack, page, console, person)
+    await step_up_by_postcode(stack, page, person)
+    await page.wait_for_url(f"{stack.public_url}/portal")
+
+    await page.get_by_role("link", name="Forderung bestreiten", exact=True).click()
+    await page.wait_for_url(f"{stack.public_url}/portal/dispute")
+    await checked(page, console, "GET /portal/dispute")
+    scan = tmp_path / "kontoauszug.pdf"
+    scan.write_bytes(a_pdf())
+    await page.get_by_label("Begründung").fill("Ich habe den Beitrag am 2. des Monats überwiesen, siehe Kontoauszug.")
+    await page.get_by_label("Beleg").set_input_files(scan)
+    await page.screenshot(path=stack.shots / "portal-dispute.png", full_page=True)
+    await page.get_by_role("button", name="Absenden").click()
+    await page.get_by_role("heading", name="Ihre Anfrage ist angekommen", level=1).wait_for()
+    assert "Das Mahnverfahren ruht" in await page.get_by_role("status").inner_text()
+    await checked(page, console, "POST /portal/dispute (sent)")
+
+    # The case is paused under a dispute, and a clerk has the task with the file, byte for byte.
+    status = await case_status(stack.client, person.contract)
+    assert status.hold is not None and status.hold.kind == HoldKind.DISPUTE
+    [request] = requests_of(stack.engine, person.contract)
+    assert (request.queue, request.kind, request.status) == (
+        RequestQueue.CLERK,
+        RequestKind.DISPUTE,
+        RequestStatus.OPEN,
+    )
+    assert request.upload_id is not None and request.due_at is not None
+    with session_scope(stack.engine) as session:
+        upload = session.get(PortalUpload, request.upload_id)
+        assert upload is not None
+        assert (upload.content_type, upload.sha256) == ("application/pdf", sha256(scan.read_bytes()))
+    await context.close()
+    assert console.csp_violations() == [], console.messages
+
+
+async def test_d_paying_by_testpay_the_page_says_cover_is_restored_and_the_contract_is_active_in_english(
+    stack: PortalStack,
+) -> None:
+    """Paul's language on file is English: the step-up and portal pages speak it (the one English walk)."""
+    person = PEOPLE["D"]
+    context, page, console = await stack.phone(language="en")
+    await open_sms_link(stack, page, console, person)
+    await page.locator("#portal-link").click()
+    await page.get_by_role("heading", name="Confirm it is you", level=1).wait_for()
+    await checked(page, console, "GET /verify/{token} (English)")
+    await step_up_by_postcode(stack, page, person, english=True)
+    await page.wait_for_url(f"{stack.public_url}/portal")
+    assert await page.text_content("#total") == money_en(person.balance_cents)
+    assert await page.get_attribute("html", "lang") == "en"
+    await checked(page, console, "GET /portal (English)")
+
+    await page.get_by_role("link", name="Pay", exact=True).click()
+    await page.wait_for_url(f"{stack.public_url}/portal/pay")
+    await checked(page, console, "GET /portal/pay (English)")
+    await page.get_by_label(f"Everything at once: {money_en(person.balance_cents)}").check()
+    await page.get_by_label("TestPay (test mode)").check()
+    await page.screenshot(path=stack.shots / "portal-pay.png", full_page=True)
+    await page.get_by_role("button", name="Continue").click()
+    await page.wait_for_url(re.compile(r"/testpay/checkout/"))
+    assert await page.text_content("#amount") == format_eur(person.balance_cents)
+    await page.get_by_role("button", name="Pay now").click()
+    await page.wait_for_url(re.compile(r"/portal/pay/result"))
+
+    # The ledger has the payment and the case restores cover; the page says so once it is true.
+    await until(
+        f"{person.contract} is active again", lambda: contract_status(stack.engine, person.contract) == "active"
+    )
+    await page.reload()
+    result = await page.locator("#contract-1").inner_text()
+    assert "Your cover is restored" in result and "Nothing is open on this contract any more" in result
+    assert f"Paid: {money_en(person.balance_cents)}" in result
+    await checked(page, console, "GET /portal/pay/result (English)")
+    await page.screenshot(path=stack.shots / "portal-pay-result.png", full_page=True)
+    await context.close()
+    assert console.csp_violations() == [], console.messages
+
+
+async def test_f_new_bank_details_during_a_case_go_to_a_clerk_and_leave_the_master_data_alone(
+    stack: PortalStack,
+) -> None:
+    person = PEOPLE["F"]
+    before = master_data(stack.engine, person.contract)
+    context, page, console = await stack.phone()
+    await open_sms_link(stack, page, console, person)
+    await to_step_up(stack, page, console, person)
+    await step_up_by_postcode(stack, page, person)
+    await page.wait_for_url(f"{stack.public_url}/portal")
+
+    await page.get_by_role("link", name="Bankverbindung", exact=True).click()
+    await page.wait_for_url(f"{stack.public_url}/portal/bank")
+    await checked(page, console, "GET /portal/bank")
+    await page.get_by_label("IBAN").fill("DE89 3704 0044 0532 0130 00")
+    await page.get_by_label("Kontoinhaber").fill(person.name)
+    await page.locator("#mandate-yes").check()
+    await page.get_by_role("button", name="Absenden").click()
+    await page.get_by_role("heading", name="Ihre Anfrage ist angekommen", level=1).wait_for()
+    assert "erst, wenn sie geprüft ist" in await page.get_by_role("status").inner_text()
+    await checked(page, console, "POST /portal/bank (sent)")
+
+    [request] = requests_of(stack.engine, person.contract)
+    assert (request.queue, request.kind, request.status) == (
+        RequestQueue.CLERK,
+        RequestKind.BANK_DETAILS,
+        RequestStatus.OPEN,
+    )
+    assert request.details["iban"] == "DE89370400440532013000"
+    assert master_data(stack.engine, person.contract) == before  # never applied automatically (DOMAIN.md §6)
+    assert not (await case_status(stack.client, person.contract)).closed
+    await context.close()
+    assert console.csp_violations() == [], console.messages
