@@ -91,13 +91,20 @@ CRITICAL: dict[Key, tuple[set[Role], set[Scope]]] = {
     ("POST", "/codec/encode"): (READERS, {S.CODEC}),
     ("POST", "/agents/tasks/{task_id}/attempts"): ({R.AGENT}, set()),
     ("POST", "/agents/tasks/{task_id}/outcome"): ({R.AGENT}, set()),
+    # customers' requests from the portal: the back office and finance answer; an agent only their own
+    ("POST", "/requests/{request_id}/answer"): ({R.CLERK, R.SUPERVISOR, R.FINANCE}, set()),
+    ("POST", "/requests/{request_id}/done"): ({R.CLERK, R.SUPERVISOR, R.FINANCE}, set()),
+    ("POST", "/agents/requests/{request_id}/answer"): ({R.AGENT}, set()),
     # case actions on the contract page: clerks (and supervisors) act, supervisors approve and write off
     **{("POST", f"/contracts/{{contract_number}}/case/{a}"): ({R.CLERK, R.SUPERVISOR}, set()) for a in CLERK_ACTIONS},
     **{("POST", f"/contracts/{{contract_number}}/case/{a}"): ({R.SUPERVISOR}, set()) for a in SUPERVISOR_ACTIONS},
 }
 # Of these, the ones whose sample request below really changes the ledger when allowed (the agent
 # forms and case actions need a running workflow, the codec writes nothing).
-EFFECTIVE = {key for key in CRITICAL if not key[1].startswith(("/codec/", "/agents/")) and "/case/" not in key[1]}
+# The requests' routes need a customer's request, which only the portal (with a running case) writes.
+EFFECTIVE = {
+    key for key in CRITICAL if not key[1].startswith(("/codec/", "/agents/", "/requests/")) and "/case/" not in key[1]
+}
 
 
 def may_call(key: Key, policy: Policy) -> tuple[set[str], set[str]]:
@@ -353,6 +360,8 @@ def sample(world: World, method: str, path: str, route: APIRoute) -> Sample:
         ("POST", "/codec/encode"): Sample(url, json={"payloads": []}),
         ("POST", "/agents/tasks/{task_id}/attempts"): Sample(url, form={"reached": "no", "channel": "call"}),
         ("POST", "/agents/tasks/{task_id}/outcome"): Sample(url, form={"kind": "not_reachable"}),
+        ("POST", "/requests/{request_id}/answer"): Sample(url, form={"text": "answered by the test"}),
+        ("POST", "/agents/requests/{request_id}/answer"): Sample(url, form={"text": "answered by the test"}),
     }
     if (method, path) == ("POST", "/api/campaign/email-events"):
         events = [{"event_id": "EV-authz-1", "email_key": "quote-authz/step-1", "event": "delivered"}]
