@@ -56,7 +56,7 @@ from models.portal import PortalUpload, RequestKind, RequestQueue, RequestStatus
 from tests.apps import served_apps
 from tests.axe_check import assert_accessible
 from tests.helpers import contract_status
-from web.public.portal.i18n import money
+from web.public.portal.i18n import MENU, money
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 
@@ -150,6 +150,7 @@ PEOPLE = {
         Person("D", 8_990, "Paul Becker", "53111", "paul@example.org", "+4915112345604", language="en"),
         Person("E", 9_900, "Greta Schulz", "40210", "greta@example.org", "+4915112345605"),
         Person("F", 15_000, "Tobias Neumann", "44135", "tobias@example.org", "+4915112345606"),
+        Person("G", 52_000, "Hanna Fischer", "45127", "hanna@example.org", "+4915112345607"),
     )
 }
 
@@ -747,5 +748,37 @@ async def test_f_new_bank_details_during_a_case_go_to_a_clerk_and_leave_the_mast
     assert request.details["iban"] == "DE89370400440532013000"
     assert master_data(stack.engine, person.contract) == before  # never applied automatically (DOMAIN.md §6)
     assert not (await case_status(stack.client, person.contract)).closed
+    await context.close()
+    assert console.csp_violations() == [], console.messages
+
+
+async def test_every_page_of_the_portal_menu_passes_the_check_in_german_and_after_switching_to_english(
+    stack: PortalStack,
+) -> None:
+    person = PEOPLE["G"]
+    context, page, console = await stack.phone()
+    await open_sms_link(stack, page, console, person)
+    await to_step_up(stack, page, console, person)
+    await step_up_by_postcode(stack, page, person)
+    await page.wait_for_url(f"{stack.public_url}/portal")
+    for language in ("de", "en"):
+        for path, _key in MENU:
+            opened = await page.goto(f"{stack.public_url}{path}")
+            assert opened is not None and opened.status == 200, path
+            assert await page.get_attribute("html", "lang") == language
+            await checked(page, console, f"GET {path} ({language})")
+            if path == "/portal/contact" and language == "de":
+                await page.screenshot(path=stack.shots / "portal-contact.png", full_page=True)
+            if path == "/portal/messages" and language == "de":
+                await page.screenshot(path=stack.shots / "portal-messages.png", full_page=True)
+        if language == "de":  # the language switch in the page's header
+            await page.get_by_label("Sprache").select_option("en")
+            await page.get_by_role("button", name="Wechseln").click()
+            await page.get_by_role("button", name="Switch").wait_for()
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(f"{stack.public_url}/portal/ended")
+    await checked(page, console, "GET /portal/ended (en)")
+    left = await page.goto(f"{stack.public_url}/portal")
+    assert left is not None and page.url == f"{stack.public_url}/portal/ended"  # the session is over
     await context.close()
     assert console.csp_violations() == [], console.messages
