@@ -420,13 +420,14 @@ class Outbox:
         task_url: str,
         key: str,
         now: datetime,
+        kind: MessageKind = MessageKind.AGENT_HANDOVER,
     ) -> tuple[Message, RenderedMessage]:
         """The e-mail to an agent about a task: the case in brief and the link, no customer contact data.
         Not stored yet: the caller decides how it is delivered."""
         agent = service.get_agent(session, agent_code)
         arrears = service.arrears(session, contract.contract_number, service.ledger_date(now))
         context = MessageContext(
-            kind=MessageKind.AGENT_HANDOVER,
+            kind=kind,
             letter_date=service.ledger_date(now),
             case_id=case_id,
             contract_number=contract.contract_number,
@@ -444,7 +445,7 @@ class Outbox:
             case_id=case_id,
             contract_id=contract.id,
             channel=Channel.EMAIL,
-            kind=MessageKind.AGENT_HANDOVER,
+            kind=kind,
             recipient=agent.email if agent else "backoffice@example.invalid",
             subject=rendered.subject,
             body_text=rendered.text,
@@ -465,16 +466,23 @@ class Outbox:
         self, case_id: str, contract_number: str, agent_code: str, url: str, key: str, now: datetime
     ) -> int:
         """E-mail to the customer's agent: a message or callback request from the portal waits (issue #14)."""
-        return self.mail_agent(case_id, contract_number, agent_code, url, key, now)
+        return self.mail_agent(case_id, contract_number, agent_code, url, key, now, MessageKind.AGENT_PORTAL_REQUEST)
 
     def mail_agent(
-        self, case_id: str, contract_number: str, agent_code: str | None, task_url: str, key: str, now: datetime
+        self,
+        case_id: str,
+        contract_number: str,
+        agent_code: str | None,
+        task_url: str,
+        key: str,
+        now: datetime,
+        kind: MessageKind = MessageKind.AGENT_HANDOVER,
     ) -> int:
         """One e-mail to an agent (the contract's, or `agent_code`), sent once per `key`."""
         with session_scope(self.engine) as session:
             contract = service.get_contract(session, contract_number)
             agent = agent_code or contract.agent_code
-            draft, rendered = self.agent_mail(session, contract, agent, case_id, task_url, key, now)
+            draft, rendered = self.agent_mail(session, contract, agent, case_id, task_url, key, now, kind)
             if self.external(Channel.EMAIL):  # the agent's e-mail goes through the e-mail provider too
                 draft.status, draft.sent_at = "queued", None
             message, _ = service.add_message(session, draft)

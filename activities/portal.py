@@ -37,7 +37,7 @@ class PortalActivities:
             opened = RequestOpened(request_id=request.request_id, queue=row.queue, due_at=row.due_at)
             agent_code = row.agent_code if row.queue == RequestQueue.AGENT else None
         if agent_code:
-            task_url = f"{self.settings.internal_base_url.rstrip('/')}/requests/{request.request_id}"
+            task_url = f"{self.settings.internal_base_url.rstrip('/')}/agents/requests/{request.request_id}"
             self.outbox.notify_agent_of_request(
                 request.case_id,
                 contract.contract_number,

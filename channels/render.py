@@ -246,8 +246,8 @@ def _check_context(context: MessageContext) -> None:
     _check_confirmation(context)
     if context.kind is MessageKind.PAY_LINK_SMS and not context.pay_url:
         raise RenderError("a pay-link SMS needs a pay_url")
-    if context.kind is MessageKind.AGENT_HANDOVER and not context.task_url:
-        raise RenderError("an agent handover needs a task_url")
+    if context.kind in (MessageKind.AGENT_HANDOVER, MessageKind.AGENT_PORTAL_REQUEST) and not context.task_url:
+        raise RenderError(f"an agent mail ({context.kind}) needs a task_url")
 
 
 def _remittance_text(context: MessageContext) -> str:

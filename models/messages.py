@@ -39,6 +39,7 @@ class MessageKind(StrEnum):
     TERMINATION_VOID = "termination_void"  # terminated, paid within the month: termination void (§38(3))
     PAID_AFTER_TERMINATION = "paid_after_termination"  # paid after the month: settled, termination stands
     AGENT_HANDOVER = "agent_handover"  # to the agent, not the customer
+    AGENT_PORTAL_REQUEST = "agent_portal_request"  # to the agent: a customer's message or callback (portal)
     FINAL_REMINDER = "final_reminder"  # letzte Mahnung: court dunning follows without further notice
 
 
@@ -77,6 +78,7 @@ MESSAGE_KINDS: Final = MappingProxyType(
         MessageKind.TERMINATION_VOID: MessageSpec(_ALL, confirmation=True),
         MessageKind.PAID_AFTER_TERMINATION: MessageSpec(_ALL, confirmation=True),
         MessageKind.AGENT_HANDOVER: MessageSpec(frozenset({Channel.EMAIL}), audience=Audience.AGENT),
+        MessageKind.AGENT_PORTAL_REQUEST: MessageSpec(frozenset({Channel.EMAIL}), audience=Audience.AGENT),
         MessageKind.FINAL_REMINDER: MessageSpec(_EMAIL_LETTER, demands_payment=True),
     }
 )

@@ -125,7 +125,7 @@ async def test_a_message_for_the_agent_mails_the_agent_without_contact_data(
     with session_scope(engine) as session:
         mails = session.exec(select(Message).where(Message.recipient == "max.agent@example.org")).all()
     [mail] = mails
-    assert f"/requests/{request_id}" in mail.body_text
+    assert f"/agents/requests/{request_id}" in mail.body_text and "Kundenportal" in mail.body_text
     for personal in ("erika@example.org", "+4915112345678", "Heidestraße"):
         assert personal not in mail.body_text and personal not in mail.body_html
 
