@@ -29,7 +29,7 @@ from tests.apps import BothApps
 from tests.helpers import berlin_today, csrf_fields, form_post, open_case, status
 from tests.portal_support import make_pay_link, portal_client, portal_cookie, seed_portal_customer
 from web.deps import AppContext
-from web.public.portal.contact import CODE_KIND
+from web.public.portal.codes import CODE_KIND
 
 CONTRACT = "K-100001"
 NEW_EMAIL = "erika.neu@example.org"

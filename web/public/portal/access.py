@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -35,13 +34,14 @@ from activities.messaging import Outbox
 from infra.config import Settings
 from ledger.db import session_scope
 from ledger.portal import customer_of_link
-from models.ledger import Contract, Customer, Message, PayLink
-from models.messages import Channel, RenderedMessage
+from models.ledger import Contract, Customer, PayLink
+from models.messages import Channel
 from models.portal import ChallengePurpose, PortalChallenge, StepUpMethod
 from providers.base import ProviderError
 from web.auth.audit import note
 from web.deps import context
 from web.public.pay import LinkRejected, link_rejected_page, resolve_link, touch_contract
+from web.public.portal import codes
 from web.public.portal import session as portal_session
 from web.public.portal.i18n import LANGUAGES, portal_page, t, texts
 from web.public.provider_checks import providers_for
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 LANGUAGE_COOKIE = "portal_lang"  # the step-up pages' language before a portal session exists
-CODE_KIND = "portal_code"  # the outbox row that carries a one-time code
 LOCK_NAMESPACE = "portal-step-up"
 ANSWER_CODE = "code"
 ANSWER_KNOWN = "postcode_birth_date"
@@ -292,47 +291,43 @@ def send_code(request: Request, token: str, channel: Annotated[str, Form()] = ""
                 return _step_up_page(request, view, language, 429)
             if channel not in code_channels(customer):
                 return _step_up_page(request, view, language, 422, t(language, "portal.verify.choose"))
-            queued = outbox.external(Channel(channel))
-            message_id, rendered, to = _new_code(
-                session, ctx.settings, link, customer, Channel(channel), language, queued=queued
-            )
+            code, challenge_id, to = _new_challenge(session, ctx.settings, link, customer, Channel(channel))
     except LinkRejected as rejected:
         return link_rejected_page(request, rejected)
-    if queued:
-        try:
-            outbox.deliver(message_id, _key(message_id), link.case_id, Channel(channel), rendered, to, request=None)
-        except ProviderError as error:
-            # The provider's detail may name the recipient: only its name and status go to the log.
-            log.warning(
-                "portal step-up code (message %d) not accepted by %s (status %s)",
-                message_id,
-                error.provider,
-                error.status,
-            )
-            with session_scope(ctx.engine) as session:
-                view = _view(request, session, link, token, customer)
-            return _step_up_page(request, view, language, 503, t(language, "portal.verify.send_failed"))
+    try:
+        message_id = codes.send_code(
+            outbox,
+            key=codes.message_key(link.case_id, challenge_id),
+            case_id=link.case_id,
+            contract_id=link.contract_id,
+            channel=Channel(channel),
+            to=to,
+            subject=t(language, "portal.code.subject") if channel == Channel.EMAIL else "",
+            text=t(language, "portal.code.text", code=code, minutes=ctx.settings.portal_code_minutes),
+            now=_now(),
+        )
+    except ProviderError as error:
+        # The provider's detail may name the recipient: only its name and status go to the log.
+        log.warning(
+            "portal step-up code (challenge %d) not accepted by %s (status %s)",
+            challenge_id,
+            error.provider,
+            error.status,
+        )
+        with session_scope(ctx.engine) as session:
+            _kill(session, challenge_id)  # never delivered: it must not be usable
+            view = _view(request, session, link, token, customer)
+        return _step_up_page(request, view, language, 503, t(language, "portal.verify.send_failed"))
     log.info("portal step-up code sent by %s (message %d)", channel, message_id)
     note(request, portal_action="step_up_code", channel=channel)
     return RedirectResponse(f"/verify/{token}", status_code=303)
 
 
-def _key(message_id: int) -> str:
-    return f"portal-code:{message_id}"
-
-
-def _new_code(
-    session: Session,
-    settings: Settings,
-    link: PayLink,
-    customer: Customer,
-    channel: Channel,
-    language: str,
-    *,
-    queued: bool,
-) -> tuple[int, RenderedMessage, str]:
-    """Write the challenge (its hash only) and the outbox row that carries the code: queued for the
-    provider when the channel goes to one, else the row is the delivery."""
+def _new_challenge(
+    session: Session, settings: Settings, link: PayLink, customer: Customer, channel: Channel
+) -> tuple[str, int, str]:
+    """Write the challenge (the code's hash only): (the code, the challenge id, where it goes). A new
+    request replaces older unused codes."""
     now = _now()
     assert customer.id is not None
     older = session.exec(
@@ -342,47 +337,33 @@ def _new_code(
             col(PortalChallenge.used_at).is_(None),
         )
     ).all()
-    for challenge in older:  # a new request replaces older unused codes
+    for challenge in older:
         if as_utc(challenge.expires_at) > now:
             challenge.expires_at = now
             session.add(challenge)
-    code = f"{secrets.randbelow(1_000_000):06d}"
+    code = codes.new_code()
     to = (customer.email if channel == Channel.EMAIL else customer.phone) or ""
-    session.add(
-        PortalChallenge(
-            purpose=ChallengePurpose.STEP_UP,
-            customer_id=customer.id,
-            pay_link_token_id=link.token_id,
-            channel=channel.value,
-            destination=to,
-            code_hash=_hash(code),
-            created_at=now,
-            expires_at=now + timedelta(minutes=settings.portal_code_minutes),
-        )
-    )
-    rendered = RenderedMessage(
-        subject=t(language, "portal.code.subject") if channel == Channel.EMAIL else "",
-        text=t(language, "portal.code.text", code=code, minutes=settings.portal_code_minutes),
-    )
-    message = Message(
-        idempotency_key=f"portal-code:{secrets.token_hex(16)}",
-        case_id=link.case_id,
-        contract_id=link.contract_id,
+    challenge = PortalChallenge(
+        purpose=ChallengePurpose.STEP_UP,
+        customer_id=customer.id,
+        pay_link_token_id=link.token_id,
         channel=channel.value,
-        kind=CODE_KIND,
-        recipient=to,
-        subject=rendered.subject,
-        body_text=rendered.text,
+        destination=to,
+        code_hash=codes.code_hash(code),
         created_at=now,
-        sent_at=None if queued else now,
-        status="queued" if queued else "sent",
+        expires_at=now + timedelta(minutes=settings.portal_code_minutes),
     )
-    session.add(message)
+    session.add(challenge)
     session.flush()
-    assert message.id is not None
-    message.idempotency_key = _key(message.id)
-    session.add(message)
-    return message.id, rendered, to
+    assert challenge.id is not None
+    return code, challenge.id, to
+
+
+def _kill(session: Session, challenge_id: int) -> None:
+    challenge = session.get(PortalChallenge, challenge_id)
+    if challenge is not None:
+        challenge.used_at = _now()
+        session.add(challenge)
 
 
 def _same(given: str, expected: str) -> bool:
@@ -429,7 +410,7 @@ def answer(
                 if not given:
                     return _step_up_page(request, view, language, 422, t(language, "portal.verify.missing.code"))
                 challenge = live_challenge(session, link, ctx.settings, _now())
-                if challenge is not None and _same(_hash(given), challenge.code_hash):
+                if challenge is not None and codes.matches(given, challenge.code_hash):
                     challenge.used_at = _now()
                     passed = StepUpMethod.EMAIL_CODE if challenge.channel == "email" else StepUpMethod.SMS_CODE
                 elif challenge is not None:

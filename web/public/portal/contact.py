@@ -19,10 +19,8 @@ No personal data in URLs or logs: forms post to fixed paths; the audit note name
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -37,20 +35,19 @@ from activities.messaging import Outbox
 from ledger import requests as service_requests
 from ledger.db import session_scope
 from ledger.portal import PortalContract, dunning_contracts
-from models.ledger import Contract, Customer, Message
-from models.messages import Channel, RenderedMessage
+from models.ledger import Contract, Customer
+from models.messages import Channel
 from models.portal import ChallengePurpose, PortalChallenge, RequestKind, RequestQueue, RequestStatus, ServiceRequest
 from providers.base import ProviderError
 from web.auth import audit
 from web.deps import AppContext, berlin_today, context
 from web.public.portal import case, session
+from web.public.portal.codes import CODE_DIGITS, code_hash, message_key, new_code, send_code
 from web.public.portal.i18n import MENU, portal_page, t, texts
 from web.public.provider_checks import providers_for
 
 router = APIRouter()
 
-CODE_KIND = "portal_code"  # the outbox's kind for one-time codes
-CODE_DIGITS = 6
 CODES_PER_HOUR = 5  # codes to new addresses a customer may ask for per hour (each is a message to a stranger)
 MAX_MESSAGE_CHARS = 2000
 MAX_LINE_CHARS = 100
@@ -62,53 +59,6 @@ WINDOWS = ("morning", "midday", "afternoon")
 
 
 # --- one-time codes -------------------------------------------------------------------------------
-
-
-def code_hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
-
-
-def new_code() -> str:
-    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-
-
-def send_code(
-    outbox: Outbox,
-    *,
-    key: str,
-    case_id: str,
-    contract_id: int,
-    channel: Channel,
-    to: str,
-    subject: str,
-    text: str,
-    now: datetime,
-) -> int:
-    """Send a one-time code like the engine's messages: a row in the outbox (once per `key`, which
-    must hold no personal data), handed to the provider when the channel goes to one. Raises
-    ProviderError when the provider refuses; the row then says so."""
-    queued = outbox.external(channel)
-    with session_scope(outbox.engine) as db:
-        existing = db.exec(select(Message).where(Message.idempotency_key == key)).first()
-        message = existing or Message(
-            idempotency_key=key,
-            case_id=case_id,
-            contract_id=contract_id,
-            channel=channel,
-            kind=CODE_KIND,
-            recipient=to,
-            subject=subject,
-            body_text=text,
-            created_at=now,
-            sent_at=None if queued else now,
-            status="queued" if queued else "sent",
-        )
-        db.add(message)
-        db.flush()
-        message_id, status = message.id or 0, message.status
-    if status == "queued":
-        outbox.deliver(message_id, key, case_id, channel, RenderedMessage(subject=subject, text=text), to, request=None)
-    return message_id
 
 
 # --- input ----------------------------------------------------------------------------------------
@@ -370,7 +320,7 @@ async def _send_confirmation(
         await run_in_threadpool(
             lambda: send_code(
                 outbox,
-                key=f"{contract.case_id}:portal-code:{challenge_id}",
+                key=message_key(contract.case_id, challenge_id),
                 case_id=contract.case_id,
                 contract_id=contract.contract_id,
                 channel=channel,
