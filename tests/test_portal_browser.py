@@ -17,8 +17,10 @@ A/AA rules, the skip link first, every control reachable by Tab), in German and 
 and no page logs a Content-Security-Policy violation.
 
 One browser for the module, a new context (a new phone, its own client address) per scenario. The
-screenshots for the README are taken here (dev/scripts/portal_screenshots.py runs this walk and
-copies them into docs/img/; with SAVE_SCREENSHOTS=1 this test copies them as well).
+README's portal screenshots are taken here: they go to the test's temporary directory, and with
+SAVE_SCREENSHOTS=1 (dev/scripts/portal_screenshots.py sets it) into docs/img/ (or
+PORTAL_SCREENSHOTS_DIR) when every test of the module passed — the pages show the run's dates, so a
+normal run leaves the repository alone.
 """
 
 from __future__ import annotations
@@ -357,7 +359,9 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest_asyncio.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> AsyncIterator[PortalStack]:
+async def stack(
+    tmp_path_factory: pytest.TempPathFactory, browser: Browser, request: pytest.FixtureRequest
+) -> AsyncIterator[PortalStack]:
     tmp_path = tmp_path_factory.mktemp("portal-browser")
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -390,10 +394,11 @@ async def stack(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> A
                 yield found
     finally:
         del BUILTIN_PLANS[PORTAL_PLAN]
-    if os.environ.get("SAVE_SCREENSHOTS"):
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("SAVE_SCREENSHOTS") and request.session.testsfailed == 0:
+        keep = Path(os.environ.get("PORTAL_SCREENSHOTS_DIR") or DOCS_IMG)
+        keep.mkdir(parents=True, exist_ok=True)
         for shot in shots.glob("portal-*.png"):
-            shutil.copyfile(shot, DOCS_IMG / shot.name)
+            shutil.copyfile(shot, keep / shot.name)
 
 
 async def checked(page: Page, console: Console, where: str, skip_link: bool = True) -> None:
