@@ -59,6 +59,7 @@ from models.portal import PortalUpload, RequestKind, RequestQueue, RequestStatus
 from tests.apps import served_apps
 from tests.axe_check import assert_accessible
 from tests.helpers import contract_status
+from web.auth import accounts
 from web.public.portal.i18n import MENU, money
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
@@ -78,6 +79,7 @@ PHONE = {
     "timezone_id": "Europe/Berlin",
 }
 AGENT = "A-7"
+CLERK = "mia.clerk"
 WAIT_MS = 30_000  # for pages and selectors: generous, the machine may be busy
 
 needs_chromium = pytest.mark.skipif(
@@ -164,6 +166,7 @@ class PortalStack:
     engine: Engine
     client: Client
     public_url: str
+    internal_url: str
     billing: httpx.AsyncClient
     browser: Browser
     shots: Path
@@ -387,6 +390,7 @@ async def stack(
                     served.engine,
                     served.client,
                     served.settings.public_base_url,
+                    served.settings.internal_base_url,
                     billing,
                     browser,
                     shots,
@@ -688,6 +692,24 @@ async def test_c_a_dispute_with_a_pdf_pauses_the_case_and_opens_a_clerk_task(
         assert (upload.content_type, upload.sha256) == ("application/pdf", sha256(scan.read_bytes()))
     await context.close()
     assert console.csp_violations() == [], console.messages
+
+    # The clerk signs in on the internal app and finds the task in the back office's queue, with the file.
+    with session_scope(stack.engine) as session:
+        password = accounts.add_staff(session, CLERK, ["clerk"], "test")
+    office = await stack.browser.new_context(accept_downloads=True)
+    desk = await office.new_page()
+    await desk.goto(f"{stack.internal_url}/requests")
+    await desk.fill("#name", CLERK)
+    await desk.fill("#password", password)
+    await desk.get_by_role("button", name="Sign in").click()
+    await desk.wait_for_url(f"{stack.internal_url}/requests")
+    await desk.get_by_role("link", name=f"Request {request.id}", exact=True).click()
+    await desk.wait_for_url(f"{stack.internal_url}/requests/{request.id}")
+    async with desk.expect_download() as waiting:
+        await desk.locator(f"a[href='/requests/{request.id}/attachment']").first.click()
+    attachment = Path(await (await waiting.value).path()).read_bytes()
+    assert sha256(attachment) == sha256(scan.read_bytes())
+    await office.close()
 
 
 async def test_d_paying_by_testpay_the_page_says_cover_is_restored_and_the_contract_is_active_in_english(
