@@ -239,3 +239,14 @@ def test_the_case_in_plain_words_an_instalment_plan_a_deferral_a_dispute() -> No
     assert case_words(words, a_case(closed=True), answered=True)[0] == ["The collection case is closed."]
     assert case_words(words, None, answered=True)[0] == [words("portal.case.none")]
     assert case_words(words, None, answered=False)[0] == [words("portal.case.unavailable")]
+
+
+def test_a_deadline_in_the_past_is_said_to_have_ended() -> None:
+    words = Words("de")
+    past = datetime(2026, 3, 16, 23, 0, tzinfo=UTC)
+    assert case_words(words, a_case(deadline=past), answered=True)[0] == [
+        "Die Zahlungsfrist der Mahnung ist mit dem 16. März 2026 abgelaufen."
+    ]
+    future = datetime.now(UTC) + timedelta(days=5)
+    [line] = case_words(words, a_case(deadline=future), answered=True)[0]
+    assert line.startswith("Zahlungsfrist: bis ")

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from fastapi import Request
 from fastapi.responses import Response
@@ -70,8 +70,9 @@ def day(language: str, value: date | datetime | None) -> str:
     if value is None:
         return "—"
     locale = LOCALES.get(language, "de_DE")
-    if isinstance(value, datetime):
-        return format_datetime(value, "medium", tzinfo=_zone(), locale=locale)
+    if isinstance(value, datetime):  # the date as a date, the time to the minute: 17.03.2026, 14:05
+        local = value.astimezone(_zone())
+        return f"{format_date(local.date(), 'medium', locale=locale)}, {format_time(local, 'short', locale=locale)}"
     return format_date(value, "long", locale=locale)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -81,6 +81,10 @@ texts(
             "Where your case stands cannot be shown just now. The amounts above are up to date.",
         ),
         "portal.case.deadline": ("Zahlungsfrist: bis {date}.", "Payment deadline: {date}."),
+        "portal.case.deadline.passed": (
+            "Die Zahlungsfrist der Mahnung ist mit dem {date} abgelaufen.",
+            "The payment deadline of the notice ended with {date}.",
+        ),
         "portal.case.next": ("Nächster Schritt am {date}: {what}.", "Next step on {date}: {what}."),
         "portal.case.next.paid": (
             "Wenn Sie vorher bezahlen, entfällt dieser Schritt.",
@@ -349,7 +353,12 @@ def case_words(words: Words, case: CaseStatus | None, answered: bool) -> tuple[l
             lines.append(words("portal.case.review"))
         return lines, schedule
     if case.deadline is not None:
-        lines.append(words("portal.case.deadline", date=words.day(case.deadline)))
+        # The deadline is the moment the period expires (the start of the day after its last day):
+        # the customer is told the last day, as the notice said it.
+        last_day = local_date(case.deadline - timedelta(seconds=1), BUSINESS_TIMEZONE)
+        passed = case.deadline <= datetime.now(UTC)
+        key = "portal.case.deadline.passed" if passed else "portal.case.deadline"
+        lines.append(words(key, date=words.day(last_day)))
     if case.next_step and case.next_step_at is not None:
         lines.append(words("portal.case.next", date=words.day(case.next_step_at.date()), what=step_words(words, case)))
         lines.append(words("portal.case.next.paid"))
