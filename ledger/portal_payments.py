@@ -21,6 +21,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from core.instalments import due_so_far
+from core.references import mask_contract_number
 from ledger import service
 from ledger.portal import PortalContract
 from models.case import Hold, HoldKind
@@ -230,6 +231,7 @@ class Cover:
 class ShareOutcome:
     contract_number: str
     masked: str
+    product: str
     paid_cents: int
     booked: bool  # False: the provider's confirmation has not been booked yet
     balance_cents: int  # open on the contract now
@@ -237,7 +239,7 @@ class ShareOutcome:
     restored_at: datetime | None  # cover back since (the reactivation's effective time)
 
 
-def outcome(session: Session, share: Share, payment_ref: str | None, as_of: date, masked: str) -> ShareOutcome:
+def outcome(session: Session, share: Share, payment_ref: str | None, as_of: date, product: str = "") -> ShareOutcome:
     """What the ledger shows for one share now; `payment_ref` None: the provider has not confirmed yet."""
     contract = service.get_contract(session, share.contract_number)
     assert contract.id is not None
@@ -265,7 +267,8 @@ def outcome(session: Session, share: Share, payment_ref: str | None, as_of: date
         cover = Cover.TERMINATED
     return ShareOutcome(
         contract_number=share.contract_number,
-        masked=masked,
+        masked=mask_contract_number(share.contract_number),
+        product=product,
         paid_cents=share.amount_cents,
         booked=booked,
         balance_cents=balance,
