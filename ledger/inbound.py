@@ -208,14 +208,18 @@ class Inbound:
             lambda s: card_reversals.reverse_card_payment(s, payment_intent, amount_cents, kept_cents, reason)
         )
         touched_contract(result.contract_number)  # the audit trail files the refund under its contract
+        reopened = result.shares or [(result.contract_number, result.premiums)]
         answer: dict[str, object] = {
             "payment_ref": card_reversals.payment_ref(payment_intent),
-            "reopened": result.premiums,
+            "reopened": [premium for _, premiums in reopened for premium in premiums],
             "changed": result.changed,
             "case": None,
         }
-        for premium_id in result.premiums:
-            answer.update(await self.dun(result.contract_number, premium_id, reason=f"Stripe {reason}"))
+        if result.shares:  # a portal payment shared among contracts: each one's premiums
+            answer["contracts"] = {number: premiums for number, premiums in result.shares}
+        for contract_number, premiums in reopened:
+            for premium_id in premiums:
+                answer.update(await self.dun(contract_number, premium_id, reason=f"Stripe {reason}"))
         return answer
 
     async def direct_debit_returned(self, *, payment_ref: str, reason_code: str) -> dict[str, object]:
