@@ -8,10 +8,18 @@ sent to the case by id; if the case refuses it, the row is discarded and never r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import QueryRejectCondition
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -23,6 +31,39 @@ from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 
 BY = "customer portal"
+STATUS_TIMEOUT = timedelta(seconds=10)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaseAnswer:
+    """What the contract's case said of itself: its status while it runs; `closed` when it has ended;
+    `answered` False when it cannot say just now (the page then says so, the ledger's amounts stay)."""
+
+    status: CaseStatus | None
+    answered: bool = True
+    closed: bool = False
+
+
+async def case_status(client: Client, contract_number: str) -> CaseAnswer:
+    """The running case's `status` query. A closed case is not asked (its query would wait for a
+    worker to replay its history): Temporal rejects the query at once; the wait is bounded."""
+    handle = client.get_workflow_handle(case_workflow_id(contract_number))
+    try:
+        status: CaseStatus = await handle.query(
+            DunningCase.status, reject_condition=QueryRejectCondition.NOT_OPEN, rpc_timeout=STATUS_TIMEOUT
+        )
+    except WorkflowQueryRejectedError:
+        return CaseAnswer(None, closed=True)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return CaseAnswer(None)
+        log.warning("portal: case status query failed (%s)", error.status.name if error.status else "no status")
+        return CaseAnswer(None, answered=False)
+    except WorkflowQueryFailedError as error:
+        log.warning("portal: case status query failed: %s", type(error).__name__)
+        return CaseAnswer(None, answered=False)
+    return CaseAnswer(status, closed=status.closed)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Engine
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from core.calendar import local_date
 from core.timezone import BUSINESS_TIMEZONE
@@ -26,16 +24,14 @@ from models.case import CaseStatus, HoldKind
 from models.ledger import Agent
 from models.plans import get_plan
 from web.deps import RowId, berlin_today, context
+from web.public.portal import case as case_client
 from web.public.portal.i18n import MENU, Words, portal_page, texts
 from web.public.portal.session import require
 from web.render import CUSTOMER_HEADERS, as_utc
-from workflows.client import case_workflow_id
-from workflows.dunning import DunningCase
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-STATUS_QUERY_TIMEOUT = timedelta(seconds=10)
 
 texts(
     {
@@ -277,22 +273,6 @@ def read_ledger(engine: Engine, customer_id: int, as_of: date) -> list[LedgerFac
         return facts
 
 
-async def case_status(client: Client, contract_number: str) -> tuple[CaseStatus | None, bool]:
-    """The case's own account (its `status` query) and whether Temporal answered: (None, True) is
-    "there is no case", (None, False) "the case cannot say just now"."""
-    handle = client.get_workflow_handle(case_workflow_id(contract_number))
-    try:
-        return await handle.query(DunningCase.status, rpc_timeout=STATUS_QUERY_TIMEOUT), True
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None, True
-        log.warning("portal: case status query failed (%s)", error.status.name if error.status else "no status")
-        return None, False
-    except Exception as error:  # a query the case cannot answer: the page says so, the amounts stay
-        log.warning("portal: case status query failed: %s", type(error).__name__)
-        return None, False
-
-
 def _since(changes: list[portal.StatusChange], status: str) -> datetime | None:
     for change in reversed(changes):
         if change.to_status == status:
@@ -323,8 +303,12 @@ def step_words(words: Words, case: CaseStatus) -> str:
     return words(f"portal.step.{kind}") if kind in STEP_WORDS else words("portal.step.other")
 
 
-def case_words(words: Words, case: CaseStatus | None, answered: bool) -> tuple[list[str], list[ScheduleRow]]:
+def case_words(
+    words: Words, case: CaseStatus | None, answered: bool, closed: bool = False
+) -> tuple[list[str], list[ScheduleRow]]:
     """The case in plain language, and an instalment plan's schedule with what is paid."""
+    if closed and case is None:
+        return [words("portal.case.closed")], []
     if case is None:
         return [words("portal.case.none" if answered else "portal.case.unavailable")], []
     if case.closed:
@@ -388,9 +372,10 @@ async def build_view(request: Request, words: Words, customer_id: int) -> Overvi
     facts = await run_in_threadpool(read_ledger, ctx.engine, customer_id, berlin_today())
     view = OverviewView()
     for fact in facts:
-        case, answered = await case_status(ctx.client, fact.contract.contract_number)
+        answer = await case_client.case_status(ctx.client, fact.contract.contract_number)
+        case, answered = answer.status, answer.answered
         lines = item_lines(words, fact)
-        case_lines, schedule = case_words(words, case, answered)
+        case_lines, schedule = case_words(words, case, answered, answer.closed)
         view.contracts.append(
             ContractView(
                 contract=fact.contract,

@@ -21,15 +21,12 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import select
-from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
-from temporalio.common import QueryRejectCondition
-from temporalio.service import RPCError
 
 from channels.render import epc_fields, girocode_data_uri
 from core.references import payment_reference
@@ -46,12 +43,11 @@ from providers.stripe_payments import StripePayments
 from web.auth.audit import note
 from web.deps import AppContext, berlin_today, context
 from web.public.pay_links import checkout_idempotency_key, checkout_window_seconds
+from web.public.portal import case as case_client
 from web.public.portal.i18n import MENU, Words, portal_page, texts
 from web.public.portal.session import PortalCustomer, require
 from web.public.provider_checks import providers_for
 from web.render import CUSTOMER_HEADERS
-from workflows.client import case_workflow_id
-from workflows.dunning import DunningCase
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -62,7 +58,6 @@ TRANSFER = "transfer"
 TESTPAY = "testpay"
 # The pay page asks each running case for an instalment plan; a case that cannot answer in time
 # offers none (the page still offers the balances).
-CASE_TIMEOUT = timedelta(seconds=5)
 
 texts(
     {
@@ -233,16 +228,8 @@ def offered_methods(request: Request) -> list[str]:
 
 async def _case_status(ctx: AppContext, contract_number: str) -> CaseStatus | None:
     """The running case's status, or None (no case, a closed one, or it cannot answer now)."""
-    handle = ctx.client.get_workflow_handle(case_workflow_id(contract_number))
-    try:
-        # A closed case is not asked (its query would wait for a worker to replay it): rejected at once.
-        status: CaseStatus = await handle.query(
-            DunningCase.status, reject_condition=QueryRejectCondition.NOT_OPEN, rpc_timeout=CASE_TIMEOUT
-        )
-    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as error:
-        log.info("portal pay: case of %s answered no status (%s)", contract_number, type(error).__name__)
-        return None
-    return None if status.closed else status
+    answer = await case_client.case_status(ctx.client, contract_number)
+    return None if answer.closed else answer.status
 
 
 async def _choices(ctx: AppContext, customer: PortalCustomer) -> tuple[list[PortalContract], list[paying.Option]]:

@@ -31,7 +31,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 from starlette.datastructures import FormData
-from temporalio.service import RPCError, RPCStatusCode
 
 from core import selfservice
 from core.calendar import local_date
@@ -49,8 +48,6 @@ from web.deps import AppContext, berlin_today, context
 from web.public.portal import case, uploads
 from web.public.portal.i18n import MENU, Words, portal_page, texts
 from web.public.portal.session import PortalCustomer, require
-from workflows.client import case_workflow_id
-from workflows.dunning import DunningCase
 
 router = APIRouter()
 
@@ -197,14 +194,9 @@ def _pick(contracts: list[PortalContract], raw: object) -> PortalContract:
 
 
 async def _case_status(ctx: AppContext, contract_number: str) -> CaseStatus | None:
-    handle = ctx.client.get_workflow_handle(case_workflow_id(contract_number))
-    try:
-        status: CaseStatus = await handle.query(DunningCase.status)
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    return status
+    """The running case's status; None when there is none (a closed case included) or it cannot
+    answer now (web/public/portal/case.case_status)."""
+    return (await case.case_status(ctx.client, contract_number)).status
 
 
 def _rules(status: CaseStatus) -> SelfServiceRules:
