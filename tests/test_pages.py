@@ -193,6 +193,24 @@ async def test_pay_page_shows_masked_contract_number_and_open_amount_but_no_pers
     assert response.headers["referrer-policy"] == "no-referrer"
 
 
+async def test_the_pay_page_speaks_the_customers_language_and_switches_on_request(web: Web) -> None:
+    token = add_pay_link(web.engine, web.settings)
+    with session_scope(web.engine) as session:
+        customer = session.exec(select(tables.Customer)).one()
+        customer.language = "en"
+        session.add(customer)
+
+    english = await web.http.get(f"/pay/{token}")
+    assert '<html lang="en">' in english.text and "Pay your premium" in english.text and "€170.50" in english.text
+    refused = await form_post(web.http, f"/pay/{token}", f"/pay/{token}/checkout", {"amount": "170.51"})
+    assert refused.status_code == 422 and "is more than the open amount of €170.50" in refused.text
+
+    switched = await form_post(web.http, f"/pay/{token}", "/portal/language", {"lang": "de", "next": f"/pay/{token}"})
+    assert switched.status_code == 303 and switched.headers["location"] == f"/pay/{token}"
+    german = await web.http.get(f"/pay/{token}")
+    assert '<html lang="de">' in german.text and "Beitrag bezahlen" in german.text and "170,50 €" in german.text
+
+
 async def test_pay_page_of_a_cleared_contract_says_nothing_is_open(web: Web) -> None:
     token = add_pay_link(web.engine, web.settings)
     with session_scope(web.engine) as session:
@@ -209,7 +227,7 @@ async def test_pay_page_of_a_cleared_contract_says_nothing_is_open(web: Web) -> 
 
     assert response.status_code == 200
     assert "Nichts offen – vielen Dank" in response.text
-    assert "<form" not in response.text
+    assert "/checkout" not in response.text  # no pay form: only the language switch is a form
 
 
 @pytest.mark.parametrize(

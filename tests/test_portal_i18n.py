@@ -7,10 +7,12 @@ import re
 import string
 from pathlib import Path
 
-import web.public.portal  # noqa: F401  (registers every module's texts)
+import web.public.pay  # noqa: F401  (registers the pay pages' texts)
+import web.public.portal.routes  # noqa: F401  (registers every portal module's texts)
 from web.public.portal.i18n import MENU, catalog
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates" / "portal"
+WEB = Path(__file__).resolve().parent.parent / "web" / "templates"
+TEMPLATES = [*(WEB / "portal").glob("*.html"), WEB / "pay.html", WEB / "pay_done.html"]
 # t("key") — or t("prefix." ~ value), a key built from a literal prefix (then "~" follows).
 KEY = re.compile(r"""\bt\(\s*["']([a-z0-9_.]+)["']\s*(~)?""")
 
@@ -32,7 +34,7 @@ def test_every_text_has_german_and_english_words_with_the_same_placeholders() ->
 
 def test_every_key_a_template_names_is_registered() -> None:
     texts = catalog()
-    found = [match for page in TEMPLATES.glob("*.html") for match in KEY.findall(page.read_text())]
+    found = [match for page in TEMPLATES for match in KEY.findall(page.read_text())]
     assert found, "the portal templates name no text keys?"
     keys = {key for key, built in found if not built} | {key for _, key in MENU}
     prefixes = {key for key, built in found if built}

@@ -39,7 +39,8 @@ from web.internal import campaign as quote_campaign
 from web.internal import codec as payload_codec
 from web.internal import metrics as prometheus_metrics
 from web.internal import requests as customer_requests
-from web.public import campaign_links, delivery_webhooks, pay, pay_links, portal, stripe_webhook, testpay
+from web.public import campaign_links, delivery_webhooks, pay, pay_links, stripe_webhook, testpay
+from web.public.portal import routes as portal
 from web.public.portal.session import PortalSignInRequired
 
 TITLE = "Dunning and reactivation engine"

@@ -16,15 +16,17 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session, select
 
-from core.money import format_eur, parse_amount
+from core.money import parse_amount
 from core.references import mask_contract_number
 from core.tokens import PAY_LINK_SALT, unsign
 from infra.config import Settings
 from ledger import service
 from ledger.audit import touched_contract
 from ledger.db import session_scope
+from ledger.portal import customer_of_link
 from models.ledger import Contract, PayLink, TestPaySession
 from web.deps import berlin_today, context
+from web.public.portal.i18n import language_of, money, portal_page, t, texts
 from web.render import amount_input, as_utc, customer_page
 
 log = logging.getLogger(__name__)
@@ -80,42 +82,42 @@ class PayView:
     token: str
     masked_contract: str
     balance_cents: int
+    language: str  # the customer's (or their choice on a customer page): de | en
 
 
-def pay_view(session: Session, link: PayLink, token: str) -> PayView:
+def pay_view(request: Request, session: Session, link: PayLink, token: str) -> PayView:
     contract = session.get(Contract, link.contract_id)
     if contract is None:  # foreign key makes this impossible
         raise INVALID_LINK
     balance = service.arrears(session, contract.contract_number, berlin_today()).balance_cents
-    return PayView(token=token, masked_contract=mask_contract_number(contract.contract_number), balance_cents=balance)
+    language = language_of(request, customer_of_link(session, link))
+    masked = mask_contract_number(contract.contract_number)
+    return PayView(token=token, masked_contract=masked, balance_cents=balance, language=language)
 
 
 def link_rejected_page(request: Request, rejected: LinkRejected) -> Response:
     return customer_page(request, "link_error.html", rejected.status_code, title=rejected.title, text=rejected.text)
 
 
-def parse_customer_amount(text: str, balance_cents: int) -> int:
-    """The amount the customer typed, in cents; ValueError with a German message naming the value."""
+def parse_customer_amount(text: str, balance_cents: int, language: str = "de") -> int:
+    """The amount the customer typed, in cents; ValueError with a message naming the value. Both the
+    German (1.234,56) and the English notation (1,234.56) are read."""
     shown = text.strip()[:30]
-    raw = text.strip().removesuffix("€").removesuffix("EUR").strip()
+    raw = text.strip().removesuffix("€").removesuffix("EUR").strip().removeprefix("€").strip()
     if not raw:
-        raise ValueError("Bitte geben Sie im Feld „Betrag“ an, wie viel Sie zahlen möchten.")
-    # "1.234,56" (German thousands separator): drop the dots, keep the decimal comma.
-    if "," in raw and "." in raw and raw.rfind(",") > raw.rfind("."):
-        raw = raw.replace(".", "")
+        raise ValueError(t(language, "pay.error.empty"))
+    if "," in raw and "." in raw:  # the last separator is the decimal one; the other groups thousands
+        raw = raw.replace(".", "") if raw.rfind(",") > raw.rfind(".") else raw.replace(",", "")
     try:
         if len(raw) > 20:
             raise ValueError(raw)
         cents = parse_amount(raw)
     except (ValueError, ArithmeticError):
-        raise ValueError(
-            f"Betrag „{shown}“ ist keine gültige Zahl. Bitte in Euro mit höchstens zwei Nachkommastellen "
-            "eingeben, zum Beispiel 12,34."
-        ) from None
+        raise ValueError(t(language, "pay.error.number", value=shown)) from None
     if cents < 1:
-        raise ValueError(f"Betrag „{shown}“ ist zu klein: bitte mindestens 0,01 € eingeben.")
+        raise ValueError(t(language, "pay.error.small", value=shown))
     if cents > balance_cents:
-        raise ValueError(f"Betrag „{shown}“ ist höher als der offene Betrag von {format_eur(balance_cents)}.")
+        raise ValueError(t(language, "pay.error.large", value=shown, open=money(language, balance_cents)))
     return cents
 
 
@@ -123,10 +125,12 @@ def pay_page(request: Request, token: str) -> Response:
     ctx = context(request)
     try:
         with session_scope(ctx.engine) as session:
-            view = pay_view(session, resolve_link(session, ctx.settings, token), token)
+            view = pay_view(request, session, resolve_link(session, ctx.settings, token), token)
     except LinkRejected as rejected:
         return link_rejected_page(request, rejected)
-    return customer_page(request, "pay.html", view=view, amount=amount_input(view.balance_cents), error=None)
+    return portal_page(
+        request, "pay.html", view.language, view=view, amount=amount_input(view.balance_cents), error=None
+    )
 
 
 def pay_checkout(request: Request, token: str, amount: Annotated[str, Form()] = "") -> Response:
@@ -135,13 +139,15 @@ def pay_checkout(request: Request, token: str, amount: Annotated[str, Form()] = 
     try:
         with session_scope(ctx.engine) as session:
             link = resolve_link(session, ctx.settings, token)
-            view = pay_view(session, link, token)
+            view = pay_view(request, session, link, token)
             touch_contract(session, link.contract_id)
             try:
-                cents = parse_customer_amount(amount, view.balance_cents)
+                cents = parse_customer_amount(amount, view.balance_cents, view.language)
             except ValueError as error:
-                message = str(error) if view.balance_cents else "Es ist nichts mehr offen – es gibt nichts zu bezahlen."
-                return customer_page(request, "pay.html", 422, view=view, amount=amount[:30], error=message)
+                message = str(error) if view.balance_cents else t(view.language, "pay.error.nothing_open")
+                return portal_page(
+                    request, "pay.html", view.language, 422, view=view, amount=amount[:30], error=message
+                )
             session_id = "tps_" + secrets.token_hex(12)
             session.add(
                 TestPaySession(
@@ -173,7 +179,72 @@ def pay_done(request: Request, token: str, session_id: Annotated[str, Query(alia
             ).first()
             if checkout is None:
                 raise LinkRejected(404, "Zahlung nicht gefunden", "Zu diesem Link gibt es keine solche Zahlung.")
-            view = pay_view(session, link, token)
+            view = pay_view(request, session, link, token)
     except LinkRejected as rejected:
         return link_rejected_page(request, rejected)
-    return customer_page(request, "pay_done.html", view=view, checkout=checkout)
+    return portal_page(request, "pay_done.html", view.language, view=view, checkout=checkout)
+
+
+texts(
+    {
+        "pay.title": ("Beitrag bezahlen", "Pay your premium"),
+        "pay.contract": ("Vertrag", "Contract"),
+        "pay.open": ("Offener Betrag", "Amount open"),
+        "pay.amount": ("Betrag (EUR)", "Amount (EUR)"),
+        "pay.amount.hint": (
+            "Sie können den ganzen offenen Betrag oder einen Teil davon zahlen, zum Beispiel 50,00.",
+            "You can pay all of the open amount or part of it, for example 50.00.",
+        ),
+        "pay.continue": ("Weiter zur Zahlung", "Continue to payment"),
+        "pay.nothing_open": ("Nichts offen – vielen Dank", "Nothing open – thank you"),
+        "pay.nothing_open.text": (
+            "Auf diesem Vertrag ist derzeit kein Betrag offen.",
+            "Nothing is open on this contract at the moment.",
+        ),
+        "pay.more": ("Mehr zu Ihrem Vertrag", "More about your contract"),
+        "pay.more.text": (
+            "Offene Posten im Einzelnen, Ihre Schreiben als PDF, Ratenzahlung oder Aufschub, Ihr Ansprechpartner: "
+            "nach einer kurzen Bestätigung, dass Sie es sind.",
+            "Open items in detail, your letters as PDF, instalments or a deferral, your contact person: after a "
+            "short check that it is you.",
+        ),
+        "pay.more.link": ("Details, Dokumente und Möglichkeiten", "Details, documents and options"),
+        "pay.secure": (
+            "Sichere Zahlung über unseren Zahlungsdienstleister. Dieser Link ist persönlich und nur begrenzt gültig.",
+            "Secure payment through our payment provider. This link is personal and valid for a limited time.",
+        ),
+        "pay.error.empty": (
+            "Bitte geben Sie im Feld „Betrag“ an, wie viel Sie zahlen möchten.",
+            "Please enter in the field “Amount” how much you want to pay.",
+        ),
+        "pay.error.number": (
+            "Betrag „{value}“ ist keine gültige Zahl. Bitte in Euro mit höchstens zwei Nachkommastellen "
+            "eingeben, zum Beispiel 12,34.",
+            "Amount “{value}” is not a valid number. Please enter euros with at most two decimals, for example 12.34.",
+        ),
+        "pay.error.small": (
+            "Betrag „{value}“ ist zu klein: bitte mindestens 0,01 € eingeben.",
+            "Amount “{value}” is too small: please enter at least €0.01.",
+        ),
+        "pay.error.large": (
+            "Betrag „{value}“ ist höher als der offene Betrag von {open}.",
+            "Amount “{value}” is more than the open amount of {open}.",
+        ),
+        "pay.error.nothing_open": (
+            "Es ist nichts mehr offen – es gibt nichts zu bezahlen.",
+            "Nothing is open any more – there is nothing to pay.",
+        ),
+        "pay.done.title": ("Zahlung eingegangen", "Payment received"),
+        "pay.done.thanks": (
+            "Vielen Dank! Wir haben Ihre Zahlung über {amount} erhalten.",
+            "Thank you! We have received your payment of {amount}.",
+        ),
+        "pay.done.pending": ("Zahlung noch nicht abgeschlossen", "Payment not completed yet"),
+        "pay.done.pending.text": (
+            "Diese Zahlung wurde noch nicht bestätigt.",
+            "This payment has not been confirmed yet.",
+        ),
+        "pay.done.still_open": ("Noch offen", "Still open"),
+        "pay.done.more": ("Weiteren Betrag zahlen", "Pay another amount"),
+    }
+)

@@ -11,17 +11,6 @@
 - `contact`: contact changes confirmed by a code to the new address/number; messages with the agent
   or back office; callback requests.
 Every action goes to the case as a workflow update (`web/public/portal/case.py`) and into the audit
-trail as "customer portal". `i18n`: German and English words, Babel formatting.
+trail as "customer portal". `i18n`: German and English words, Babel formatting. `routes`: the
+portal's router (the package itself imports nothing, so any module may use `i18n`).
 """
-
-from __future__ import annotations
-
-from fastapi import APIRouter
-
-from web.public.portal import access, contact, overview, paying, requests
-
-router = APIRouter()
-for module in (access, overview, paying, requests, contact):
-    # The routes themselves (FastAPI 0.163 wraps an included router lazily, and web/auth/policy.py
-    # keeps only APIRoute instances: included routers would vanish from both apps).
-    router.routes.extend(module.router.routes)

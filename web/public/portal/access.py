@@ -43,14 +43,13 @@ from web.deps import context
 from web.public.pay import LinkRejected, link_rejected_page, resolve_link, touch_contract
 from web.public.portal import codes
 from web.public.portal import session as portal_session
-from web.public.portal.i18n import LANGUAGES, portal_page, t, texts
+from web.public.portal.i18n import LANGUAGE_COOKIE, LANGUAGES, language_of, portal_page, t, texts
 from web.public.provider_checks import providers_for
 from web.render import as_utc
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-LANGUAGE_COOKIE = "portal_lang"  # the step-up pages' language before a portal session exists
 LOCK_NAMESPACE = "portal-step-up"
 ANSWER_CODE = "code"
 ANSWER_KNOWN = "postcode_birth_date"
@@ -158,14 +157,6 @@ class StepUpView:
     pending: str | None  # a live code was sent by this channel
     locked: bool
     code_minutes: int
-
-
-def language_of(request: Request, customer: Customer) -> str:
-    """The step-up pages' language: the customer's choice (cookie), else their master-data language."""
-    chosen = request.cookies.get(LANGUAGE_COOKIE, "")
-    if chosen in LANGUAGES:
-        return chosen
-    return customer.language if customer.language in LANGUAGES else LANGUAGES[0]
 
 
 def code_channels(customer: Customer) -> list[str]:

@@ -20,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from core.timezone import BUSINESS_TIMEZONE
+from models.ledger import Customer
 from web.render import CUSTOMER_HEADERS, page
 
 LANGUAGES = ("de", "en")
@@ -27,6 +28,7 @@ LOCALES = {"de": "de_DE", "en": "en_GB"}
 LANGUAGE_NAMES = {"de": "Deutsch", "en": "English"}
 
 _CATALOG: dict[str, tuple[str, str]] = {}
+LANGUAGE_COOKIE = "portal_lang"  # the customer pages' language before a portal session exists
 
 # The portal's menu after step-up: (path, text key). Every portal page passes it as `portal_menu`.
 MENU: list[tuple[str, str]] = [
@@ -63,7 +65,8 @@ def t(language: str, key: str, **params: Any) -> str:
 
 def money(language: str, cents: int, currency: str = "EUR") -> str:
     """Exact to the cent (Decimal, never float), in the locale's notation: 1.234,56 € / €1,234.56."""
-    return format_currency(Decimal(cents) / 100, currency, locale=LOCALES.get(language, "de_DE"))
+    text = format_currency(Decimal(cents) / 100, currency, locale=LOCALES.get(language, "de_DE"))
+    return text.replace("\xa0", " ")  # a plain space, as in the letters and e-mails (core.money.format_eur)
 
 
 def day(language: str, value: date | datetime | None) -> str:
@@ -94,6 +97,15 @@ class Words:
 
     def day(self, value: date | datetime | None) -> str:
         return day(self.language, value)
+
+
+def language_of(request: Request, customer: Customer) -> str:
+    """The customer pages' language before step-up: the customer's choice (cookie), else their
+    master-data language (German for any other)."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE, "")
+    if chosen in LANGUAGES:
+        return chosen
+    return customer.language if customer.language in LANGUAGES else LANGUAGES[0]
 
 
 def portal_page(request: Request, name: str, language: str, status_code: int = 200, **values: Any) -> Response:
