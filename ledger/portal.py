@@ -22,6 +22,7 @@ from models.ledger import (
     Payment,
     Premium,
 )
+from models.messages import MESSAGE_KINDS, Audience
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,12 @@ def dunning_contracts(session: Session, customer_id: int, as_of: date) -> list[P
 # --- what the overview shows per contract (issue #14) -------------------------------------------
 
 # Messages the customer never sees in the portal: to the agent, and the portal's own one-time codes.
-HIDDEN_KINDS = frozenset({"agent_handover", "portal_code"})
+# Messages the customer never sees in the portal: mails to agents and supervisors (internal, whatever
+# the catalogue adds: its audience says so), and one-time codes.
+HIDDEN_KINDS = frozenset(
+    {kind.value for kind, spec in MESSAGE_KINDS.items() if spec.audience == Audience.AGENT}
+    | {"agent_escalation", "portal_code"}
+)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from infra.config import Settings
-from ledger import evidence, service
+from ledger import evidence, portal, service
 from ledger.db import session_scope
 from ledger.inbound import Inbound
 from models.case import CaseStage, CaseStatus, Hold, HoldKind, Instalment
@@ -250,3 +250,34 @@ def test_a_deadline_in_the_past_is_said_to_have_ended() -> None:
     future = datetime.now(UTC) + timedelta(days=5)
     [line] = case_words(words, a_case(deadline=future), answered=True)[0]
     assert line.startswith("Zahlungsfrist: bis ")
+
+
+def test_mails_to_agents_and_codes_are_never_among_the_customers_documents(engine: Engine) -> None:
+    seed_portal_customer(engine, premiums=[("P-1", date(2026, 11, 2), 12_000)])
+    with session_scope(engine) as session:
+        contract = service.get_contract(session, CONTRACT)
+        for number, kind in enumerate(["agent_handover", "agent_portal_request", "agent_escalation", "portal_code"]):
+            session.add(
+                Message(
+                    idempotency_key=f"hidden-{number}",
+                    contract_id=contract.id,
+                    channel="email",
+                    kind=kind,
+                    recipient="max.agent@example.org",
+                    body_text="internal",
+                    created_at=datetime.now(UTC),
+                )
+            )
+        session.add(
+            Message(
+                idempotency_key="shown",
+                contract_id=contract.id,
+                channel="email",
+                kind="reminder",
+                recipient="erika@example.org",
+                body_text="Zahlungserinnerung",
+                created_at=datetime.now(UTC),
+            )
+        )
+        session.flush()
+        assert [d.kind for d in portal.documents(session, contract.id or 0)] == ["reminder"]
