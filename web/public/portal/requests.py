@@ -650,6 +650,48 @@ def _request_form(
     )
 
 
+def _form_problem(
+    request: Request,
+    customer: PortalCustomer,
+    template: str,
+    contracts: list[PortalContract],
+    problem: FormProblem,
+    values: dict[str, str],
+) -> Response:
+    """Bad input: the form again (422) with the problem named at its field; nothing was written."""
+    words = Words(customer.language)
+    return _request_form(
+        request,
+        customer,
+        template,
+        contracts,
+        422,
+        error=_problem_text(words, problem),
+        error_field=problem.field,
+        values=values,
+    )
+
+
+async def _send_to_person(
+    request: Request,
+    customer: PortalCustomer,
+    template: str,
+    contracts: list[PortalContract],
+    contract: PortalContract,
+    values: dict[str, str],
+    page: str,
+    **ask: Any,
+) -> Response:
+    """The request goes to the case (`_ask_person`): the page that says so, or the form again with
+    the case's refusal in the customer's words (409; nothing stays)."""
+    outcome = await _ask_person(request, customer, contract, **ask)
+    if isinstance(outcome, case.Refused):
+        words = Words(customer.language)
+        error = _refusal_text(words, outcome)
+        return _request_form(request, customer, template, contracts, 409, error=error, values=values)
+    return _sent_page(request, customer, contract, outcome, page)
+
+
 def _entered(form: FormData, *names: str) -> dict[str, str]:
     return {name: value for name in names if isinstance(value := form.get(name), str)}
 
@@ -675,7 +717,6 @@ async def dispute_page(request: Request) -> Response:
 @router.post("/portal/dispute")
 async def dispute_submit(request: Request) -> Response:
     customer = require(request)
-    words = Words(customer.language)
     contracts = _contracts(context(request), customer)
     async with request.form() as form:
         try:
@@ -683,38 +724,24 @@ async def dispute_submit(request: Request) -> Response:
             reason = _text(form, "reason", max_chars=MAX_DISPUTE_CHARS, required=True, multiline=True)
             attachment = await _attachment(request, form, "attachment", required=False)
         except FormProblem as problem:
-            return _request_form(
-                request,
-                customer,
-                "dispute.html",
-                contracts,
-                422,
-                error=_problem_text(words, problem),
-                error_field=problem.field,
-                values=_entered(form, "contract", "reason"),
+            return _form_problem(
+                request, customer, "dispute.html", contracts, problem, _entered(form, "contract", "reason")
             )
     with_file = f" with attachment ({attachment.content_type}, {attachment.size} bytes)" if attachment else ""
-    outcome = await _ask_person(
+    return await _send_to_person(
         request,
         customer,
+        "dispute.html",
+        contracts,
         contract,
+        {"contract": str(contract.contract_id), "reason": reason},
+        "dispute",
         queue=RequestQueue.CLERK,
         kind=RequestKind.DISPUTE,
         summary=f"Dispute of the claim on contract {contract.masked}{with_file}",
         details={"reason": reason},
         attachment=attachment,
     )
-    if isinstance(outcome, case.Refused):
-        return _request_form(
-            request,
-            customer,
-            "dispute.html",
-            contracts,
-            409,
-            error=_refusal_text(words, outcome),
-            values={"contract": str(contract.contract_id), "reason": reason},
-        )
-    return _sent_page(request, customer, contract, outcome, "dispute")
 
 
 # --- proof of payment ------------------------------------------------------------------------------
@@ -729,7 +756,6 @@ async def proof_page(request: Request) -> Response:
 @router.post("/portal/proof")
 async def proof_submit(request: Request) -> Response:
     customer = require(request)
-    words = Words(customer.language)
     contracts = _contracts(context(request), customer)
     async with request.form() as form:
         try:
@@ -742,15 +768,13 @@ async def proof_submit(request: Request) -> Response:
             attachment = await _attachment(request, form, "attachment", required=True)
             assert attachment is not None
         except FormProblem as problem:
-            return _request_form(
+            return _form_problem(
                 request,
                 customer,
                 "proof.html",
                 contracts,
-                422,
-                error=_problem_text(words, problem),
-                error_field=problem.field,
-                values=_entered(form, "contract", "amount", "paid_on", "note"),
+                problem,
+                _entered(form, "contract", "amount", "paid_on", "note"),
             )
     details = {
         "note": remark,
@@ -759,27 +783,20 @@ async def proof_submit(request: Request) -> Response:
     }
     paid = f", {format_eur(amount_cents)}" if amount_cents is not None else ""
     on = f" paid on {paid_on.isoformat()}" if paid_on else ""
-    outcome = await _ask_person(
+    return await _send_to_person(
         request,
         customer,
+        "proof.html",
+        contracts,
         contract,
+        {"contract": str(contract.contract_id), "note": remark},
+        "proof",
         queue=RequestQueue.FINANCE,
         kind=RequestKind.PROOF_OF_PAYMENT,
         summary=f"Proof of payment for contract {contract.masked} ({attachment.content_type}){paid}{on}",
         details=details,
         attachment=attachment,
     )
-    if isinstance(outcome, case.Refused):
-        return _request_form(
-            request,
-            customer,
-            "proof.html",
-            contracts,
-            409,
-            error=_refusal_text(words, outcome),
-            values={"contract": str(contract.contract_id), "note": remark},
-        )
-    return _sent_page(request, customer, contract, outcome, "proof")
 
 
 # --- new bank details -------------------------------------------------------------------------------
@@ -794,7 +811,6 @@ async def bank_page(request: Request) -> Response:
 @router.post("/portal/bank")
 async def bank_submit(request: Request) -> Response:
     customer = require(request)
-    words = Words(customer.language)
     contracts = _contracts(context(request), customer)
     form = await request.form()  # no file fields
     try:
@@ -805,36 +821,22 @@ async def bank_submit(request: Request) -> Response:
         if mandate not in ("yes", "no"):
             raise FormProblem("portal.form.choose", "mandate")
     except FormProblem as problem:
-        return _request_form(
-            request,
-            customer,
-            "bank.html",
-            contracts,
-            422,
-            error=_problem_text(words, problem),
-            error_field=problem.field,
-            values=_entered(form, "contract", "iban", "holder", "mandate"),
+        return _form_problem(
+            request, customer, "bank.html", contracts, problem, _entered(form, "contract", "iban", "holder", "mandate")
         )
-    outcome = await _ask_person(
+    return await _send_to_person(
         request,
         customer,
+        "bank.html",
+        contracts,
         contract,
+        {"contract": str(contract.contract_id)},
+        "bank",
         queue=RequestQueue.CLERK,
         kind=RequestKind.BANK_DETAILS,
         summary=f"New bank details for contract {contract.masked}; new SEPA direct-debit mandate wanted: {mandate}",
         details={"iban": iban.compact, "holder": holder, "mandate": str(mandate)},
     )
-    if isinstance(outcome, case.Refused):
-        return _request_form(
-            request,
-            customer,
-            "bank.html",
-            contracts,
-            409,
-            error=_refusal_text(words, outcome),
-            values={"contract": str(contract.contract_id)},
-        )
-    return _sent_page(request, customer, contract, outcome, "bank")
 
 
 # --- words ------------------------------------------------------------------------------------------
