@@ -77,6 +77,10 @@ async def fuzz_client(
         await terminate_cases(time_env.client, engine)
 
 
+def _part(content: Any) -> Any:
+    return content if isinstance(content, bytes | str) or hasattr(content, "read") else str(content).encode()
+
+
 def as_httpx(case: Any) -> dict[str, Any]:
     """schemathesis' request arguments, in the names httpx takes."""
     kwargs: dict[str, Any] = case.as_transport_kwargs(base_url="http://test")
@@ -90,6 +94,8 @@ def as_httpx(case: Any) -> dict[str, Any]:
     for key in ("json", "data", "files"):
         if key in kwargs:
             request[key] = kwargs[key]
+    if request.get("files"):  # a negative case may put a number where a part's content goes: send its text
+        request["files"] = [(name, (filename, _part(content))) for name, (filename, content) in request["files"]]
     if isinstance(request.get("data"), bytes | str):
         request["content"] = request.pop("data")
     return request
