@@ -52,8 +52,17 @@ DEMO_BIRTH_DATE = date(1980, 5, 17)
 
 
 def _master_data(session: Session, today: date) -> None:
-    service.upsert_agent(session, "A-100", name="Agentur Sonnenschein", email="agentur@example.org", buddy_code="A-200")
-    service.upsert_agent(session, "A-200", name="Agentur Nordwind", email="nordwind@example.org", buddy_code="A-100")
+    service.upsert_agent(
+        session,
+        "A-100",
+        name="Agentur Sonnenschein",
+        email="agentur@example.org",
+        phone="+4930123456",
+        buddy_code="A-200",
+    )
+    service.upsert_agent(
+        session, "A-200", name="Agentur Nordwind", email="nordwind@example.org", phone="+4940654321", buddy_code="A-100"
+    )
     for c in CONTRACTS:
         customer = service.upsert_customer(
             session,

@@ -37,6 +37,7 @@ class Agent(SQLModel, table=True):
     code: str = Field(unique=True, index=True)
     name: str
     email: str
+    phone: str | None = None  # shown to the agent's customers in the portal as a tel: link (E.164)
     buddy_code: str | None = None
 
 

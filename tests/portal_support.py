@@ -22,6 +22,7 @@ from workflows.client import case_workflow_id
 
 BIRTH_DATE = date(1980, 5, 17)
 POSTCODE = "51147"  # tests/conftest.seed_contract's customer
+AGENT_PHONE = "+492211234567"  # the agent's, on the portal's agent card
 
 
 def seed_portal_customer(
@@ -37,6 +38,8 @@ def seed_portal_customer(
     """tests/conftest.seed_contract plus a birth date and language; returns the customer id."""
     seed_contract(engine, contract_number, email=email, phone=phone, agent=agent, premiums=premiums)
     with session_scope(engine) as session:
+        if agent is not None:
+            service.upsert_agent(session, agent, phone=AGENT_PHONE)
         contract = service.get_contract(session, contract_number)
         customer = session.get(Customer, contract.customer_id)
         assert customer is not None and customer.id is not None

@@ -25,7 +25,7 @@ from models.case import CaseStage, CaseStatus, Hold, HoldKind, Instalment
 from models.ledger import Customer, Message
 from tests.apps import BothApps
 from tests.helpers import advance_until, berlin_today, messages, open_case
-from tests.portal_support import make_pay_link, portal_client, portal_cookie, seed_portal_customer
+from tests.portal_support import AGENT_PHONE, make_pay_link, portal_client, portal_cookie, seed_portal_customer
 from web.deps import AppContext
 from web.public.portal.i18n import Words, day, money
 from web.public.portal.overview import case_words
@@ -106,6 +106,7 @@ async def test_two_contracts_of_one_customer_show_their_items_to_the_cent_in_one
     assert 'href="/portal/pay"' in text and "Alles auf einmal bezahlen" in text
     assert f"Beitrag {q1}: {money('de', 1_000)}" in text  # what the payment paid
     assert "Max Agent" in text and 'href="mailto:max.agent@example.org"' in text
+    assert f'href="tel:{AGENT_PHONE}"' in text  # click to call
     assert 'href="/portal/messages#callback"' in text  # the callback form is on the messages page
     assert text.count("Max Agent</dd>") == 1  # one agent card for both contracts
     assert "kein Mahnverfahren" in text  # no case is running (no workflow)
