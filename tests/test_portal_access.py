@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import pytest_asyncio
 from sqlalchemy import Engine
 from sqlmodel import col, select
@@ -211,7 +212,11 @@ async def test_a_wrong_code_and_a_wrong_birth_date_get_the_same_neutral_answer(
 
 
 async def test_too_many_wrong_answers_lock_the_link_for_the_hour(
-    time_env: WorkflowEnvironment, engine: Engine, settings: Settings, customer: tuple[int, str, str]
+    time_env: WorkflowEnvironment,
+    engine: Engine,
+    settings: Settings,
+    customer: tuple[int, str, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, token, _ = customer
     apps = make_apps(time_env, engine, loose(settings, portal_step_up_failures=3))
@@ -230,6 +235,10 @@ async def test_too_many_wrong_answers_lock_the_link_for_the_hour(
     assert code.status_code == 429
     assert sessions(engine) == [] and code_messages(engine) == []
     assert_nothing_personal(page.text)
+    failed = [r.getMessage() for r in caplog.records if "portal step-up failed" in r.getMessage()]
+    assert len(failed) == 3 and "link locked for the hour" in failed[-1]  # logged for monitoring ...
+    for line in failed:  # ... without the answers or anything personal
+        assert "1990-01-0" not in line and POSTCODE not in line and token not in line
 
 
 async def test_a_code_expires_and_dies_after_its_attempts(

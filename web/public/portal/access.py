@@ -418,6 +418,13 @@ def answer(
                 session.flush()
                 view = _view(request, session, link, token, customer)
                 status = 429 if view.locked else 422
+                # For security monitoring: which link (by a hash of its id), how, the outcome; nothing personal.
+                log.warning(
+                    "portal step-up failed: link %s, method %s, %s",
+                    LinkLock.key(link.token_id)[:12],
+                    method[:30] or "-",
+                    "link locked for the hour" if view.locked else "answer did not match",
+                )
                 return _step_up_page(request, view, language, status, t(language, "portal.verify.no_match"))
             customer_id, token_id, contract_number = customer.id, link.token_id, contract.contract_number
     except LinkRejected as rejected:
