@@ -566,10 +566,11 @@ async def request_callback(
     number: Annotated[str, Form()] = "",
     phone: Annotated[str, Form()] = "",
 ) -> Response:
-    """The overview page's callback form posts here too. Fields: `contract` (row id; may be left out when
-    the customer has one contract), `window` (morning | midday | afternoon) or `when` (free words, at most
-    100 characters), `number` (on_file | other; left out: other if `phone` is filled in, else on_file),
-    `phone`. Without a window or words the customer is called at any time of the working day."""
+    """The callback form on the messages page (the agent card on the overview links to it). Fields:
+    `contract` (row id; may be left out when the customer has one contract), `window` (morning | midday |
+    afternoon) or `when` (free words, at most 100 characters), `number` (on_file | other; left out: other
+    if `phone` is filled in, else on_file), `phone`. Without a window or words the customer is called at
+    any time of the working day."""
     who = session.require(request)
     ctx = context(request)
     form = {"contract": contract, "window": window, "when": when, "number": number, "phone": phone}
