@@ -99,11 +99,13 @@ def sdk_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
 # --- logs ------------------------------------------------------------------------------------
 
 # Secrets in request lines and headers (issue #12): whoever reads a log must not be able to pay, confirm,
-# unsubscribe or act as a signed-in person. The segment after /pay/, /p/, /campaign/<kind>/ and
+# unsubscribe, step up or act as a signed-in person. The segment after /pay/, /p/, /verify/, /campaign/<kind>/ and
 # /testpay/checkout/ is a token or link id, after /codec/t/ the dev UI's codec token (web/internal/codec.py);
 # the cookie and query values below are sessions or tokens.
-_SECRET_PATH = re.compile(r"(/(?:pay|p)/|/campaign/[\w-]+/|/testpay/checkout/|/codec/t/)[^/?#\s\"']+")
-_SECRET_VALUE = re.compile(r"\b((?:dunning_session|agent_session|csrf|csrf_token|session|session_id)=)[^;&\s\"',]+")
+_SECRET_PATH = re.compile(r"((?<!/portal)/(?:pay|p|verify)/|/campaign/[\w-]+/|/testpay/checkout/|/codec/t/)[^/?#\s\"']+")
+_SECRET_VALUE = re.compile(
+    r"\b((?:dunning_session|dunning_portal|agent_session|csrf|csrf_token|session|session_id|checkout)=)[^;&\s\"',]+"
+)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _PHONE = re.compile(r"(?<![\w-])(?:(?:\+|00)\d{2}[\d /]{6,}\d|0\d{2,5}[ /]?\d{5,})\b")

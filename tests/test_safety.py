@@ -468,6 +468,8 @@ def uvicorn_access_record(path: str) -> logging.LogRecord:
         ("/campaign/unsubscribe/tok.sig?x=1", "/campaign/unsubscribe/…?x=1"),
         ("/pay/tok.sig/done?session=tps_0123456789abcdef01234567", "/pay/…/done?session=…"),
         ("/testpay/checkout/tps_0123456789abcdef01234567/pay", "/testpay/checkout/…/pay"),
+        ("/verify/tok.sig/code", "/verify/…/code"),  # the portal's step-up (issue #14)
+        ("/portal/pay/result?checkout=tps_0123456789abcdef01234567", "/portal/pay/result?checkout=…"),
         ("/contracts/K-1001", "/contracts/K-1001"),
     ],
 )
@@ -481,9 +483,9 @@ def test_access_log_lines_show_no_pay_token_link_id_or_checkout_session(path: st
 
 
 def test_session_and_csrf_cookie_values_are_redacted_wherever_they_are_logged() -> None:
-    text = "cookie: dunning_session=Qm9i.secret; csrf=AAAAAAAAAAAAAAAA; theme=dark, csrf_token=ffff"
+    text = "cookie: dunning_session=Qm9i.secret; csrf=AAAAAAAAAAAAAAAA; theme=dark, csrf_token=ffff; dunning_portal=x1"
 
-    assert redact(text) == "cookie: dunning_session=…; csrf=…; theme=dark, csrf_token=…"
+    assert redact(text) == "cookie: dunning_session=…; csrf=…; theme=dark, csrf_token=…; dunning_portal=…"
 
 
 def test_install_puts_the_filter_on_uvicorns_access_logger_once(settings: Settings) -> None:
