@@ -102,7 +102,9 @@ def sdk_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
 # unsubscribe, step up or act as a signed-in person. The segment after /pay/, /p/, /verify/, /campaign/<kind>/ and
 # /testpay/checkout/ is a token or link id, after /codec/t/ the dev UI's codec token (web/internal/codec.py);
 # the cookie and query values below are sessions or tokens.
-_SECRET_PATH = re.compile(r"((?<!/portal)/(?:pay|p|verify)/|/campaign/[\w-]+/|/testpay/checkout/|/codec/t/)[^/?#\s\"']+")
+_SECRET_PATH = re.compile(
+    r"((?<!/portal)/(?:pay|p|verify)/|/campaign/[\w-]+/|/testpay/checkout/|/codec/t/)[^/?#\s\"']+"
+)
 _SECRET_VALUE = re.compile(
     r"\b((?:dunning_session|dunning_portal|agent_session|csrf|csrf_token|session|session_id|checkout)=)[^;&\s\"',]+"
 )
