@@ -166,6 +166,7 @@ class Settings(BaseSettings):
     # The customer portal (issue #14): step-up answers and code requests per client IP (the handler
     # also counts per pay link), short sessions, one-time codes.
     rate_limit_step_up: str = "5/minute;20/hour"
+    rate_limit_portal: str = "30/minute;200/hour"  # every change a customer makes in the portal (POST /portal/…)
     portal_session_minutes: int = Field(default=30, ge=5, le=240)  # absolute end of a portal session
     portal_idle_minutes: int = Field(default=10, ge=2, le=60)  # ends after this long without a request
     portal_code_minutes: int = Field(default=10, ge=2, le=60)  # a one-time code is valid this long
@@ -226,7 +227,9 @@ class Settings(BaseSettings):
             raise ValueError(f"COURT_STATE must be one of {', '.join(states)} (or empty), got {value!r}")
         return value
 
-    @field_validator("rate_limit_sign_in", "rate_limit_pay", "rate_limit_campaign", "rate_limit_step_up")
+    @field_validator(
+        "rate_limit_sign_in", "rate_limit_pay", "rate_limit_campaign", "rate_limit_step_up", "rate_limit_portal"
+    )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         """A limit the rate limiter cannot read would fail every request: name it at start."""

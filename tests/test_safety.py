@@ -564,7 +564,9 @@ class RealApps:
 async def real(engine: Engine, settings: Settings) -> AsyncIterator[RealApps]:
     """Both apps from the web.app factories (as tests/apps.py builds them), with install() called on
     each as the factories will call it (a second call changes nothing)."""
-    settings = settings.model_copy(update={"public_base_url": "http://test", "rate_limit_pay": "30/minute"})
+    settings = settings.model_copy(
+        update={"public_base_url": "http://test", "rate_limit_pay": "30/minute", "rate_limit_portal": "5/minute"}
+    )
     seed_contract(engine, CONTRACT, premiums=[("P-1", datetime.now(UTC).date() - timedelta(days=20), 12_000)])
     client = cast(Client, Recorder())
     apps = BothApps(AppContext(engine, client, settings, Inbound(engine, client, settings)))
@@ -667,6 +669,14 @@ async def test_the_real_pay_links_are_rate_limited(real: RealApps) -> None:
     answers = [(await real.http.get("/p/unknown-link")).status_code for _ in range(31)]
 
     assert answers[:30] == [404] * 30 and answers[30] == 429
+
+
+async def test_the_portals_actions_are_rate_limited_per_client(real: RealApps) -> None:
+    """Messages, requests and uploads each reach a person: a flood is cut off before any handler."""
+    answers = [(await real.http.post("/portal/messages", data={"text": "x"})).status_code for _ in range(6)]
+
+    assert answers[:5] == [403] * 5 and answers[5] == 429  # (no CSRF token: refused anyway; then counted out)
+    assert "retry-after" in {k.lower() for k in (await real.http.post("/portal/callback")).headers}
 
 
 async def test_pages_need_no_inline_script_so_the_policy_breaks_none_of_them(real: RealApps) -> None:

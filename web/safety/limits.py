@@ -32,6 +32,7 @@ def rate_limit_table(settings: Settings) -> dict[str, str]:
         "/p": settings.rate_limit_pay,
         "/testpay/checkout": settings.rate_limit_pay,
         "POST /verify": settings.rate_limit_step_up,  # the portal's step-up: codes sent, answers tried
+        "POST /portal": settings.rate_limit_portal,  # the portal's actions: requests, messages, uploads, payments
         "/campaign/confirm": settings.rate_limit_campaign,
         "/campaign/unsubscribe": settings.rate_limit_campaign,
         "/campaign/resume": settings.rate_limit_campaign,
