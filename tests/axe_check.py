@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-from playwright.async_api import Page
+from playwright.async_api import BrowserContext, ConsoleMessage, Page
 
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 _AXE_SOURCE: list[str] = []  # read once
@@ -133,3 +133,31 @@ async def assert_accessible(page: Page, where: str = "", skip_link: bool = True)
     if found:
         name = where or page.url
         raise AssertionError(f"{name}: {len(found)} accessibility problem(s):\n  " + "\n  ".join(found))
+
+
+class Console:
+    """Everything a browser page logs; a CSP violation is reported both as a console error by chromium
+    and as a `securitypolicyviolation` event, which an init script logs with a marker. Shared by the
+    browser tests (tests/test_browser.py, tests/test_portal_browser.py)."""
+
+    MARKER = "CSP violation:"
+    LISTENER = (
+        "document.addEventListener('securitypolicyviolation', e => console.error("
+        "'CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' on ' + e.documentURI));"
+    )
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def watch(self, context: BrowserContext) -> Page:
+        await context.add_init_script(script=self.LISTENER)
+        page = await context.new_page()
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.messages.append(f"pageerror: {error}"))
+        return page
+
+    def _console(self, message: ConsoleMessage) -> None:
+        self.messages.append(f"{message.type}: {message.text} ({message.location.get('url', '')})")
+
+    def csp_violations(self) -> list[str]:
+        return [m for m in self.messages if self.MARKER in m or "Content Security Policy" in m]

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import async_playwright
 from sqlalchemy import Engine, func
 from sqlmodel import select
 from temporalio.client import Client
@@ -39,6 +39,7 @@ from models.auth import AuditEvent
 from models.case import CaseStage, CaseStatus
 from models.ledger import Contract, Fee
 from tests.apps import served_apps, signed_in_as
+from tests.axe_check import Console
 from tests.helpers import contract_status
 from tests.test_end_to_end import newest_pay_link
 from web.app import create_internal_app
@@ -158,33 +159,6 @@ def written_off_fees(engine: Engine) -> int:
         contract = session.exec(select(Contract).where(Contract.contract_number == CONTRACT)).one()
         fees = session.exec(select(Fee).where(Fee.contract_id == contract.id))
         return sum(1 for fee in fees if fee.written_off)
-
-
-class Console:
-    """Everything the pages log; a CSP violation is reported both as a console error by chromium and
-    as a `securitypolicyviolation` event, which an init script logs with a marker."""
-
-    MARKER = "CSP violation:"
-    LISTENER = (
-        "document.addEventListener('securitypolicyviolation', e => console.error("
-        "'CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' on ' + e.documentURI));"
-    )
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def watch(self, context: BrowserContext) -> Page:
-        await context.add_init_script(script=self.LISTENER)
-        page = await context.new_page()
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.messages.append(f"pageerror: {error}"))
-        return page
-
-    def _console(self, message: ConsoleMessage) -> None:
-        self.messages.append(f"{message.type}: {message.text} ({message.location.get('url', '')})")
-
-    def csp_violations(self) -> list[str]:
-        return [m for m in self.messages if self.MARKER in m or "Content Security Policy" in m]
 
 
 # --- the test ------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pypdf import PdfWriter
 from sqlalchemy import Engine
 from sqlmodel import col, select
@@ -57,7 +57,7 @@ from models.plan import DunningPlan, StepKind
 from models.plans import BUILTIN_PLANS
 from models.portal import PortalUpload, RequestKind, RequestQueue, RequestStatus, ServiceRequest
 from tests.apps import served_apps
-from tests.axe_check import assert_accessible
+from tests.axe_check import Console, assert_accessible
 from tests.helpers import contract_status
 from web.auth import accounts
 from web.public.portal.i18n import MENU, money
@@ -324,32 +324,6 @@ def money_en(cents: int) -> str:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-class Console:
-    """Everything the pages log; a CSP violation shows as a console error and a
-    `securitypolicyviolation` event (logged by an init script, as in tests/test_browser.py)."""
-
-    LISTENER = (
-        "document.addEventListener('securitypolicyviolation', e => console.error("
-        "'CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI + ' on ' + e.documentURI));"
-    )
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def watch(self, context: BrowserContext) -> Page:
-        await context.add_init_script(script=self.LISTENER)
-        page = await context.new_page()
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.messages.append(f"pageerror: {error}"))
-        return page
-
-    def _console(self, message: ConsoleMessage) -> None:
-        self.messages.append(f"{message.type}: {message.text} ({message.location.get('url', '')})")
-
-    def csp_violations(self) -> list[str]:
-        return [m for m in self.messages if "CSP violation:" in m or "Content Security Policy" in m]
 
 
 # --- fixtures: one stack, one browser, all customers seeded at once --------------------------------
