@@ -6,7 +6,7 @@ date, or discarded when the case refuses it."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -40,6 +40,17 @@ async def arrears_read(handle: WorkflowHandle[DunningCase, CaseStatus]) -> CaseS
     raise AssertionError(f"the case never read its arrears: {current}")
 
 
+async def running_case(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings, cents: int
+) -> tuple[AppContext, WorkflowHandle[DunningCase, CaseStatus], date]:
+    """A customer with one premium of `cents` due today, its case started and its arrears read."""
+    today = berlin_today(await time_env.get_current_time())
+    seed_portal_customer(engine, premiums=[("P-1", today, cents)])
+    handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
+    await arrears_read(handle)
+    return AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings)), handle, today
+
+
 def pending(engine: Engine, kind: RequestKind, queue: RequestQueue, agent: str | None = None) -> int:
     with session_scope(engine) as session:
         contract = service.get_contract(session, CONTRACT)
@@ -70,11 +81,7 @@ def request_row(engine: Engine, request_id: int) -> ServiceRequest:
 async def test_the_case_agrees_three_instalments_and_refuses_a_second_arrangement_with_a_code(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_portal_customer(engine, premiums=[("P-1", today, 45_000)])
-    handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
-    ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    await arrears_read(handle)
+    ctx, handle, today = await running_case(time_env, worker, engine, settings, 45_000)
     three = CustomerArrangement(kind="instalments", instalments=3, first_due=today + timedelta(days=7))
     agreed = await portal_case.arrange(ctx, CONTRACT, three)
     assert isinstance(agreed, CaseStatus)
@@ -94,11 +101,7 @@ async def test_the_case_agrees_three_instalments_and_refuses_a_second_arrangemen
 async def test_a_dispute_request_is_opened_with_its_due_date_and_pauses_the_case(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_portal_customer(engine, premiums=[("P-1", today, 12_000)])
-    handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
-    ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    await arrears_read(handle)
+    ctx, handle, today = await running_case(time_env, worker, engine, settings, 12_000)
     request_id = pending(engine, RequestKind.DISPUTE, RequestQueue.CLERK)
     asked = await portal_case.ask(ctx, CONTRACT, request_id, RequestKind.DISPUTE)
     assert isinstance(asked, CaseStatus) and asked.hold is not None and asked.hold.kind == HoldKind.DISPUTE
@@ -112,11 +115,7 @@ async def test_a_dispute_request_is_opened_with_its_due_date_and_pauses_the_case
 async def test_a_message_for_the_agent_mails_the_agent_without_contact_data(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_portal_customer(engine, premiums=[("P-1", today, 12_000)])
-    handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
-    ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    await arrears_read(handle)
+    ctx, handle, today = await running_case(time_env, worker, engine, settings, 12_000)
     request_id = pending(engine, RequestKind.MESSAGE, RequestQueue.AGENT, agent="A-7")
     asked = await portal_case.ask(ctx, CONTRACT, request_id, RequestKind.MESSAGE)
     assert isinstance(asked, CaseStatus) and asked.hold is None
@@ -133,11 +132,7 @@ async def test_a_message_for_the_agent_mails_the_agent_without_contact_data(
 async def test_a_refused_request_is_discarded_and_never_reaches_a_queue(
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
 ) -> None:
-    today = berlin_today(await time_env.get_current_time())
-    seed_portal_customer(engine, premiums=[("P-1", today, 12_000)])
-    handle = await open_case(time_env, worker.task_queue, CONTRACT, "P-1")
-    ctx = AppContext(engine, time_env.client, settings, Inbound(engine, time_env.client, settings))
-    await arrears_read(handle)
+    ctx, handle, today = await running_case(time_env, worker, engine, settings, 12_000)
     request_id = pending(engine, RequestKind.MESSAGE, RequestQueue.CLERK)
     refused = await portal_case.ask(ctx, CONTRACT, request_id, "pizza")
     assert isinstance(refused, portal_case.Refused) and "kind must be one of" in refused.message
