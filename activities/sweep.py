@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 from sqlalchemy import Engine
@@ -15,6 +16,7 @@ from models.case import PremiumOverdue
 from workflows.client import start_or_join_case
 
 PAGE = 500
+CONCURRENT = 16  # signal-with-starts in flight at once (issue #15 P1: the sweep near the raw start loop)
 
 
 class SweepActivities:
@@ -30,27 +32,32 @@ class SweepActivities:
         # Resume after the last page a previous attempt finished (heartbeat details).
         details = activity.info().heartbeat_details
         after_id, seen, signalled = (int(details[0]), int(details[1]), int(details[2])) if details else (0, 0, 0)
+        gate = asyncio.Semaphore(CONCURRENT)
         while True:
             page = await self._page(as_of, after_id)
             if not page:
                 break
-            for row_id, contract_number, premium_id, plan in page:
-                await start_or_join_case(
-                    self.client,
-                    self.task_queue,
-                    contract_number,
-                    PremiumOverdue(premium_id=premium_id),
-                    plan or self.default_plan,
-                )
-                signalled += 1
-                after_id = row_id
+            # A page's signal-with-starts run CONCURRENT at a time (each is one round trip to the
+            # server, and the case ignores a premium it holds already, so order and repeats do not
+            # matter); the page counts as done, and is heartbeated, only when all of them are.
+            await asyncio.gather(*(self._join(gate, number, premium, plan) for _, number, premium, plan in page))
+            signalled += len(page)
+            after_id = page[-1][0]
             seen += len(page)
             activity.heartbeat(after_id, seen, signalled)
         return SweepResult(as_of=as_of, premiums_seen=seen, cases_signalled=signalled)
 
-    async def _page(self, as_of: date, after_id: int) -> list[tuple[int, str, str, str | None]]:
-        import asyncio
+    async def _join(self, gate: asyncio.Semaphore, contract_number: str, premium_id: str, plan: str | None) -> None:
+        async with gate:
+            await start_or_join_case(
+                self.client,
+                self.task_queue,
+                contract_number,
+                PremiumOverdue(premium_id=premium_id),
+                plan or self.default_plan,
+            )
 
+    async def _page(self, as_of: date, after_id: int) -> list[tuple[int, str, str, str | None]]:
         def read() -> list[tuple[int, str, str, str | None]]:
             with session_scope(self.engine) as session:
                 return service.overdue_premiums(session, as_of, after_id, PAGE)

@@ -32,7 +32,7 @@ def render(r: dict[str, Any]) -> str:
         "| what | result | baseline (same run) | ratio | goal | |",
         "|---|---|---|---|---|---|",
         f"| sweep case start rate | {s['sweep_cases_per_second']}/s | raw no-op `start_workflow` loop "
-        f"{s['raw_start_workflow_per_second']}/s | {s['ratio']} | ≥ 0.8 | {_met(s['met'])} |",
+        f"{s['raw_start_workflow_per_second']}/s | {s['ratio']} | ≥ {s['goal_ratio']} | {_met(s['met'])} |",
         f"| payment accepted → contract reactivated, {p['rate_per_second']:.0f} payments/s | p50 {p['p50_ms']} ms, "
         f"p99 {p['p99_ms']} ms | bare HTTP round trip p50 {p['baseline_http_round_trip_p50_ms']} ms, "
         f"p99 {p['baseline_http_round_trip_p99_ms']} ms | p99 × {p['ratio_p99_to_baseline_p99']} | p99 ≤ 250 ms | "
@@ -59,7 +59,7 @@ def render(r: dict[str, Any]) -> str:
         "",
         f"{s['cases']:,} premiums on {s['cases']:,} contracts, {s['rounds']} interleaved rounds (medians; rounds: raw "
         f"{s['raw_rounds']}, sweep {s['sweep_rounds']}). The sweep is the `LedgerSweep` workflow whose activity "
-        "pages through the ledger (500 a page) and makes one signal-with-start per premium, one after another. "
+        "pages through the ledger (500 a page) and makes one signal-with-start per premium, 16 at a time. "
         "Neither run has a worker for the started workflows: this measures starting cases, not running them. "
         f"Diagnosis: the same signal-with-start calls alone, one after another: "
         f"{s['bare_signal_with_start_per_second']}/s; 8 at a time: "
