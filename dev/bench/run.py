@@ -2,7 +2,7 @@
 
 Each number comes with a baseline measured in the same run on the same machine, and the goal
 from issue #7. Nothing here is part of `make test`. PostgreSQL: BENCH_DATABASE_URL (default
-postgresql://postgres@127.0.0.1:5432/h_bench; the database is wiped); unreachable → reported as
+postgresql://postgres@127.0.0.1:5432/h_bench, created when missing; the database is wiped); no server → reported as
 not run. 4–6 minutes on 2 cores.
 """
 
@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import text
 
@@ -32,8 +33,11 @@ PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/h_bench"
 
 
 def postgres_url() -> str | None:
+    """The benchmark's PostgreSQL database, created when the server is there but the database is not
+    (a fresh machine: `make bench` needs no manual step); None when no server answers."""
     url = os.environ.get("BENCH_DATABASE_URL", PG_DEFAULT)
     try:
+        _create_database_if_missing(url)
         engine = make_engine(url)
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -42,6 +46,22 @@ def postgres_url() -> str | None:
         log(f"PostgreSQL not reachable ({type(error).__name__}); the PostgreSQL sweep is not measured")
         return None
     return url
+
+
+def _create_database_if_missing(url: str) -> None:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"BENCH_DATABASE_URL names an odd database {name!r}")
+    server = make_engine(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        with server.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            known = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first()
+            if known is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+                log(f"PostgreSQL database {name} created for the benchmark")
+    finally:
+        server.dispose()
 
 
 FAILED: list[str] = []
