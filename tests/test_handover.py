@@ -13,12 +13,14 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import Engine
 from sqlmodel import select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.agency import add_absence, notes_for_case, set_supervisor
+from core.calendar import is_working_day
 from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
@@ -378,3 +380,36 @@ async def test_not_reached_on_three_days_of_the_routine_goes_to_court(
         limit=timedelta(hours=2),
     )
     assert current.steps_done[-1].key == "court"
+
+
+async def test_the_daily_check_runs_on_working_mornings_only_as_a_local_activity(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings, children_cleanup: list[str]
+) -> None:
+    """Issue #15 (P3): the routine's morning check skips weekends and holidays and leaves one marker
+    per morning in the history instead of an activity's three events, so a month of handover stays
+    well under 200 events."""
+    today = berlin_today(await time_env.get_current_time())
+    seed_agency(engine, today - timedelta(days=1))
+    case = await start_case(time_env, worker.task_queue, agency_plan())
+    workflow_id, _ = await until_handover(time_env, case)
+    children_cleanup.append(workflow_id)
+
+    await time_env.sleep(timedelta(days=9))  # nobody acts: the SLA escalates, then only mornings remain
+
+    history = await time_env.client.get_workflow_handle(workflow_id).fetch_history()
+    mornings = [
+        e.event_time.ToDatetime(tzinfo=ZoneInfo("UTC")).astimezone(BERLIN)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED
+    ]
+    mornings = [m for m in mornings if (m.hour, m.minute) == (0, 0)]
+    assert len(mornings) >= 5 and all(is_working_day(m.date()) for m in mornings), mornings
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert "check_assignee" not in scheduled
+    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert len(markers) >= len(mornings)  # one local-activity marker per morning (and the patch marker)
+    assert len(history.events) < 120, len(history.events)

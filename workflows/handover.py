@@ -33,7 +33,7 @@ from workflows.common import ACTIVITY_TIMEOUT, RETRY
 with workflow.unsafe.imports_passed_through():
     from activities.agency import AgencyActivities
     from activities.ledger import LedgerActivities
-    from core.calendar import local_date, start_of_day
+    from core.calendar import local_date, next_working_day, start_of_day
     from core.limits import (
         MAX_AGENT_CHARS,
         MAX_INSTALMENTS,
@@ -62,6 +62,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
 
 FINISHED = {HandoverState.DONE, HandoverState.CANCELLED}
+# Issue #15 (P3, histories ≤ 200 events): the daily check on working mornings only, as a local
+# activity. Histories recorded before keep their daily activity (workflow.patched).
+WORKING_MORNINGS = "handover-working-mornings-local-check"
 
 
 def reject(message: str) -> ApplicationError:
@@ -137,7 +140,13 @@ class AgentHandover:
 
     def _next_wake(self) -> tuple[datetime, str]:
         d = self.data
-        morning = start_of_day(self._today() + timedelta(days=1), d.rules.timezone)
+        tomorrow = self._today() + timedelta(days=1)
+        if workflow.patched(WORKING_MORNINGS):
+            # The routine's daily check on working mornings only (agents do not work weekends or
+            # holidays; a contact deadline still wakes the handover whenever it falls).
+            with workflow.unsafe.sandbox_unrestricted():  # the holiday calendar (data, part of the code)
+                tomorrow = next_working_day(tomorrow)
+        morning = start_of_day(tomorrow, d.rules.timezone)
         if d.contact_due_at is not None and not d.reached and d.contact_due_at < morning:
             return d.contact_due_at, "next contact attempt due"
         return morning, "daily check (calendar, deadlines)"
@@ -148,21 +157,33 @@ class AgentHandover:
         if d.last_day_checked == today:
             return
         d.last_day_checked = today
-        assignee = await workflow.execute_activity_method(
-            AgencyActivities.check_assignee,
-            CheckAssignee(
-                case_id=d.case_id,
-                task_id=d.task_id,
-                responsible_code=d.responsible_code,
-                current_code=d.agent_code,
-                day=today,
-                now=workflow.now(),
-                key=f"{d.key}:assignee:{today.isoformat()}",
-            ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RETRY,
-            summary="Check the assignee against the availability calendar",
+        check = CheckAssignee(
+            case_id=d.case_id,
+            task_id=d.task_id,
+            responsible_code=d.responsible_code,
+            current_code=d.agent_code,
+            day=today,
+            now=workflow.now(),
+            key=f"{d.key}:assignee:{today.isoformat()}",
         )
+        if workflow.patched(WORKING_MORNINGS):
+            # A short read (and, rarely, a reassignment with its idempotent note and e-mail): a local
+            # activity, one marker in the history instead of three events and a second workflow task.
+            assignee = await workflow.execute_local_activity_method(
+                AgencyActivities.check_assignee,
+                check,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+                summary="Check the assignee against the availability calendar",
+            )
+        else:
+            assignee = await workflow.execute_activity_method(
+                AgencyActivities.check_assignee,
+                check,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RETRY,
+                summary="Check the assignee against the availability calendar",
+            )
         if assignee.changed:
             d.agent_code = assignee.agent_code
             self._note(f"Task moved to {assignee.why}")
