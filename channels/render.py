@@ -246,7 +246,8 @@ def _check_context(context: MessageContext) -> None:
     _check_confirmation(context)
     if context.kind is MessageKind.PAY_LINK_SMS and not context.pay_url:
         raise RenderError("a pay-link SMS needs a pay_url")
-    if context.kind in (MessageKind.AGENT_HANDOVER, MessageKind.AGENT_PORTAL_REQUEST) and not context.task_url:
+    agent_mails = (MessageKind.AGENT_HANDOVER, MessageKind.AGENT_PORTAL_REQUEST, MessageKind.AGENT_REQUEST_OVERDUE)
+    if context.kind in agent_mails and not context.task_url:
         raise RenderError(f"an agent mail ({context.kind}) needs a task_url")
 
 

@@ -74,6 +74,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings, executor: T
             ledger.close_case,
             outbox.send_message,
             portal.open_service_request,
+            portal.escalate_overdue_requests,
             agency.open_handover,
             agency.check_assignee,
             agency.write_attempt,

@@ -90,6 +90,18 @@ def is_overdue(request: ServiceRequest, now: datetime) -> bool:
     return request.status == RequestStatus.OPEN and request.due_at is not None and _aware(request.due_at) < now
 
 
+def due_for_escalation(session: Session, now: datetime) -> list[ServiceRequest]:
+    """Open requests past their due date that no supervisor has been told of yet (DOMAIN.md §11)."""
+    rows = session.exec(
+        select(ServiceRequest).where(
+            ServiceRequest.status == RequestStatus.OPEN,
+            col(ServiceRequest.escalated_at).is_(None),
+            col(ServiceRequest.due_at).is_not(None),
+        )
+    ).all()
+    return [row for row in rows if is_overdue(row, now)]
+
+
 def write_pending(
     session: Session,
     *,

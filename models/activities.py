@@ -134,3 +134,14 @@ class OpenServiceRequest(BaseModel):
     kind: str
     now: datetime
     key: str  # idempotency: the case and the request
+
+
+class EscalateRequests(BaseModel):
+    """The daily sweep: customers' requests unanswered past their due date go to a supervisor."""
+
+    now: datetime
+
+
+class RequestsEscalated(BaseModel):
+    escalated: int  # requests newly marked escalated
+    mailed: int  # of them, e-mailed to the agent's supervisor (the rest show in the back office's overdue view)

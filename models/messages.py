@@ -40,6 +40,7 @@ class MessageKind(StrEnum):
     PAID_AFTER_TERMINATION = "paid_after_termination"  # paid after the month: settled, termination stands
     AGENT_HANDOVER = "agent_handover"  # to the agent, not the customer
     AGENT_PORTAL_REQUEST = "agent_portal_request"  # to the agent: a customer's message or callback (portal)
+    AGENT_REQUEST_OVERDUE = "agent_request_overdue"  # to the agent's supervisor: a portal request unanswered
     FINAL_REMINDER = "final_reminder"  # letzte Mahnung: court dunning follows without further notice
 
 
@@ -79,6 +80,7 @@ MESSAGE_KINDS: Final = MappingProxyType(
         MessageKind.PAID_AFTER_TERMINATION: MessageSpec(_ALL, confirmation=True),
         MessageKind.AGENT_HANDOVER: MessageSpec(frozenset({Channel.EMAIL}), audience=Audience.AGENT),
         MessageKind.AGENT_PORTAL_REQUEST: MessageSpec(frozenset({Channel.EMAIL}), audience=Audience.AGENT),
+        MessageKind.AGENT_REQUEST_OVERDUE: MessageSpec(frozenset({Channel.EMAIL}), audience=Audience.AGENT),
         MessageKind.FINAL_REMINDER: MessageSpec(_EMAIL_LETTER, demands_payment=True),
     }
 )

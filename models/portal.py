@@ -105,6 +105,7 @@ class ServiceRequest(SQLModel, table=True):
     answer: str | None = None  # a person's reply, shown to the customer
     handled_by: str | None = None
     handled_at: datetime | None = None
+    escalated_at: datetime | None = None  # unanswered past its due date: the supervisor was told (daily sweep)
 
 
 class PortalUpload(SQLModel, table=True):

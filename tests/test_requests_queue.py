@@ -5,6 +5,7 @@ request past its due date; an attachment is served as a download. Time-skipping 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,16 +17,21 @@ from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.agency import set_supervisor
 from infra.config import Settings
+from ledger import service
 from ledger.db import session_scope
 from ledger.inbound import Inbound
+from models.activities import SweepRequest
 from models.auth import AuditEvent
+from models.ledger import Message
 from models.portal import PortalUpload, RequestQueue, RequestStatus, ServiceRequest
 from tests.apps import BothApps
 from tests.helpers import berlin_today, form_post, hidden_fields, open_case, status
 from tests.portal_support import make_pay_link, portal_client, portal_cookie, seed_portal_customer
 from web.auth import accounts
 from web.deps import AppContext
+from workflows.sweep import LedgerSweep
 
 CONTRACT = "K-100001"
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -188,3 +194,48 @@ async def test_an_attachment_is_served_as_a_download_with_its_type(portal: Porta
     assert got.headers["x-content-type-options"] == "nosniff"
     assert (await viewer.get(f"/requests/{request_id + 1}/attachment")).status_code == 404
     await viewer.aclose()
+
+
+async def test_the_morning_sweep_escalates_an_unanswered_request_to_the_agents_supervisor_once(
+    portal: Portal, time_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    """DOMAIN.md §11: an unanswered message escalates to a supervisor — the agent's supervisor gets an
+    e-mail (no customer data), may open and answer it, and the queue shows when it was escalated."""
+    with session_scope(portal.engine) as session:
+        service.upsert_agent(session, "S-1", name="Sam Supervisor", email="sam.supervisor@example.org")
+        set_supervisor(session, "A-7", "S-1")
+    request_id = await customer_writes(portal, "other", "Nobody has answered me.")
+    with session_scope(portal.engine) as session:  # the agent let the 24 hours pass
+        row = session.get(ServiceRequest, request_id)
+        assert row is not None
+        row.due_at = datetime.now(UTC) - timedelta(hours=1)
+        session.add(row)
+
+    async def sweep() -> None:
+        await time_env.client.execute_workflow(
+            LedgerSweep.run,
+            SweepRequest(as_of=berlin_today(await time_env.get_current_time())),
+            id=f"sweep-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.task_queue,
+        )
+
+    await sweep()
+    await sweep()  # a second morning: the request was escalated already
+
+    def mails() -> list[Message]:
+        with session_scope(portal.engine) as session:
+            return list(session.exec(select(Message).where(Message.kind == "agent_request_overdue")))
+
+    [mail] = mails()
+    assert mail.recipient == "sam.supervisor@example.org" and f"/agents/requests/{request_id}" in mail.body_text
+    assert "Nobody has answered me" not in mail.body_text and "erika@example.org" not in mail.body_text
+    assert request_row(portal.engine, request_id).escalated_at is not None
+    supervisor = await signed_in(portal, "sam-s1", "agent", "S-1")
+    page = f"/agents/requests/{request_id}"
+    assert (await supervisor.get(page)).status_code == 200  # the supervisor may open and answer it
+    answered = await form_post(supervisor, page, f"{page}/answer", {"text": "Sorry, I am calling you now."})
+    assert answered.status_code == 303 and request_row(portal.engine, request_id).handled_by == "sam-s1"
+    boss = await signed_in(portal, "sam", "supervisor")
+    assert "escalated to the supervisor" in (await boss.get(f"/requests/{request_id}")).text
+    await supervisor.aclose()
+    await boss.aclose()

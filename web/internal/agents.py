@@ -236,10 +236,18 @@ async def record_outcome(
 # --- customers' requests from the portal (issue #14) --------------------------------------------
 
 
+def _may_handle(request: Request, facts: Any, agent: str) -> bool:
+    """The request's agent, or that agent's supervisor (who is e-mailed when it goes unanswered)."""
+    if facts is None:
+        return False
+    with session_scope(context(request).engine) as session:
+        return agent in (facts.request.agent_code, supervisor_of(session, facts.request.agent_code or ""))
+
+
 def _request_page(request: Request, agent: str, request_id: RowId, status_code: int = 200, **values: Any) -> Response:
-    """The request, if it is in this agent's queue; anyone else's is not found (404)."""
+    """The request, if it is in this agent's queue (or their supervisor's); anyone else's is not found (404)."""
     facts = request_facts(request, request_id)
-    if facts is None or facts.request.agent_code != agent:
+    if not _may_handle(request, facts, agent):
         return agent_page(
             request, "agents_tasks.html", 404, rows=[], error=f"Request {request_id} is not one of yours."
         )
@@ -260,8 +268,7 @@ def answer_request(request: Request, request_id: RowId, text: Annotated[str, For
     agent = signed_in(request)
     if agent is None:
         return to_sign_in(request)
-    facts = request_facts(request, request_id)
-    if facts is None or facts.request.agent_code != agent:
+    if not _may_handle(request, request_facts(request, request_id), agent):
         return _request_page(request, agent, request_id)
     problem = answer_as(request, request_id, text)
     if problem is not None:
