@@ -236,6 +236,6 @@ async def test_the_morning_sweep_escalates_an_unanswered_request_to_the_agents_s
     answered = await form_post(supervisor, page, f"{page}/answer", {"text": "Sorry, I am calling you now."})
     assert answered.status_code == 303 and request_row(portal.engine, request_id).handled_by == "sam-s1"
     boss = await signed_in(portal, "sam", "supervisor")
-    assert "escalated to the supervisor" in (await boss.get(f"/requests/{request_id}")).text
+    assert "the agent's supervisor is e-mailed" in (await boss.get(f"/requests/{request_id}")).text
     await supervisor.aclose()
     await boss.aclose()
