@@ -37,25 +37,32 @@ class SweepActivities:
             page = await self._page(as_of, after_id)
             if not page:
                 break
-            # A page's signal-with-starts run CONCURRENT at a time (each is one round trip to the
-            # server, and the case ignores a premium it holds already, so order and repeats do not
-            # matter); the page counts as done, and is heartbeated, only when all of them are.
-            await asyncio.gather(*(self._join(gate, number, premium, plan) for _, number, premium, plan in page))
+            # A page's contracts are signalled CONCURRENT at a time (each signal-with-start is one round
+            # trip to the server, and a case ignores a premium it holds already, so repeats do not
+            # matter); one contract's premiums one after another, so two starts of the same case never
+            # race. The page counts as done, and is heartbeated, only when all of them are.
+            by_contract: dict[str, list[tuple[str, str | None]]] = {}
+            for _, number, premium, plan in page:
+                by_contract.setdefault(number, []).append((premium, plan))
+            await asyncio.gather(*(self._join(gate, number, premiums) for number, premiums in by_contract.items()))
             signalled += len(page)
             after_id = page[-1][0]
             seen += len(page)
             activity.heartbeat(after_id, seen, signalled)
         return SweepResult(as_of=as_of, premiums_seen=seen, cases_signalled=signalled)
 
-    async def _join(self, gate: asyncio.Semaphore, contract_number: str, premium_id: str, plan: str | None) -> None:
+    async def _join(
+        self, gate: asyncio.Semaphore, contract_number: str, premiums: list[tuple[str, str | None]]
+    ) -> None:
         async with gate:
-            await start_or_join_case(
-                self.client,
-                self.task_queue,
-                contract_number,
-                PremiumOverdue(premium_id=premium_id),
-                plan or self.default_plan,
-            )
+            for premium_id, plan in premiums:
+                await start_or_join_case(
+                    self.client,
+                    self.task_queue,
+                    contract_number,
+                    PremiumOverdue(premium_id=premium_id),
+                    plan or self.default_plan,
+                )
 
     async def _page(self, as_of: date, after_id: int) -> list[tuple[int, str, str, str | None]]:
         def read() -> list[tuple[int, str, str, str | None]]:
