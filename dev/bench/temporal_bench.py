@@ -29,6 +29,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.messaging import Outbox
+from activities.portal import PortalActivities
 from activities.sweep import SweepActivities
 from dev.bench.common import DEV_SERVER, ROOT, TEST_SERVER, log, percentile
 from dev.bench.noop import BenchNoop
@@ -135,12 +137,14 @@ async def start_rate(client: Client, data: Path, count: int, rounds: int = 3) ->
         seed(engine, f"KS{round_}", count, TODAY - timedelta(days=5))
         sweep_queue = f"bench-sweep-{uuid.uuid4().hex[:6]}"
         activities = SweepActivities(engine, client, nobody, "de-follow-up")
+        settings = Settings(data_dir=data, task_queue=sweep_queue)
+        requests = PortalActivities(engine, Outbox(engine, settings), settings)  # the sweep's second step
         with ThreadPoolExecutor(4) as executor:
             async with Worker(
                 client,
                 task_queue=sweep_queue,
                 workflows=[LedgerSweep],
-                activities=[activities.start_overdue_cases],
+                activities=[activities.start_overdue_cases, requests.escalate_overdue_requests],
                 activity_executor=executor,
                 workflow_runner=runner,
             ):
