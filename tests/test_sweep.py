@@ -112,12 +112,15 @@ def case(env: WorkflowEnvironment, contract_number: str) -> WorkflowHandle[Dunni
 
 
 async def sweep(env: WorkflowEnvironment, settings: Settings, as_of: date) -> SweepResult:
-    return await env.client.execute_workflow(
-        LedgerSweep.run,
-        SweepRequest(as_of=as_of),
-        id=f"sweep-test-{uuid.uuid4().hex[:8]}",
-        task_queue=settings.task_queue,
-    )
+    """Run the sweep in real time: while the test waits for it, the server must not skip ahead to
+    the started cases' first timers (a demo plan's reminder is a minute away)."""
+    with env.auto_time_skipping_disabled():
+        return await env.client.execute_workflow(
+            LedgerSweep.run,
+            SweepRequest(as_of=as_of),
+            id=f"sweep-test-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.task_queue,
+        )
 
 
 async def started(env: WorkflowEnvironment, contract_number: str) -> bool:
