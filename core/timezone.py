@@ -11,4 +11,11 @@ dates on every replay, on every worker, whatever that machine's environment says
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 BUSINESS_TIMEZONE = "Europe/Berlin"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The ledger stores UTC; SQLite hands it back without a zone."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

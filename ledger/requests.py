@@ -8,14 +8,14 @@ overdue and shows in the supervisors' view.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, func
 from sqlmodel import Session, col, select
 
 from core.calendar import add_working_days, local_date, start_of_day
-from core.timezone import BUSINESS_TIMEZONE
+from core.timezone import BUSINESS_TIMEZONE, as_utc
 from models.agency import CustomerNote
 from models.ledger import Contract
 from models.portal import RequestKind, RequestQueue, RequestStatus, ServiceRequest
@@ -81,13 +81,9 @@ class QueueView(StrEnum):
     OVERDUE = "overdue"  # open and past its due date, any queue: the supervisors' escalation (DOMAIN.md §11)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def is_overdue(request: ServiceRequest, now: datetime) -> bool:
     """Open (no person answered yet) and its due date has passed."""
-    return request.status == RequestStatus.OPEN and request.due_at is not None and _aware(request.due_at) < now
+    return request.status == RequestStatus.OPEN and request.due_at is not None and as_utc(request.due_at) < now
 
 
 def due_for_escalation(session: Session, now: datetime) -> list[ServiceRequest]:

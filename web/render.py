@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from core.money import format_eur
-from core.timezone import BUSINESS_TIMEZONE
+from core.timezone import BUSINESS_TIMEZONE, as_utc
 from core.tokens import pay_link_url
 from infra.config import Settings
 from ledger.db import transaction_in_thread
@@ -67,11 +67,6 @@ def links_in(*texts: str | None) -> list[str]:
             if url not in found:
                 found.append(url)
     return found
-
-
-def as_utc(moment: datetime) -> datetime:
-    """The ledger stores UTC; SQLite hands it back without a zone."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def format_when(moment: datetime | date | None) -> str:

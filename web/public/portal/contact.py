@@ -32,6 +32,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, func, select
 
 from activities.messaging import Outbox
+from core.timezone import as_utc
 from ledger import requests as service_requests
 from ledger.db import session_scope
 from ledger.portal import PortalContract, dunning_contracts
@@ -217,17 +218,13 @@ def live_challenge(db: Session, customer_id: int, attempts: int) -> dict[str, An
         )
         .order_by(col(PortalChallenge.created_at).desc(), col(PortalChallenge.id).desc())
     ).first()
-    if row is None or _aware(row.expires_at) <= now:
+    if row is None or as_utc(row.expires_at) <= now:
         return None
     return {
         "id": row.id,
         "field": "email" if row.purpose == ChallengePurpose.NEW_EMAIL else "phone",
         "to": row.destination,
     }
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _error(who: session.PortalCustomer, error: Invalid) -> dict[str, str]:
@@ -393,7 +390,7 @@ def check_code(db: Session, customer_id: int, challenge: str, entered: str, atte
         return CodeCheck(status_code=404, error_key="portal.contact.error.no_code", challenge=None)
     field = "email" if row.purpose == ChallengePurpose.NEW_EMAIL else "phone"
     shown = {"id": row.id, "field": field, "to": row.destination}
-    if row.used_at is not None or _aware(row.expires_at) <= now or row.attempts >= attempts:
+    if row.used_at is not None or as_utc(row.expires_at) <= now or row.attempts >= attempts:
         return CodeCheck(field, status_code=410, error_key="portal.contact.error.code_dead", challenge=None)
     if not re.fullmatch(rf"[0-9]{{{CODE_DIGITS}}}", entered):
         return CodeCheck("code", status_code=422, error_key="portal.contact.error.code_format", challenge=shown)

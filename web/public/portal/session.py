@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
+from core.timezone import as_utc
 from ledger.db import session_scope
 from models.portal import PortalSession
 from web.deps import context
@@ -41,10 +42,6 @@ class PortalSignInRequired(Exception):
 
 def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def begin(
@@ -89,9 +86,9 @@ def current(request: Request) -> PortalCustomer | None:
     now = datetime.now(UTC)
     with session_scope(ctx.engine) as db:
         row = db.get(PortalSession, _hash(session_id))
-        if row is None or row.revoked_at is not None or _aware(row.expires_at) <= now:
+        if row is None or row.revoked_at is not None or as_utc(row.expires_at) <= now:
             return None
-        if _aware(row.last_seen_at) + timedelta(minutes=ctx.settings.portal_idle_minutes) <= now:
+        if as_utc(row.last_seen_at) + timedelta(minutes=ctx.settings.portal_idle_minutes) <= now:
             row.revoked_at = now  # idle too long: ended for good
             db.add(row)
             return None
