@@ -1,29 +1,37 @@
 """Turn a `MessageContext` into the text, HTML and PDF that actually go out — and the one Jinja
-environment every message, letter and document of the engine is rendered with: dunning messages
-and letters (`render_message`), campaign mails (activities/campaign.py), the agent's notices
+environment every message and document of the engine is rendered with: dunning messages
+(`render_message`), campaign mails (activities/campaign.py), the agent's notices
 (activities/agency.py) and the court application for review (activities/court.py).
+
+Letters are PDF/A-2b made by Typst from ``templates/<language>/<kind>.letter.typ`` (layout and
+building blocks in ``_letter.typ``, fonts bundled in ``channels/fonts``): the message goes in as
+JSON data (`letter_data`), never as markup. Their plain-text copy still comes from the Jinja
+``<kind>.letter.txt``; they have no HTML (docs/architecture-decisions.md, "Letters as PDF/A-2b").
 
 Templates live in ``templates/<language>/<kind>.<channel>.<part>``. Each language gets its own
 environment (`environment`) whose loader falls back to German, so a partly translated language folder
 still renders every message (German being the language every template exists in), and shared layout
-files (``_letter_base.html``, ``_macros.html``) resolve to the same language as the message. Every
+files (``_email_base.html``, ``_macros.html``) resolve to the same language as the message. Every
 template sees the same filters (`eur`, `datum`, `uhrzeit`), HTML is autoescaped, and an undefined
 name is an error, never an empty string.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno.helpers
+import typst
 from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 from jinja2 import (
@@ -39,7 +47,12 @@ from channels.gsm7 import to_gsm7
 from models.messages import TEXT_FORM_KINDS, Channel, MessageContext, MessageKind, RenderedMessage
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# The letters' fonts (DejaVu Sans, Bitstream Vera licence) ship with the repository: Typst uses only
+# these, so a letter looks the same on every machine and never depends on what fonts are installed.
+FONTS_DIR = Path(__file__).resolve().parent / "fonts"
 DEFAULT_LANGUAGE = "de"
+# Dunning letters are kept six years: PDF/A-2b is what records management archives.
+LETTER_PDF_STANDARD: Final = "a-2b"
 
 # Babel locale and date pattern per template language. A language not listed here formats like
 # its bare babel locale with the CLDR "medium" date, which is readable everywhere.
@@ -47,9 +60,11 @@ _LOCALES: dict[str, str] = {"de": "de_DE", "da": "da_DK", "en": "en_GB"}
 _DATE_PATTERNS: dict[str, str] = {"de": "dd.MM.yyyy", "da": "dd.MM.yyyy"}
 _TIME_PATTERNS: dict[str, str] = {"de": "HH:mm", "da": "HH.mm"}
 
-# The anchor the legal box (§38 consequences, §38(3) cure) carries in the letter; the PDF is checked
-# for it on page 1.
+# The anchor the legal box (§38 consequences, §38(3) cure) carries: its id in the e-mail HTML, its
+# label in the letter, where _letter.typ checks that it is on page 1 (and present where required).
 CONSEQUENCES_ANCHOR = "legal-consequences"
+_NOT_ON_PAGE_ONE = "legal-consequences not on page 1"
+_MISSING = "legal-consequences missing"
 
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
 _EPC_TEXT_MAX = 140  # EPC069-12 unstructured remittance limit
@@ -142,7 +157,8 @@ def render_template(name: str, values: Mapping[str, Any], language: str = DEFAUL
 
 
 def html_to_pdf(html: str) -> bytes:
-    """A PDF from self-contained HTML (data: URIs only), as letters are made."""
+    """A PDF from self-contained HTML (data: URIs only) by WeasyPrint: the court application for
+    review (a few a day; letters are Typst, see `render_message`)."""
     return _html_to_pdf(html)[0]
 
 
@@ -156,11 +172,12 @@ def _template_exists(env: Environment, name: str) -> bool:
 
 def supported_channels(kind: MessageKind, language: str = DEFAULT_LANGUAGE) -> set[Channel]:
     """Channels a kind has templates for, so callers can pick a fallback before rendering."""
-    env = _environment(_effective_language(language))
-    main_part = {Channel.EMAIL: "txt", Channel.SMS: "txt", Channel.LETTER: "html"}
-    return {
-        channel for channel in Channel if _template_exists(env, f"{kind.value}.{channel.value}.{main_part[channel]}")
-    }
+    language = _effective_language(language)
+    env = _environment(language)
+    channels = {channel for channel in (Channel.EMAIL, Channel.SMS) if _template_exists(env, f"{kind}.{channel}.txt")}
+    if _letter_template(language, kind.value) is not None:
+        channels.add(Channel.LETTER)
+    return channels
 
 
 def _local(context: MessageContext, moment: datetime) -> datetime:
@@ -290,6 +307,15 @@ def girocode_data_uri(context: MessageContext) -> str:
     return uri
 
 
+def girocode_svg(context: MessageContext) -> str:
+    """The GiroCode as SVG text for a letter (Typst draws it as vectors), or "" when there is nothing to pay."""
+    fields = epc_fields(context)
+    if fields is None:
+        return ""
+    svg: str = segno.helpers.make_epc_qr(**fields).svg_inline(scale=4, border=0)
+    return svg
+
+
 def _template_vars(context: MessageContext, channel: Channel, language: str) -> dict[str, Any]:
     """Everything a template may use: the context fields plus values derived once here.
 
@@ -322,15 +348,120 @@ def _html_to_pdf(html: str) -> tuple[bytes, set[str]]:
     """Render HTML to PDF without any network or file access, and report page-1 anchors.
 
     The fetcher allows only data: URIs and aborts on anything else, so a template that starts
-    pulling a remote logo or font fails in tests instead of slowing down every letter.
+    pulling a remote logo or font fails in tests instead of slowing down every document.
     """
-    import weasyprint  # heavy; only letters pay for it
+    import weasyprint  # heavy; only the court application pays for it
 
     fetcher = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
     document = weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR), url_fetcher=fetcher).render()
     first_page_anchors = set(document.pages[0].anchors) if document.pages else set()
     pdf: bytes = document.write_pdf()
     return pdf, first_page_anchors
+
+
+def _letter_template(language: str, kind: str) -> Path | None:
+    """``<language>/<kind>.letter.typ``, else the German one (like the Jinja loader), else None."""
+    for folder in dict.fromkeys((language, DEFAULT_LANGUAGE)):
+        path = TEMPLATES_DIR / folder / f"{kind}.letter.typ"
+        if path.is_file():
+            return path
+    return None
+
+
+def _json_value(value: Any, loc: _Locale) -> Any:
+    """One template value as JSON for Typst: dates formatted for the language, moments as date and time."""
+    if isinstance(value, datetime):
+        return {
+            "date": format_datum(value, loc.babel_locale, loc.date_pattern),
+            "time": format_uhrzeit(value, loc.babel_locale, loc.time_pattern),
+        }
+    if isinstance(value, date):
+        return format_datum(value, loc.babel_locale, loc.date_pattern)
+    if isinstance(value, Mapping) or hasattr(value, "model_fields"):
+        pairs = dict(value).items()
+        out: dict[str, Any] = {}
+        for key, item in pairs:
+            out[key] = _json_value(item, loc)
+            if key.endswith("_cents") and isinstance(item, int) and not isinstance(item, bool):
+                out[key.removesuffix("_cents")] = format_eur(item, loc.babel_locale)
+        return out
+    if isinstance(value, list | tuple):
+        return [_json_value(item, loc) for item in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    raise TypeError(f"cannot pass a {type(value).__name__} to a letter template")
+
+
+def letter_data(values: Mapping[str, Any], language: str) -> dict[str, Any]:
+    """What a letter template reads (`letter-data()` in _letter.typ): the template values as JSON.
+
+    Every field keeps its name; dates come formatted ("08.12.2026"), a moment as its local date and
+    time, and each ``x_cents`` amount also as ``x``, formatted ("243,00 €"), also inside items and
+    the creditor. Money stays integer cents up to the formatting (`format_eur`).
+    """
+    # paid_at is UTC; the letter prints paid_at_local (the customer's zone) and must not pick the wrong one.
+    data: dict[str, Any] = _json_value({k: v for k, v in values.items() if k != "paid_at"}, _locale_for(language))
+    return data
+
+
+_compilers = threading.local()
+
+
+def _compiler() -> typst.Compiler:
+    """One Typst compiler per thread (the worker runs activities in threads): it keeps the fonts and
+    parsed templates between letters, which is most of its speed."""
+    compiler: typst.Compiler | None = getattr(_compilers, "compiler", None)
+    if compiler is None:
+        compiler = typst.Compiler(root=str(TEMPLATES_DIR), font_paths=[str(FONTS_DIR)], ignore_system_fonts=True)
+        _compilers.compiler = compiler
+    return compiler
+
+
+def _typst_pdf(template: Path, data: Mapping[str, Any], letter_date: date) -> bytes | None:
+    """The letter as PDF/A-2b, or None when its legal box did not fit on page 1.
+
+    The creation date is the letter date, so rendering the same letter twice gives the same bytes
+    (activities are retried).
+    """
+    try:
+        pdf = _compiler().compile(
+            input=str(template),
+            format="pdf",
+            sys_inputs={"data": json.dumps(data, ensure_ascii=False)},
+            pdf_standards=LETTER_PDF_STANDARD,
+            timestamp=datetime.combine(letter_date, time(0), UTC),
+        )
+    except typst.TypstError as exc:
+        if _NOT_ON_PAGE_ONE in exc.message:
+            return None
+        raise RenderError(f"the letter template {template.name} failed: {exc.message}") from exc
+    if not isinstance(pdf, bytes):
+        raise RenderError(f"the letter template {template.name} gave no PDF")
+    return pdf
+
+
+def _render_letter(context: MessageContext, env: Environment, values: dict[str, Any], language: str) -> RenderedMessage:
+    """Text copy (Jinja) and PDF/A (Typst) of a letter, with the page-1 rule for the legal box."""
+    kind = context.kind.value
+    template = _letter_template(language, kind)
+    if template is None:
+        raise RenderError(f"no letter template for {kind}: {kind}.letter.typ")
+    try:
+        text = _tidy_text(_render(env, [f"{kind}.letter.txt"], values))
+    except TemplateNotFound as exc:
+        raise RenderError(f"no letter template for {kind}: {exc.name}") from exc
+    values["girocode"] = girocode_svg(context)
+    values["legal_box_required"] = context.kind in TEXT_FORM_KINDS
+    pdf = _typst_pdf(template, letter_data(values, language), context.letter_date)
+    if pdf is None:
+        # A long list of arrears pushed the legal box off page 1, where the law wants it seen
+        # (DOMAIN §2). Move the box above the table and check again.
+        values["consequences_before_items"] = True
+        text = _tidy_text(_render(env, [f"{kind}.letter.txt"], values))
+        pdf = _typst_pdf(template, letter_data(values, language), context.letter_date)
+        if pdf is None:
+            raise RenderError(f"the legal box of the {kind} does not fit on the first page")
+    return RenderedMessage(subject=values["subject"], text=text, pdf=pdf)
 
 
 def render_message(channel: Channel, context: MessageContext) -> RenderedMessage:
@@ -362,20 +493,6 @@ def render_message(channel: Channel, context: MessageContext) -> RenderedMessage
                 text=_tidy_text(_render(env, [f"{prefix}.txt"], values)),
                 html=_render(env, [f"{prefix}.html"], values),
             )
-        values["girocode"] = girocode_data_uri(context)
-        text = _tidy_text(_render(env, [f"{prefix}.txt"], values))
-        html = _render(env, [f"{prefix}.html"], values)
     except TemplateNotFound as exc:
         raise RenderError(f"no {channel.value} template for {kind}: {exc.name}") from exc
-
-    pdf, anchors = _html_to_pdf(html)
-    if context.kind in TEXT_FORM_KINDS and CONSEQUENCES_ANCHOR not in anchors:
-        # A long list of arrears pushed the legal box off page 1, where the law wants it seen
-        # (DOMAIN §2). Move the box above the table and check again.
-        values["consequences_before_items"] = True
-        text = _tidy_text(_render(env, [f"{prefix}.txt"], values))
-        html = _render(env, [f"{prefix}.html"], values)
-        pdf, anchors = _html_to_pdf(html)
-        if CONSEQUENCES_ANCHOR not in anchors:
-            raise RenderError(f"the legal box of the {kind} does not fit on the first page")
-    return RenderedMessage(subject=values["subject"], text=text, html=html, pdf=pdf)
+    return _render_letter(context, env, values, language)

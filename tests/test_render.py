@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import segno.helpers
 from pypdf import PdfReader
 
 from channels.gsm7 import gsm7_septets, is_gsm7, sms_segments, to_gsm7
@@ -19,6 +20,7 @@ from channels.render import (
     epc_fields,
     format_datum,
     format_eur,
+    girocode_svg,
     render_message,
     supported_channels,
 )
@@ -158,10 +160,11 @@ def test_every_template_renders_for_a_sample_context(kind: MessageKind, channel:
         assert message.subject == "" and message.html == "" and message.pdf is None
         return
     assert message.subject and "\n" not in message.subject
-    assert message.html.lstrip().startswith("<!DOCTYPE html>")
     if channel is Channel.LETTER:
-        assert message.pdf is not None and message.pdf.startswith(b"%PDF")
+        # A letter is its PDF (Typst, PDF/A-2b: tests/test_letter_pdf.py) and its text copy; no HTML.
+        assert message.pdf is not None and message.pdf.startswith(b"%PDF") and message.html == ""
     else:
+        assert message.html.lstrip().startswith("<!DOCTYPE html>")
         assert message.pdf is None
 
 
@@ -291,7 +294,8 @@ def test_a_long_arrears_list_moves_the_consequences_above_it_to_keep_them_on_pag
     message = render_message(Channel.LETTER, context)
     pages = pdf_pages(message)
 
-    assert message.html.index('id="legal-consequences"') < message.html.index('class="items"')
+    assert pages[0].index("Wichtig: Rechtsfolgen") < pages[0].index("Position Fällig am Betrag")
+    assert squash(message.text).index("WICHTIG: RECHTSFOLGEN") < squash(message.text).index("Beitrag 01/2025")
     assert len(pages) >= 2
     for phrase in CONSEQUENCE_PHRASES:
         assert phrase in pages[0], phrase
@@ -338,12 +342,16 @@ def test_girocode_without_rf_reference_carries_the_contract_number_as_text() -> 
 def test_letters_show_a_girocode_only_when_something_is_owed(
     sample_context: MessageContext,
 ) -> None:
-    notice = render_message(Channel.LETTER, sample_context)
-    assert 'src="data:image/svg+xml' in notice.html
+    fields = epc_fields(sample_context)
+    assert fields is not None
+    svg = girocode_svg(sample_context)
+    assert svg == segno.helpers.make_epc_qr(**fields).svg_inline(scale=4, border=0) and svg.startswith("<svg")
+    notice = " ".join(pdf_pages(render_message(Channel.LETTER, sample_context)))
+    assert "scannen Sie den GiroCode mit Ihrer Banking-App" in notice and notice.count("GiroCode") == 2  # + caption
 
     cleared = sample_context.model_copy(update={"kind": MessageKind.REACTIVATION, "items": [], "total_cents": 0})
-    assert epc_fields(cleared) is None
-    assert "data:image" not in render_message(Channel.LETTER, cleared).html
+    assert epc_fields(cleared) is None and girocode_svg(cleared) == ""
+    assert "GiroCode" not in " ".join(pdf_pages(render_message(Channel.LETTER, cleared)))
 
 
 # --- SMS -------------------------------------------------------------------------------------
@@ -446,19 +454,31 @@ def test_to_gsm7_maps_typographic_look_alikes() -> None:
 # --- escaping and privacy --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("channel", [Channel.EMAIL, Channel.LETTER])
-def test_html_escapes_a_customer_name_carrying_markup(channel: Channel) -> None:
+def test_html_escapes_a_customer_name_carrying_markup() -> None:
     evil = 'Erika <script>alert("x")</script> & Co'
     context = make_context(
         kind=MessageKind.REMINDER,
         salutation_name=evil,
         address_lines=["<b>Heidestraße</b> 17", "51147 Köln"],
     )
-    message = render_message(channel, context)
+    message = render_message(Channel.EMAIL, context)
     assert "<script>" not in message.html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co" in message.html
     assert "<b>Heidestraße</b>" not in message.html
     assert evil in message.text  # plain text is not HTML, so no entities there
+
+
+def test_a_letter_prints_customer_data_carrying_markup_as_typed() -> None:
+    # Data goes to Typst as JSON, never as markup: neither HTML nor Typst syntax does anything.
+    evil = 'Erika *Muster* #panic("x") <b>&</b> $x$ @ref'
+    context = make_context(
+        kind=MessageKind.REMINDER, salutation_name=evil, address_lines=["_Heide_straße 17 \\", "51147 Köln"]
+    )
+    message = render_message(Channel.LETTER, context)
+    first = pdf_pages(message)[0]
+    assert f"Guten Tag {evil}," in first
+    assert "_Heide_straße 17 \\" in first
+    assert evil in message.text
 
 
 def test_agent_handover_names_case_contract_amount_and_task_but_no_customer_contact(
@@ -502,7 +522,8 @@ def test_reminder_charges_no_fee_wording_and_has_a_pay_link() -> None:
     context = make_context(kind=MessageKind.REMINDER, items=items, total_cents=4990, deadline=None)
     for channel in (Channel.EMAIL, Channel.LETTER):
         message = render_message(channel, context)
-        assert PAY_URL in message.text and PAY_URL in message.html
+        readable = message.html if channel is Channel.EMAIL else " ".join(pdf_pages(message))
+        assert PAY_URL in message.text and PAY_URL in readable
         assert "49,90 €" in squash(message.text)
         assert "gebühr" not in message.text.lower()
         assert "§ 38" not in message.text

@@ -98,7 +98,7 @@ def test_each_confirmation_states_what_happened_and_nothing_that_did_not(kind: M
             assert phrase in part, (kind, channel, phrase, part)
     for phrase in MUST_NOT_SAY[kind] + NEVER_IN_A_CONFIRMATION:
         assert phrase not in body, (kind, channel, phrase)
-    assert "data:image" not in message.html
+    assert "data:image" not in message.html  # no GiroCode (for a letter: NEVER_IN_A_CONFIRMATION, in its PDF)
 
 
 @pytest.mark.parametrize("kind", sorted(CONFIRMATION_KINDS))

@@ -46,6 +46,8 @@ def required_templates(kind: MessageKind, channel: Channel) -> list[tuple[str, .
     if channel is Channel.SMS:
         return [(f"{k}.sms.txt",)]
     subject = tuple(dict.fromkeys((f"{k}.{c}.subject.txt", f"{k}.email.subject.txt")))
+    if channel is Channel.LETTER:  # the PDF is Typst (docs/architecture-decisions.md), the copy Jinja text
+        return [subject, (f"{k}.letter.txt",), (f"{k}.letter.typ",)]
     return [subject, (f"{k}.{c}.txt",), (f"{k}.{c}.html",)]
 
 
