@@ -238,6 +238,11 @@ class SimLedger:
         self.outcome_messages: list[SimMessage] = []
         self.outcome_status: list[SimStatusChange] = []
         self.court_applications = 0
+        # Every change in order, for a caller that writes the same history into a real ledger
+        # (dev/demo_history.py): ("premium", SimPremium) · ("payment", SimPayment) ·
+        # ("return", ref, at) · ("fee", key, case_id, cents, at) · ("message", SimMessage, SendMessage) ·
+        # ("status", ChangeContractStatus-like tuple) · ("court", case_id, at) · ("close", action, as_of).
+        self.log: list[tuple[object, ...]] | None = None
 
     # --- reading --------------------------------------------------------------------------
 
@@ -309,6 +314,8 @@ class SimLedger:
     def book_premium(self, premium: SimPremium) -> None:
         if premium.premium_id in self.premiums:
             return
+        if self.log is not None:
+            self.log.append(("premium", premium))
         row = len(self.premiums) + 1
         self.premiums[premium.premium_id] = _Premium(
             row, premium.premium_id, premium.due_date, premium.amount_cents, premium.period
@@ -328,6 +335,8 @@ class SimLedger:
     def book_payment(self, payment: SimPayment) -> bool:
         if payment.ref in self.payments:
             return False
+        if self.log is not None:
+            self.log.append(("payment", payment))
         as_of = ledger_date(payment.received_at)
         named = payment.designated_premium
         result = allocate(payment.amount_cents, self._debts(as_of, named), named)
@@ -357,6 +366,8 @@ class SimLedger:
         payment = self.payments.get(ref)
         if payment is None or payment.returned:
             return []
+        if self.log is not None:
+            self.log.append(("return", ref, at))
         premiums = {p.row: p for p in self.premiums.values()}
         reopened: list[str] = []
         for kind, row, cents in payment.shares:
@@ -373,6 +384,8 @@ class SimLedger:
     def book_fee(self, key: str, case_id: str, cents: int, at: datetime) -> None:
         if key in self.fee_keys:
             return
+        if self.log is not None:
+            self.log.append(("fee", key, case_id, cents, at))
         oldest = next(iter(self._dunned(ledger_date(at))), None)
         fee = _Fee(len(self.fees) + 1, key, cents, oldest.row if oldest else None)
         self.fees.append(fee)
@@ -404,17 +417,11 @@ class SimLedger:
             key = f"{request.key}:{ch}"
             if key not in self.message_keys:
                 self.message_keys[key] = len(self.message_keys) + 1
-                self.outcome_messages.append(
-                    SimMessage(
-                        request.case_id,
-                        key,
-                        request.kind,
-                        ch,
-                        request.now,
-                        total,
-                        fee_cents if ch == channel else 0,
-                    )
-                )
+                fee = fee_cents if ch == channel else 0
+                message = SimMessage(request.case_id, key, request.kind, ch, request.now, total, fee)
+                self.outcome_messages.append(message)
+                if self.log is not None:
+                    self.log.append(("message", message, request))
             ids.append(self.message_keys[key])
         return SentMessage(
             channel=channel,
@@ -435,12 +442,16 @@ class SimLedger:
         if only_with_arrears and self.balance(ledger_date(recorded)) <= 0:
             return False
         effective = at if self.last_effective is None else max(at, self.last_effective)
+        if self.log is not None:
+            self.log.append(("status", to, key, case_id, at, recorded, only_with_arrears))
         self.status_keys.add(key)
         self.status, self.last_effective = to, effective
         self.outcome_status.append(SimStatusChange(case_id, key, to, effective))
         return True
 
     def close(self, action: str, as_of: date) -> CaseClosed:
+        if self.log is not None:
+            self.log.append(("close", action, as_of))
         closed = CaseClosed()
         if action == "write_off":
             for p in self._dunned(as_of):
@@ -509,11 +520,20 @@ class ContractRun:
     case driven by the decider exactly as workflows/dunning.py drives it."""
 
     def __init__(
-        self, history: ContractHistory, plan: DunningPlan, start: datetime, end: datetime, *, copy: bool = False
+        self,
+        history: ContractHistory,
+        plan: DunningPlan,
+        start: datetime,
+        end: datetime,
+        *,
+        copy: bool = False,
+        log: bool = False,
     ) -> None:
         self.history, self.plan, self.start, self.end = history, plan, start, end
         self.decide = decide if copy else decide_owned  # the same rules; `decide` copies the case first
         self.ledger = SimLedger(history)
+        if log:
+            self.ledger.log = []
         self.happenings = _timeline(history, start)
         self.now = (self.happenings[0].at if self.happenings else start).astimezone(UTC)
         self.case: Case | None = None
@@ -656,7 +676,9 @@ class ContractRun:
                     request.at,
                     request.only_with_arrears,
                 )
-            case c.PrepareCourt():
+            case c.PrepareCourt(request=request):
+                if ledger.log is not None:
+                    ledger.log.append(("court", request.case_id, request.now, ledger.balance(ledger_date(now))))
                 ledger.court_applications += 1
                 self.sim_case.court_prepared = True
                 return CourtApplicationPrepared(

@@ -27,6 +27,7 @@ from sqlmodel import select
 
 from cli.case import ensure_sweep_schedule
 from dev.demo import seed
+from dev.demo_history import seed_history
 from infra.config import Settings, get_settings
 from infra.runtime import connect
 from ledger.db import make_engine, migrate, session_scope
@@ -84,7 +85,11 @@ async def prepare() -> list[str]:
     client = await connect(settings)
     print(f"sweep schedule: {await ensure_sweep_schedule(client, settings.task_queue)}")
     engine = make_engine(settings.effective_database_url)
-    return await seed(Inbound(engine, client, settings))
+    seeded = await seed(Inbound(engine, client, settings))
+    # Twelve months of closed cases for the analytics and the what-if simulation (issue #16):
+    # written straight into the ledger, no workflow started; once per database.
+    print(await asyncio.to_thread(seed_history, engine))
+    return seeded
 
 
 def first_admin(settings: Settings) -> str:
