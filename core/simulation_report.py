@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -267,17 +267,33 @@ class WhatIf:
         }
 
 
+def simulate_chunk(
+    histories: Sequence[ContractHistory], candidate: DunningPlan | None, start: datetime, end: datetime
+) -> list[ContractOutcome]:
+    """Outcomes for a chunk of contracts: under `candidate`, or (None) each under its own plan.
+    Top-level, so a process pool can run chunks in parallel (cli/simulation.py, dev/bench)."""
+    return [simulate_contract(h, candidate or get_plan(h.plan_id), start, end) for h in histories]
+
+
+Mapper = Callable[..., Iterable[list[ContractOutcome]]]
+CHUNK = 250
+
+
 def what_if(
     histories: Sequence[ContractHistory],
     recorded: Sequence[RecordedContract],
     candidate: DunningPlan,
     start: datetime,
     end: datetime,
+    mapper: Mapper = map,
 ) -> WhatIf:
     """The plan actually used (each contract's own) and the candidate over the same recorded events,
-    side by side, plus the replay check of the actual plan against what the ledger recorded."""
-    actual = [simulate_contract(h, get_plan(h.plan_id), start, end) for h in histories]
-    tried = [simulate_contract(h, candidate, start, end) for h in histories]
+    side by side, plus the replay check of the actual plan against what the ledger recorded.
+    `mapper`: `map`, or a process pool's `map` to use every core (chunks of `CHUNK` contracts)."""
+    chunks = [list(histories[i : i + CHUNK]) for i in range(0, len(histories), CHUNK)]
+    n = len(chunks)
+    actual = [o for part in mapper(simulate_chunk, chunks, [None] * n, [start] * n, [end] * n) for o in part]
+    tried = [o for part in mapper(simulate_chunk, chunks, [candidate] * n, [start] * n, [end] * n) for o in part]
     defects = [line for r, o in zip(recorded, actual, strict=True) for line in replay_defects(r, o)]
     return WhatIf(
         candidate.id, start, end, actual, tried, totals(actual), totals(tried), differences(actual, tried), defects
