@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine
 from temporalio import activity
@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from core.calendar import next_working_day
 from core.interest import BUSINESS_FLAT_FEE_CENTS, MARGIN_PERCENT, default_interest, total_cents
-from ledger import service
+from ledger import case_register, service
 from ledger.db import session_scope
 from ledger.interest_claims import FLAT_FEE_LABEL, flat_fees_booked
 from models.activities import (
@@ -104,7 +104,17 @@ class LedgerActivities:
     def load_arrears(self, request: LoadArrears) -> Arrears:
         try:
             with session_scope(self.engine) as session:
-                return service.arrears(session, request.contract_number, request.as_of)
+                arrears = service.arrears(session, request.contract_number, request.as_of)
+                if request.case_id is not None:  # the case's first read opens its register row
+                    case_register.open_case(
+                        session,
+                        case_id=request.case_id,
+                        contract=service.get_contract(session, request.contract_number),
+                        plan_id=request.plan_id,
+                        opened_at=request.opened_at or case_register.opened_at_of(request.case_id) or datetime.now(UTC),
+                        claimed_cents=arrears.balance_cents,
+                    )
+                return arrears
         except service.LedgerError as error:
             raise non_retryable(error) from error
 
@@ -223,6 +233,14 @@ class LedgerActivities:
                         session, request.contract_number, request.as_of, service.cancellation_reason(request.reason)
                     )
                 result.tasks_closed = service.close_agent_tasks(session, request.case_id, f"case {request.action}")
+                case_register.close_case(
+                    session,
+                    case_id=request.case_id,
+                    contract=service.get_contract(session, request.contract_number),
+                    action=request.action,
+                    stage=request.stage,
+                    now=request.now,
+                )
                 return result
         except service.LedgerError as error:
             raise non_retryable(error) from error

@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     creditor_bic: str = "BYLADEM1001"
     creditor_address: str = "Musterstraße 1, 10115 Berlin"
     default_plan: str = "de-follow-up"
+    # Collections analytics (docs/analytics.md): what winning a new customer costs, so a kept contract
+    # saves it (DOMAIN.md §12: the seed's 250 EUR), and the window a payment counts as cured by a message.
+    acquisition_cost_cents: int = Field(default=25_000, ge=0, le=100_000_000)
+    cure_window_days: int = Field(default=7, ge=1, le=90)
     # State (Bundesland, e.g. "NW") of the central dunning court that handles the insurer's court
     # applications (Zentrales Mahngericht): its public holidays extend court periods (§222(2) ZPO).
     # Empty: nation-wide holidays only.

@@ -15,6 +15,11 @@ from models.plan import DunningPlan
 class LoadArrears(BaseModel):
     contract_number: str
     as_of: date
+    # The reading case (None: another reader, e.g. the channel fallback): its first read opens the
+    # case's row in the case register (models/analytics.py) with the balance claimed at opening.
+    case_id: str | None = None
+    plan_id: str | None = None
+    opened_at: datetime | None = None
 
 
 class SendMessage(BaseModel):
@@ -107,6 +112,7 @@ class CloseCase(BaseModel):
     reason: str
     now: datetime
     as_of: date
+    stage: str | None = None  # the CaseStage reached before closing, for the case register (analytics)
 
 
 class CaseClosed(BaseModel):
