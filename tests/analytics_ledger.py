@@ -4,6 +4,7 @@ out by hand there. Rows are written directly, as the ledger would hold them afte
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -43,14 +44,16 @@ def build(engine: Engine) -> None:
             )
             ids[number] = contract.id or 0
 
-        def case(key: str, contract: str, opened: datetime, claimed: int | None, plan: str = P, **end: object) -> None:
+        def case(key: str, contract: str, opened: datetime, claimed: int | None, plan: str = P, **end: Any) -> None:
             session.add(
                 CaseRecord(
                     case_id=key, contract_id=ids[contract], plan_id=plan, opened_at=opened, claimed_cents=claimed, **end
                 )
             )
 
-        def paid(case_end: datetime, paid_at: datetime, stage: str, suspended: bool, status: str = "active") -> dict[str, object]:
+        def paid(
+            case_end: datetime, paid_at: datetime, stage: str, suspended: bool, status: str = "active"
+        ) -> dict[str, Any]:
             return {
                 "closed_at": case_end,
                 "outcome": "paid",
@@ -191,7 +194,7 @@ def build(engine: Engine) -> None:
         task("c5", "K5", "B-2", at(2026, 11, 29, 10), at(2026, 11, 30, 10), None)
         task("c4", "K4", "B-2", at(2026, 4, 10, 10), at(2026, 4, 11, 10), None)
 
-        def premium(contract: str, key: str, due: date, cents: int, paid_cents: int = 0, **more: object) -> None:
+        def premium(contract: str, key: str, due: date, cents: int, paid_cents: int = 0, **more: Any) -> None:
             session.add(
                 Premium(external_id=key, contract_id=ids[contract], period_start=due, period_end=due, due_date=due,
                         amount_cents=cents, paid_cents=paid_cents, **more)
