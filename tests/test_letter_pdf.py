@@ -3,7 +3,9 @@ letter kind in the PDF's own text, the page-1 rule for the legal box, and data p
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from datetime import date
 
 import pikepdf
@@ -46,6 +48,7 @@ STATES: dict[MessageKind, list[str]] = {
         "So wird die Kündigung unwirksam (§ 38 Abs. 3 VVG)",
         "spätestens am 14.01.2027",
         "So zahlen Sie bis zum 14.01.2027",
+        "Ihr Vertrag endet am 14.12.2026; eine spätere Zahlung ändert daran nichts.",
     ],
     MessageKind.PAID_IN_FULL: ["Ihr Vertrag und Ihr Versicherungsschutz bestehen unverändert fort"],
     MessageKind.REACTIVATION: ["Ihr Versicherungsschutz besteht wieder", "§ 38 Abs. 2 VVG"],
@@ -119,6 +122,27 @@ def test_each_letter_states_its_legal_content_in_the_pdf(letter: tuple[MessageKi
     assert "ohne Unterschrift gültig" in pages[-1]
     if kind in TEXT_FORM_KINDS:
         assert "Wichtig:" in first and "VVG)" in first, kind
+
+
+# What only the e-mail says: its button, its text-form note, its footer; the letter's transfer line
+# mentions the GiroCode instead ("Per Überweisung – oder scannen Sie den GiroCode …:").
+EMAIL_ONLY = ("Jetzt ", "Falls der Knopf", "Diese E-Mail ist eine", "Mit freundlichen", "Diese Nachricht betrifft",
+              "Beispiel Versicherung AG ·", "Vorgang case-", "Per Überweisung:", "in Textform")
+
+
+@pytest.mark.parametrize("kind", LETTER_KINDS, ids=lambda kind: kind.value)
+def test_each_letter_says_every_sentence_its_e_mail_says(kind: MessageKind) -> None:
+    # The letter's Typst body is a second copy of the e-mail's HTML body: this keeps the two in step.
+    context = situation(kind)
+    email = render_message(Channel.EMAIL, context).html
+    body = re.sub(r"</?(strong|b|a|span)\b[^>]*>", "", email[email.index("Guten Tag") :])
+    lines = [squash(html.unescape(line)) for line in re.sub(r"<[^>]+>", "\n", body).split("\n")]
+    sentences = [part for line in lines if line for part in re.split(r"(?<=[.!?:])\s+", line)]
+    letter = " ".join(pdf_pages(render_message(Channel.LETTER, context)))
+    checked = [sentence for sentence in sentences if not any(marker in sentence for marker in EMAIL_ONLY)]
+    assert len(checked) >= 5
+    for sentence in checked:
+        assert sentence.replace("diese E-Mail", "dieses Schreiben") in letter, (kind, sentence)
 
 
 def test_the_same_letter_renders_to_the_same_bytes() -> None:
