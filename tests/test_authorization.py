@@ -98,12 +98,18 @@ CRITICAL: dict[Key, tuple[set[Role], set[Scope]]] = {
     # case actions on the contract page: clerks (and supervisors) act, supervisors approve and write off
     **{("POST", f"/contracts/{{contract_number}}/case/{a}"): ({R.CLERK, R.SUPERVISOR}, set()) for a in CLERK_ACTIONS},
     **{("POST", f"/contracts/{{contract_number}}/case/{a}"): ({R.SUPERVISOR}, set()) for a in SUPERVISOR_ACTIONS},
+    # collections analytics (issue #16, docs/analytics.md): the people who steer collections and account
+    # for them; no clerk, agent, marketing, admin or system
+    ("GET", "/analytics"): ({R.SUPERVISOR, R.FINANCE}, set()),
+    ("GET", "/api/analytics"): ({R.SUPERVISOR, R.FINANCE}, set()),
 }
 # Of these, the ones whose sample request below really changes the ledger when allowed (the agent
 # forms and case actions need a running workflow, the codec writes nothing).
 # The requests' routes need a customer's request, which only the portal (with a running case) writes.
 EFFECTIVE = {
-    key for key in CRITICAL if not key[1].startswith(("/codec/", "/agents/", "/requests/")) and "/case/" not in key[1]
+    key
+    for key in CRITICAL
+    if key[0] != "GET" and not key[1].startswith(("/codec/", "/agents/", "/requests/")) and "/case/" not in key[1]
 }
 
 
