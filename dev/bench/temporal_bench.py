@@ -72,8 +72,11 @@ async def app_client(env: WorkflowEnvironment, data: Path) -> Client:
     return await connect(Settings(data_dir=data, temporal_address=env.client.service_client.config.target_host))
 
 
-def seed(engine: Engine, prefix: str, count: int, due: date, suspended: bool = False) -> list[str]:
-    """`count` contracts with one open premium each (no personal data needed for the bench)."""
+def seed(
+    engine: Engine, prefix: str, count: int, due: date, suspended: bool = False, plan: str | None = None
+) -> list[str]:
+    """`count` contracts with one open premium each (no personal data needed for the bench), on
+    `plan` (None: the configured default plan)."""
     numbers = [f"{prefix}-{i}" for i in range(count)]
     with session_scope(engine) as session:
         service.upsert_agent(session, "A-1", name="Agent", email="agent@example.org")
@@ -89,7 +92,9 @@ def seed(engine: Engine, prefix: str, count: int, due: date, suspended: bool = F
                 email="kunde@example.org",
                 phone="+4915112345678",
             )
-            service.upsert_contract(session, number, customer, agent_code="A-1", product="Hausrat")
+            service.upsert_contract(
+                session, number, customer, agent_code="A-1", product="Hausrat", dunning_plan=plan
+            )
             service.book_premium(
                 session,
                 external_id=f"{number}-P1",
