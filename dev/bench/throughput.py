@@ -135,6 +135,11 @@ class Cpu:
         return {name: round((now[name] - self.before[name]) * 1000 / count, 1) for name in now}
 
 
+def cores_busy(cpu_ms_per_case: dict[str, float], cases: int, seconds: float) -> dict[str, float]:
+    """How many cores each process kept busy on average over the run (1.0: one core all the time)."""
+    return {name: round(ms * cases / 1000 / seconds, 2) for name, ms in cpu_ms_per_case.items()}
+
+
 # --- the no-op worker (its own process, as the real one) ----------------------------------------------
 
 
@@ -587,6 +592,7 @@ async def throughput(stack: Stack, cases: int) -> dict[str, Any]:
             "seconds_to_last_reactivation": round(max(line.done.values()) - line.started, 1),
             "seconds_to_all_closed": round(line.closed - line.started, 1),
             "cpu_ms_per_case": real_cpu,
+            "cores_busy": cores_busy(real_cpu, cases, line.closed - line.started),
             "messages_per_case": {k: round(v / cases, 2) for k, v in sorted(per_kind.items())},
             "letters_per_case": round(letters / cases, 2),
             "history": summary([shape_of(h) for h in histories]),
@@ -609,6 +615,7 @@ async def noop_throughput(stack: Stack, script: Script, marks: Path, cases: int)
         "seconds_to_last_reactivation": round(max(line.done.values()) - line.started, 1),
         "seconds_to_all_closed": round(line.closed - line.started, 1),
         "cpu_ms_per_case": noop_cpu,
+        "cores_busy": cores_busy(noop_cpu, cases, line.closed - line.started),
         "history": summary([shape_of(h) for h in await sample_histories(stack.client, ids)]),
         "one_history": history,
     }
@@ -772,6 +779,10 @@ def report_lines(r: dict[str, Any]) -> list[str]:
     workflow_extra = replay["real"] - replay["noop"]
     rest = worker_extra - workflow_extra - letters_ms
     cores = r.get("cpus") or os.cpu_count() or 1
+    rb, nb = real.get("cores_busy", {}), noop.get("cores_busy", {})
+
+    def busy(by: dict[str, float]) -> str:
+        return ", ".join(f"{name.replace('_', ' ')} {v}" for name, v in by.items())
     met = "**met**" if r["met"] else "**missed**"
     lines = [
         f"| end-to-end throughput, {r['cases']:,} cases overdue → reactivated ({r['plan']}) | "
@@ -826,8 +837,18 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         ("Goal met. " if r["met"] else "**Missed**. ")
         + f"Where the time goes: a real case costs {total_real:.0f} ms of CPU, the no-op {total_noop:.0f} ms, so "
         f"this machine's {cores} cores allow at most about {cores * 1000 / max(total_real, 1):.1f} real cases/s "
-        f"against {cores * 1000 / max(total_noop, 1):.1f} no-op cases/s; both runs kept the cores busy, so the ratio "
-        f"follows the CPU per case ({total_noop / max(total_real, 1):.2f}). The worker spends {worker_extra:.0f} ms "
+        f"against {cores * 1000 / max(total_noop, 1):.1f} no-op cases/s (CPU ratio "
+        f"{total_noop / max(total_real, 1):.2f}). Cores kept busy on average, real run: {busy(rb)}; no-op run: "
+        f"{busy(nb)}. "
+        + (
+            f"The real run's worker process is the bottleneck: {rb['worker']} of the one core a Python process "
+            "can use for its workflow code and synchronous activities (one worker process, as `make run` starts "
+            "it; `worker.py --processes N` runs more). "
+            if rb.get("worker", 0) >= 0.8
+            else "No single process used a whole core in the real run: the machine's cores, shared with the "
+            "Temporal server, the web app and everything else running, set the pace. "
+        )
+        + f"The worker spends {worker_extra:.0f} ms "
         f"more per real case: its workflow code (the decider, search attributes) about {workflow_extra:.0f} ms "
         f"(replaying the real history costs {replay['real']} ms of CPU, the no-op's {replay['noop']} ms); "
         f"rendering its {real['letters_per_case']:g} letter(s) about {letters_ms:.0f} ms ({r['letter_cpu_ms']} ms "
