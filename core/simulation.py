@@ -22,9 +22,10 @@ portal arrangements, interest claims — docs/simulation.md.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from core.allocation import Debt, allocate
@@ -490,16 +491,23 @@ class _Happening:
     action: SimStaffAction | None = None
 
 
+@lru_cache(maxsize=4096)
 def sweep_moment(due: date, tz: str = BUSINESS_TIMEZONE) -> datetime:
     """When the morning sweep first finds a premium overdue: 06:00 local the day after it fell due."""
     return datetime.combine(due + timedelta(days=1), SWEEP_HOUR, tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
+@lru_cache(maxsize=4096)
+def booking_moment(due: date) -> datetime:
+    """When billing books a premium, by convention: 14 days before it falls due (the ledger does not
+    record when; a payment made before the premium is booked waits as credit, as in the ledger)."""
+    return datetime.combine(due - timedelta(days=14), time.min, tzinfo=ZoneInfo(BUSINESS_TIMEZONE)).astimezone(UTC)
+
+
 def _timeline(history: ContractHistory, start: datetime) -> list[_Happening]:
     out: list[_Happening] = []
     for p in history.premiums:
-        booked = datetime.combine(p.due_date - timedelta(days=14), time.min, tzinfo=ZoneInfo(BUSINESS_TIMEZONE))
-        out.append(_Happening(booked.astimezone(UTC), 0, "premium", premium=p))
+        out.append(_Happening(booking_moment(p.due_date), 0, "premium", premium=p))
         out.append(_Happening(sweep_moment(p.due_date), 1, "due", premium=p))
     for pay in history.payments:
         out.append(_Happening(pay.received_at, 2, "pay", payment=pay))
@@ -534,7 +542,7 @@ class ContractRun:
         self.ledger = SimLedger(history)
         if log:
             self.ledger.log = []
-        self.happenings = _timeline(history, start)
+        self.happenings = deque(_timeline(history, start))
         self.now = (self.happenings[0].at if self.happenings else start).astimezone(UTC)
         self.case: Case | None = None
         self.sim_case: SimCase | None = None
@@ -544,7 +552,7 @@ class ContractRun:
 
     def run(self) -> ContractOutcome:
         while self.happenings and self.happenings[0].at < self.end:
-            happening = self.happenings.pop(0)
+            happening = self.happenings.popleft()
             self.now = max(self.now, happening.at.astimezone(UTC))
             self.happen(happening)
             if self.case is not None and not self.case.closed:
@@ -709,7 +717,7 @@ class ContractRun:
             nxt = self.happenings[0]
             if nxt.at >= self.end or (until is not None and nxt.at >= until):
                 break
-            self.happenings.pop(0)
+            self.happenings.popleft()
             self.now = max(self.now, nxt.at.astimezone(UTC))
             self.happen(nxt)
             if self.case is None or self.case.changes != seen:
