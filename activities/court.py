@@ -26,7 +26,7 @@ from models.ledger import CourtApplication
 
 LIMITATION_WARNING_DAYS = 180
 
-APPLICATION_TEMPLATE = "court_application.review.html"  # templates/de/, rendered like every letter
+APPLICATION_TEMPLATE = "court_application.review.html"  # templates/de/, HTML → PDF by WeasyPrint
 
 
 def application_pdf(record: dict[str, object]) -> bytes:

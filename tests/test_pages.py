@@ -537,7 +537,7 @@ def add_messages(engine: Engine, pay_url: str) -> tuple[int, int]:
                 recipient="Erika Mustermann\nKöln",
                 subject="Qualifizierte Mahnung",
                 body_text="Mahnung",
-                body_html="<p>Mahnung</p>",
+                body_html="",  # a letter is its PDF and its text copy (Typst, issue #15)
                 pdf=b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
                 total_cents=17_200,
                 created_at=base + timedelta(hours=1),
@@ -575,6 +575,7 @@ async def test_a_letter_downloads_as_a_pdf_and_an_email_has_no_pdf(web: Web) -> 
     no_pdf = await web.http.get(f"/outbox/{email_id}/pdf")
 
     assert f'href="/outbox/{letter_id}/pdf"' in letter_page.text
+    assert "srcdoc=" not in letter_page.text and "Mahnung" in letter_page.text  # no HTML preview: its text
     assert pdf.status_code == 200
     assert pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF")
