@@ -407,12 +407,18 @@ def letter_data(values: Mapping[str, Any], language: str) -> dict[str, Any]:
 _compilers = threading.local()
 
 
+@lru_cache(maxsize=1)
+def _fonts() -> typst.Fonts:
+    """The bundled fonts (and Typst's own), read once per process; no system font is ever used."""
+    return typst.Fonts(include_system_fonts=False, font_paths=[str(FONTS_DIR)])
+
+
 def _compiler() -> typst.Compiler:
-    """One Typst compiler per thread (the worker runs activities in threads): it keeps the fonts and
-    parsed templates between letters, which is most of its speed."""
+    """One Typst compiler per thread (the worker runs activities in threads, and a compiler must not
+    be used by two at once): it keeps parsed templates and layout caches between letters."""
     compiler: typst.Compiler | None = getattr(_compilers, "compiler", None)
     if compiler is None:
-        compiler = typst.Compiler(root=str(TEMPLATES_DIR), font_paths=[str(FONTS_DIR)], ignore_system_fonts=True)
+        compiler = typst.Compiler(root=str(TEMPLATES_DIR), font_paths=_fonts())
         _compilers.compiler = compiler
     return compiler
 
