@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -47,9 +47,10 @@ class Form:
 
 
 def _default_period() -> tuple[date, date]:
+    """The last twelve months and this month so far (until tomorrow, exclusive)."""
     today = berlin_today()
     this_month = today.replace(day=1)
-    return this_month.replace(year=this_month.year - 1), this_month
+    return this_month.replace(year=this_month.year - 1), today + timedelta(days=1)
 
 
 def _parse(form: Form) -> tuple[Slice, str]:
