@@ -440,6 +440,12 @@ def _typst_pdf(template: Path, data: Mapping[str, Any], letter_date: date) -> by
     except typst.TypstError as exc:
         if _NOT_ON_PAGE_ONE in exc.message:
             return None
+        if "could not be displayed with font" in exc.message:
+            # PDF/A must embed every glyph it shows: no silent empty boxes in a customer's name.
+            raise RenderError(
+                f"the letter cannot be printed: {exc.message.removeprefix('PDF/A-2b error: ')} "
+                f"(fonts in {FONTS_DIR.name}/: add one that has it, or correct the data)"
+            ) from exc
         raise RenderError(f"the letter template {template.name} failed: {exc.message}") from exc
     if not isinstance(pdf, bytes):
         raise RenderError(f"the letter template {template.name} gave no PDF")

@@ -178,6 +178,16 @@ def test_a_long_arrears_list_moves_the_box_before_the_table_and_an_impossible_on
         render_message(Channel.LETTER, huge)
 
 
+def test_a_letter_with_a_character_its_font_cannot_print_is_refused_not_printed_as_a_blank() -> None:
+    # PDF/A embeds every glyph; DejaVu Sans covers Latin, Greek and Cyrillic, not CJK.
+    context = make_context(kind=MessageKind.REMINDER, salutation_name="Li 李 Müller-Ørsted")
+    with pytest.raises(RenderError, match='the letter cannot be printed: the text `"李"` could not be displayed'):
+        render_message(Channel.LETTER, context)
+    assert "Li 李 Müller-Ørsted" in render_message(Channel.EMAIL, context).text
+    greek = render_message(Channel.LETTER, make_context(kind=MessageKind.REMINDER, salutation_name="Ζωή Παπαδοπούλου"))
+    assert "Guten Tag Ζωή Παπαδοπούλου," in pdf_pages(greek)[0]
+
+
 def test_letter_data_formats_dates_and_amounts_and_keeps_cents() -> None:
     context = situation(MessageKind.TERMINATION_LETTER)
     data = letter_data({**dict(context), "channel": "letter"}, "de")
