@@ -242,7 +242,8 @@ class SimLedger:
         # Every change in order, for a caller that writes the same history into a real ledger
         # (dev/demo_history.py): ("premium", SimPremium) · ("payment", SimPayment) ·
         # ("return", ref, at) · ("fee", key, case_id, cents, at) · ("message", SimMessage, SendMessage) ·
-        # ("status", ChangeContractStatus-like tuple) · ("court", case_id, at) · ("close", action, as_of).
+        # ("status", ChangeContractStatus-like tuple) · ("court", case_id, at) · ("close", action, as_of) ·
+        # ("read", LoadArrears) (a case's reads: the first opens its register row) · ("closed", CloseCase).
         self.log: list[tuple[object, ...]] | None = None
 
     # --- reading --------------------------------------------------------------------------
@@ -260,14 +261,15 @@ class SimLedger:
         ]
 
     def arrears(self, as_of: date) -> Arrears:
+        # model_construct: the values are the ledger's own, already valid (validation is a third of a read)
         items = [
-            OpenItem(
+            OpenItem.model_construct(
                 premium_id=p.premium_id, period=p.period, due_date=p.due_date, open_cents=p.amount_cents - p.paid_cents
             )
             for p in self._dunned(as_of)
         ]
         fees = sum(f.amount_cents - f.paid_cents for f in self._open_fees())
-        return Arrears(
+        return Arrears.model_construct(
             contract_number=self.history.contract_number,
             items=items,
             fees_open_cents=fees,
@@ -672,6 +674,8 @@ class ContractRun:
         ledger, now = self.ledger, self.now
         match command:
             case c.ReadArrears(request=request):
+                if ledger.log is not None:
+                    ledger.log.append(("read", request))
                 return ledger.arrears(request.as_of)
             case c.Send(request=request):
                 return ledger.send(request)
@@ -698,7 +702,10 @@ class ContractRun:
             case c.SignalCourt():
                 return True
             case c.CloseInLedger(request=request):
-                return ledger.close(request.action, request.as_of)
+                closed = ledger.close(request.action, request.as_of)
+                if ledger.log is not None:
+                    ledger.log.append(("closed", request))
+                return closed
             case c.Sleep(until=until):
                 return self.sleep(until)
             case c.ApproveFiling() | c.RecordStaffPayment() | c.OpenRequest():

@@ -39,9 +39,9 @@ from core.simulation import (
     sweep_moment,
 )
 from core.timezone import BUSINESS_TIMEZONE
-from ledger import debit_returns, service
+from ledger import case_register, debit_returns, service
 from ledger.db import session_scope
-from models.activities import SendMessage
+from models.activities import CloseCase, LoadArrears, SendMessage
 from models.auth import AuditEvent
 from models.ledger import Contract, ContractStatus, CourtApplication, Customer, Message
 from models.plans import get_plan
@@ -98,7 +98,7 @@ def period(today: date) -> tuple[date, date]:
 
 def make_contract(index: int, today: date, end: datetime) -> Contracted:
     rng = random.Random(index)
-    number = f"H-{index:05d}"
+    number = f"V-{index:05d}"  # after the live demo's K-10xx in every list sorted by contract number
     plan_id = rng.choices([p for p, _ in PLANS], [w for _, w in PLANS])[0]
     direct_debit = rng.random() < 0.4
     amount = rng.choice((1_290, 2_990, 4_990, 8_990, 12_900))
@@ -309,6 +309,29 @@ def _apply(session: Session, contract: Contract, customer: Customer, entry: tupl
         case ("close", str() as action, date() as as_of):
             if action == "write_off":
                 service.write_off(session, number, as_of)
+        case ("read", LoadArrears() as read):
+            # The case register (ledger/case_register.py), as LedgerActivities.load_arrears keeps it:
+            # the case's first read opens its row with the balance it claimed.
+            register_id: str | None = getattr(read, "case_id", None)
+            opened: datetime | None = getattr(read, "opened_at", None)
+            if register_id and case_register.find(session, register_id) is None:
+                case_register.open_case(
+                    session,
+                    case_id=register_id,
+                    contract=contract,
+                    plan_id=getattr(read, "plan_id", None),
+                    opened_at=opened or case_register.opened_at_of(register_id) or datetime.now(UTC),
+                    claimed_cents=service.arrears(session, number, read.as_of).balance_cents,
+                )
+        case ("closed", CloseCase() as closing):
+            case_register.close_case(
+                session,
+                case_id=closing.case_id,
+                contract=service.get_contract(session, number),
+                action=closing.action,
+                stage=getattr(closing, "stage", None),
+                now=closing.now,
+            )
         case _:
             raise ValueError(f"unknown ledger change {entry!r}")
 

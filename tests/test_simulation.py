@@ -280,3 +280,20 @@ async def test_the_page_csv_and_api_compare_plans_and_refuse_bad_input(engine: E
         assert backwards.status_code == 422 and "must end after it starts" in backwards.text
     with session_scope(engine) as session:
         assert service.count_rows(session, Message) == before  # a simulation changes nothing
+
+
+def test_the_demo_history_fills_the_case_register_as_the_activities_would(engine: Engine) -> None:
+    from models.analytics import CaseRecord
+
+    demo_history.seed_history(engine, now=datetime(2026, 11, 30, 12, tzinfo=UTC), count=15)
+    with session_scope(engine) as session:
+        records = list(session.exec(select(CaseRecord)))
+        case_ids = {m.case_id for m in session.exec(select(Message))}
+        suspended = {
+            s.case_id
+            for s in session.exec(select(ContractStatusChange))
+            if s.to_status == ContractStatus.SUSPENDED
+        }
+    assert records and {r.case_id for r in records} == case_ids  # every case that wrote, one row each
+    assert all(r.outcome == "paid" and r.closed_at is not None and r.claimed_cents for r in records)
+    assert {r.case_id for r in records if r.suspended} == suspended
