@@ -35,6 +35,7 @@ from core.case import events as e
 from core.case.decider import ALL_CHANGES, Case, Decision, Versions, decide, open_case
 from core.case.decider import _Rules as DeciderRules  # the rules `decide` applies, see decide_owned
 from core.case.refusals import refusal
+from core.schedule import SUPPLEMENT
 from core.steps import StepKind
 from core.timezone import BUSINESS_TIMEZONE
 from models.activities import CaseClosed, CourtApplicationPrepared, SendMessage, SentMessage
@@ -144,6 +145,7 @@ class SimCase:
     court_prepared: bool = False
     termination_proposed: bool = False
     refused: list[str] = field(default_factory=list)  # recorded staff actions the case refused
+    steps: tuple[StepKind, ...] = ()  # the plan steps it ran, in order (supplementary notices left out)
 
 
 @dataclass
@@ -751,9 +753,14 @@ class ContractRun:
     def _close_case_record(self, case: Case, sim_case: SimCase) -> None:
         sim_case.stage = case.state.stage
         sim_case.closed_at, sim_case.closed_reason = case.state.closed_at, case.state.closed_reason
-        kinds = {r.kind for r in case.state.steps_done}
+        sim_case.steps = tuple(r.kind for r in case.state.steps_done if not is_supplement_key(r.key))
+        kinds = set(sim_case.steps)
         sim_case.termination_proposed = StepKind.TERMINATION in kinds
         sim_case.handover = sim_case.handover or StepKind.AGENCY_HANDOVER in kinds
+
+
+def is_supplement_key(key: str) -> bool:
+    return SUPPLEMENT in key
 
 
 def suspended_days(changes: list[SimStatusChange], start: datetime, end: datetime) -> float:

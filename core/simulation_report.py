@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from core.calendar import local_date
+from core.response_model import Expectation, ResponseModel, estimate, expect
 from core.simulation import ContractHistory, ContractOutcome, simulate_contract
 from core.timezone import BUSINESS_TIMEZONE
 from models.ledger import ContractStatus
@@ -252,6 +253,10 @@ class WhatIf:
     candidate_totals: Totals
     differences: list[ContractDifference]
     defects: list[str]  # the replay check: the plan actually used against the ledger
+    # The optional response model (core/response_model.py): estimated from the replay of the plans
+    # actually used; the expectation for each of those plans and for the candidate.
+    model: ResponseModel | None = None
+    expectations: list[Expectation] = field(default_factory=list)
 
     def as_dict(self, max_rows: int = 200) -> dict[str, object]:
         return {
@@ -264,6 +269,13 @@ class WhatIf:
             "differences": [{c: getattr(d, c) for c in CSV_COLUMNS} for d in self.differences[:max_rows]],
             "replay_defects": len(self.defects),
             "replay_defect_lines": self.defects[:max_rows],
+            "response_model": None
+            if self.model is None
+            else {
+                "cases": self.model.cases,
+                "p_paid_before_any_step": round(self.model.p_before(), 4),
+                "expectations": [x.as_dict() for x in self.expectations],
+            },
         }
 
 
@@ -295,6 +307,19 @@ def what_if(
     actual = [o for part in mapper(simulate_chunk, chunks, [None] * n, [start] * n, [end] * n) for o in part]
     tried = [o for part in mapper(simulate_chunk, chunks, [candidate] * n, [start] * n, [end] * n) for o in part]
     defects = [line for r, o in zip(recorded, actual, strict=True) for line in replay_defects(r, o)]
+    model = estimate(actual)
+    used = sorted({h.plan_id for h in histories} - {candidate.id})
+    expectations = [expect(get_plan(plan_id), model) for plan_id in used] + [expect(candidate, model)]
     return WhatIf(
-        candidate.id, start, end, actual, tried, totals(actual), totals(tried), differences(actual, tried), defects
+        candidate.id,
+        start,
+        end,
+        actual,
+        tried,
+        totals(actual),
+        totals(tried),
+        differences(actual, tried),
+        defects,
+        model,
+        expectations,
     )

@@ -267,6 +267,7 @@ async def test_the_page_csv_and_api_compare_plans_and_refuse_bad_input(engine: E
         shown = await http.get("/analytics/simulation", params=query)
         assert shown.status_code == 200, shown.text
         assert "reproduces what the ledger recorded" in shown.text and "K-SIM-1" in shown.text
+        assert "Expected with the response model" in shown.text
         csv = await http.get("/analytics/simulation.csv", params=query)
         assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
         assert csv.text.splitlines()[1].startswith("K-SIM-1,")
@@ -274,6 +275,9 @@ async def test_the_page_csv_and_api_compare_plans_and_refuse_bad_input(engine: E
         body = api.json()
         assert api.status_code == 200 and body["replay_defects"] == 0
         assert body["actual"]["handovers"] == 1 and body["candidate"]["termination_proposals"] == 1
+        expected = {x["plan"]: x for x in body["response_model"]["expectations"]}
+        assert body["response_model"]["cases"] == 1 and set(expected) == {"de-follow-up", "de-follow-up-terminate"}
+        assert expected["de-follow-up"]["expected_settled_share"] == 1.0  # its one case was paid after its handover
         bad = await http.get("/api/simulation", params={**query, "candidate": "nope"})
         assert bad.status_code == 422 and "unknown candidate plan 'nope'" in bad.json()["detail"]
         backwards = await http.get("/analytics/simulation", params={**query, "end": "2025-01-01"})
@@ -297,3 +301,23 @@ def test_the_demo_history_fills_the_case_register_as_the_activities_would(engine
     assert records and {r.case_id for r in records} == case_ids  # every case that wrote, one row each
     assert all(r.outcome == "paid" and r.closed_at is not None and r.claimed_cents for r in records)
     assert {r.case_id for r in records if r.suspended} == suspended
+
+
+def test_the_response_model_counts_who_paid_after_which_step_and_chains_it_over_a_plan() -> None:
+    from core.response_model import estimate, expect
+
+    def one(number: str, *payments: SimPayment) -> Any:
+        return simulate_contract(replace(history(*payments), contract_number=number), PLAN, START, END)
+
+    early = one("A", SimPayment("p", 10_000, at(DUE + timedelta(days=4))))
+    late = one("B", SimPayment("p", 10_150, at(DUE + timedelta(days=20))))
+    never = one("C")
+    model = estimate([early, late, never])
+    assert model.cases == 3
+    assert model.reached["reminder"] == 3 and model.paid_after["reminder"] == 1  # A paid after the reminder
+    assert model.p_after("qualified_notice") == pytest.approx(1 / 2)  # B of B and C
+    assert model.p_after("termination") is None
+    mine = expect(PLAN, model)
+    assert mine.settled_share == pytest.approx(2 / 3)  # A and B paid, C never did
+    other = expect(get_plan("de-follow-up-terminate"), model)
+    assert "termination" in other.unknown and other.steps[0].p_reach == pytest.approx(1.0)
