@@ -88,6 +88,9 @@ def simulate(
     if data.truncated:
         console.print(f"[yellow]the slice was cut at {limit} contracts[/yellow]")
     console.print(f"contracts that differ: {len(report.differences)}" + (f" (CSV: {csv})" if csv else ""))
+    for x in report.expectations:  # the response model: an estimate from the history, not a replay
+        unknown = f" (no history for: {', '.join(x.unknown)})" if x.unknown else ""
+        console.print(f"response model: {x.plan_id} would settle {x.settled_share:.1%} of the cases{unknown}")
     if report.defects:
         console.print(f"[red]replay check: {len(report.defects)} difference(s) from the ledger[/red]")
         for line in report.defects[:50]:
