@@ -110,6 +110,9 @@ class ContractHistory:
     agent_code: str | None = None
     product: str = ""
     plan_id: str = ""  # the plan the ledger says the contract is dunned on (for the slice)
+    # When the ledger's cases started (from their case ids): billing's premium_due event may start a
+    # case at another moment than the morning sweep. Each start duns what is overdue then.
+    case_starts: tuple[datetime, ...] = ()
 
 
 # --- output: what a plan did to one contract ----------------------------------------------------------
@@ -489,7 +492,7 @@ def decide_owned(case: Case, event: e.Event, now: datetime, versions: Versions =
 class _Happening:
     at: datetime
     order: int  # ties: premiums fall due, then money moves, then people act
-    kind: str  # due | premium | pay | return | staff
+    kind: str  # due | start | premium | pay | return | staff
     premium: SimPremium | None = None
     payment: SimPayment | None = None
     action: SimStaffAction | None = None
@@ -513,6 +516,8 @@ def _timeline(history: ContractHistory, start: datetime) -> list[_Happening]:
     for p in history.premiums:
         out.append(_Happening(booking_moment(p.due_date), 0, "premium", premium=p))
         out.append(_Happening(sweep_moment(p.due_date), 1, "due", premium=p))
+    for moment in history.case_starts:
+        out.append(_Happening(moment, 1, "start"))
     for pay in history.payments:
         out.append(_Happening(pay.received_at, 2, "pay", payment=pay))
         if pay.returned_at is not None:
@@ -597,19 +602,28 @@ class ContractRun:
                 why = f"direct debit returned ({h.payment.return_code})"
                 for premium_id in reopened:
                     self.dun(PremiumOverdue(premium_id=premium_id, reason=why))
+        elif h.kind == "start":
+            # A recorded case start (billing's premium_due, a person): what is open and due by then.
+            due = sorted(
+                (p for p in ledger.premiums.values() if p.open and not p.blocked and p.due_date <= ledger_date(h.at)),
+                key=lambda p: (p.due_date, p.row),
+            )
+            if due and not ledger.stopped:
+                self.dun(*(PremiumOverdue(premium_id=p.premium_id) for p in due))
         elif h.kind == "staff" and h.action is not None:
             self.staff(h.action)
 
-    def dun(self, premium: PremiumOverdue) -> None:
-        """start_or_join_case: the running case gets the premium, or a new case starts."""
+    def dun(self, *premiums: PremiumOverdue) -> None:
+        """start_or_join_case: the running case gets the premiums, or a new case starts with them."""
         if self.case is not None and not self.case.closed:
-            self.signal(e.PremiumJoined(premium))
+            for premium in premiums:
+                self.signal(e.PremiumJoined(premium))
             return
         if self.case is not None and self.sim_case is not None:
             self._close_case_record(self.case, self.sim_case)
         workflow_id = f"dunning-{self.history.contract_number}"
         self.case = open_case(
-            CaseInput(contract_number=self.history.contract_number, plan=self.plan, premiums=[premium]),
+            CaseInput(contract_number=self.history.contract_number, plan=self.plan, premiums=list(premiums)),
             workflow_id,
             self.now,
         )

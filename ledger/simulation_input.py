@@ -124,6 +124,7 @@ def read_slice(session: Session, part: Slice, default_plan: str) -> SliceData:
     payments: dict[int, list[Payment]] = defaultdict(list)
     messages: dict[int, list[RecordedMessage]] = defaultdict(list)
     statuses: dict[int, list[RecordedStatus]] = defaultdict(list)
+    starts: dict[int, set[str]] = defaultdict(set)  # the case ids the ledger saw
     start_at, end_at = part.start_at, part.end_at
     for chunk in _chunks(ids):
         for p in session.exec(
@@ -152,6 +153,7 @@ def read_slice(session: Session, part: Slice, default_plan: str) -> SliceData:
             )
         ):
             messages[m.contract_id or 0].append(RecordedMessage(m.kind, m.channel, _aware(m.created_at)))
+            starts[m.contract_id or 0].add(m.case_id or "")
         for s in session.exec(
             select(ContractStatusChange).where(
                 col(ContractStatusChange.contract_id).in_(chunk),
@@ -160,6 +162,7 @@ def read_slice(session: Session, part: Slice, default_plan: str) -> SliceData:
             )
         ):
             statuses[s.contract_id].append(RecordedStatus(str(s.to_status), _aware(s.effective_at)))
+            starts[s.contract_id].add(s.case_id or "")
     returns = _return_moments(session, [p for ps in payments.values() for p in ps if p.returned], start_at)
     numbers = [contract.contract_number for contract, _ in rows]
     actions = _staff_actions(session, numbers, start_at, end_at)
@@ -191,10 +194,19 @@ def read_slice(session: Session, part: Slice, default_plan: str) -> SliceData:
                 agent_code=contract.agent_code,
                 product=contract.product,
                 plan_id=contract.dunning_plan or default_plan,
+                case_starts=tuple(sorted(filter(None, (case_start(case_id) for case_id in starts[cid])))),
             )
         )
         recorded.append(RecordedContract(contract.contract_number, tuple(messages[cid]), tuple(statuses[cid])))
     return SliceData(histories, recorded, truncated)
+
+
+def case_start(case_id: str) -> datetime | None:
+    """The start moment a case id carries (`dunning-<contract>/<YYYYmmddTHHMMSS>`, UTC), or None."""
+    try:
+        return datetime.strptime(case_id.rsplit("/", 1)[1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except (IndexError, ValueError):
+        return None
 
 
 def _returned_at(payment: Payment, returns: dict[str, datetime]) -> datetime | None:

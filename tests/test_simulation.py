@@ -321,3 +321,11 @@ def test_the_response_model_counts_who_paid_after_which_step_and_chains_it_over_
     assert mine.settled_share == pytest.approx(2 / 3)  # A and B paid, C never did
     other = expect(get_plan("de-follow-up-terminate"), model)
     assert "termination" in other.unknown and other.steps[0].p_reach == pytest.approx(1.0)
+
+
+def test_a_case_the_ledger_saw_start_earlier_starts_then_and_the_sweep_only_joins() -> None:
+    started = at(DUE, 12)  # billing's premium_due on the due date itself, before the morning sweep
+    h = replace(history(), case_starts=(started,))
+    outcome = simulate_contract(h, PLAN, START, datetime(2026, 4, 1, tzinfo=UTC))
+    (case,) = outcome.cases
+    assert case.opened_at == started and case.case_id == "dunning-K-SIM-1/20260302T120000"
