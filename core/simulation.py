@@ -517,7 +517,9 @@ def _timeline(history: ContractHistory, start: datetime) -> list[_Happening]:
         out.append(_Happening(booking_moment(p.due_date), 0, "premium", premium=p))
         out.append(_Happening(sweep_moment(p.due_date), 1, "due", premium=p))
     for moment in history.case_starts:
-        out.append(_Happening(moment, 1, "start"))
+        # A case id carries its start to the second: what happened within that second (a payment
+        # booked just before the case started) came first.
+        out.append(_Happening(moment.replace(microsecond=999_999), 1, "start"))
     for pay in history.payments:
         out.append(_Happening(pay.received_at, 2, "pay", payment=pay))
         if pay.returned_at is not None:
