@@ -565,8 +565,12 @@ class ContractRun:
         while self.happenings and self.happenings[0].at < self.end:
             happening = self.happenings.popleft()
             self.now = max(self.now, happening.at.astimezone(UTC))
+            case, changes = self.case, self.case.changes if self.case is not None else 0
             self.happen(happening)
-            if self.case is not None and not self.case.closed:
+            # A quiet case (waiting for a person, or past the period) wakes only when something
+            # changed for it, as the workflow's wait_condition does; a new case starts its loop.
+            woken = self.case is not case or (self.case is not None and self.case.changes != changes)
+            if self.case is not None and not self.case.closed and woken:
                 self.drive()
         self.finish()
         return self.outcome
