@@ -334,43 +334,59 @@ def recovery_curve(session: Session, f: Filters) -> list[CohortRow]:
             f,
         ).group_by(year, month),
     ).all()
-    received = col(Payment.received_at)
+    # Three steps, so each costly expression runs once per row: (1) per payment of a case, the whole
+    # months elapsed since opening (materialized: a database that inlined it would take the dates
+    # apart again for every one of the twelve sums); (2) per case, cumulative after 1 … 12 months;
+    # (3) per cohort, the sums, each case capped at its claim. Measured: dev/bench/analytics.py.
+    received, opened = col(Payment.received_at), col(CaseRecord.opened_at)
     elapsed = (
-        (_part("year", received) - year) * 12
-        + (_part("month", received) - month)
-        - case((_part("day", received) < _part("day", col(CaseRecord.opened_at)), 1), else_=0)
+        (_part("year", received) - _part("year", opened)) * 12
+        + (_part("month", received) - _part("month", opened))
+        - case((_part("day", received) < _part("day", opened), 1), else_=0)
+    ).label("e")
+    by_payment = (
+        _cases(
+            select(
+                col(CaseRecord.id).label("case_row"),
+                opened.label("opened_at"),
+                col(CaseRecord.claimed_cents).label("claimed"),
+                elapsed,
+                (col(Payment.amount_cents) - col(Payment.credit_cents)).label("amount"),
+            )
+            .select_from(CaseRecord)
+            .join(
+                Payment,
+                and_(
+                    col(Payment.contract_id) == col(CaseRecord.contract_id),
+                    received >= opened,
+                    received < f.end,
+                    or_(col(CaseRecord.closed_at).is_(None), received <= col(CaseRecord.closed_at)),
+                    col(Payment.returned).is_(False),
+                ),
+            )
+            .where(col(CaseRecord.claimed_cents) > 0, _not_cancelled()),
+            f,
+        )
+        .cte("by_payment")
+        .prefix_with("MATERIALIZED")
     )
-    paid = col(Payment.amount_cents) - col(Payment.credit_cents)
-    per_case = _cases(
-        select(
-            col(CaseRecord.id).label("case_row"),
-            year.label("y"),
-            month.label("m"),
-            col(CaseRecord.claimed_cents).label("claimed"),
-            *[func.sum(case((elapsed < k, paid), else_=0)).label(f"r{k}") for k in range(1, MONTHS + 1)],
-        )
-        .select_from(CaseRecord)
-        .join(
-            Payment,
-            and_(
-                col(Payment.contract_id) == col(CaseRecord.contract_id),
-                received >= col(CaseRecord.opened_at),
-                received < f.end,
-                or_(col(CaseRecord.closed_at).is_(None), received <= col(CaseRecord.closed_at)),
-                col(Payment.returned).is_(False),
-            ),
-        )
-        .where(col(CaseRecord.claimed_cents) > 0, _not_cancelled()),
-        f,
-    ).group_by(col(CaseRecord.id), year, month, col(CaseRecord.claimed_cents))
-    sub = per_case.subquery()
+    cumulative = [
+        func.sum(case((by_payment.c.e < k, by_payment.c.amount), else_=0)).label(f"r{k}") for k in range(1, MONTHS + 1)
+    ]
+    per_case = (
+        select(by_payment.c.opened_at, by_payment.c.claimed, *cumulative)
+        .where(by_payment.c.e < MONTHS)
+        .group_by(by_payment.c.case_row, by_payment.c.opened_at, by_payment.c.claimed)
+        .subquery()
+    )
+    y, m = _part("year", per_case.c.opened_at), _part("month", per_case.c.opened_at)
     capped = [
-        func.sum(case((sub.c[f"r{k}"] > sub.c.claimed, sub.c.claimed), else_=sub.c[f"r{k}"]))
+        func.sum(case((per_case.c[f"r{k}"] > per_case.c.claimed, per_case.c.claimed), else_=per_case.c[f"r{k}"]))
         for k in range(1, MONTHS + 1)
     ]
     recovered = {
         (int(row[0]), int(row[1])): [int(v or 0) for v in row[2:]]
-        for row in _q(session, select(sub.c.y, sub.c.m, *capped).group_by(sub.c.y, sub.c.m)).all()
+        for row in _q(session, select(y, m, *capped).group_by(y, m)).all()
     }
     rows: list[CohortRow] = []
     for y, m, n, claimed in sorted((int(a), int(b), int(c), int(d or 0)) for a, b, c, d in claimed_rows):
@@ -431,24 +447,22 @@ def cure_by_stage(session: Session, f: Filters) -> list[StageRow]:
         ).group_by(col(Message.kind)),
     ).all():
         reached[KIND_STAGE[kind].value] = int(n)
-    for to_status, stage in (
-        (ContractStatus.SUSPENDED, CaseStage.SUSPENDED),
-        (ContractStatus.TERMINATED, CaseStage.TERMINATED),
-    ):
-        reached[stage.value] = int(
-            _q(
-                session,
-                _cases(
-                    select(func.count(distinct(col(ContractStatusChange.case_id))))
-                    .select_from(CaseRecord)
-                    .join(ContractStatusChange, col(ContractStatusChange.case_id) == case_key)
-                    .where(
-                        col(ContractStatusChange.to_status) == to_status, col(ContractStatusChange.effective_at) < f.end
-                    ),
-                    f,
-                ),
-            ).scalar_one()
-        )
+    reached[CaseStage.SUSPENDED.value] = reached[CaseStage.TERMINATED.value] = 0
+    for to_status, n in _q(  # suspended and terminated in one pass over the status history
+        session,
+        _cases(
+            select(col(ContractStatusChange.to_status), func.count(distinct(col(ContractStatusChange.case_id))))
+            .select_from(CaseRecord)
+            .join(ContractStatusChange, col(ContractStatusChange.case_id) == case_key)
+            .where(
+                col(ContractStatusChange.to_status).in_([ContractStatus.SUSPENDED, ContractStatus.TERMINATED]),
+                col(ContractStatusChange.effective_at) < f.end,
+            ),
+            f,
+        ).group_by(col(ContractStatusChange.to_status)),
+    ).all():
+        stage = CaseStage.SUSPENDED if ContractStatus(to_status) == ContractStatus.SUSPENDED else CaseStage.TERMINATED
+        reached[stage.value] = int(n)
     reached[CaseStage.AGENCY.value] = int(
         _q(
             session,
@@ -489,13 +503,23 @@ def cure_by_stage(session: Session, f: Filters) -> list[StageRow]:
 def cure_by_channel(session: Session, f: Filters, window_days: int) -> list[ChannelRow]:
     """Per channel: cases with a dunning message on it, and cases whose clearing payment came within
     `window_days` after such a message (DOMAIN.md §12: 7 days)."""
-    case_key = col(CaseRecord.case_id)
-    messaged = {
-        str(channel): int(n)
-        for channel, n in _q(
+    case_key, paid_at = col(CaseRecord.case_id), col(CaseRecord.paid_at)
+    cured_by_it = and_(
+        col(CaseRecord.outcome) == "paid",
+        col(CaseRecord.closed_at) < f.end,
+        _sent() <= paid_at,
+        _sent() >= days_before(paid_at, window_days),
+    )
+    counts = {  # one pass over the messages: cases messaged, and of those cured within the window
+        str(channel): (int(n), int(cured or 0))
+        for channel, n, cured in _q(
             session,
             _cases(
-                select(col(Message.channel), func.count(distinct(col(Message.case_id))))
+                select(
+                    col(Message.channel),
+                    func.count(distinct(col(Message.case_id))),
+                    func.count(distinct(case((cured_by_it, case_key), else_=None))),
+                )
                 .select_from(CaseRecord)
                 .join(Message, col(Message.case_id) == case_key)
                 .where(*_messages_of_cases(f)),
@@ -503,29 +527,9 @@ def cure_by_channel(session: Session, f: Filters, window_days: int) -> list[Chan
             ).group_by(col(Message.channel)),
         ).all()
     }
-    paid_at = col(CaseRecord.paid_at)
-    cured = {
-        str(channel): int(n)
-        for channel, n in _q(
-            session,
-            _cases(
-                select(col(Message.channel), func.count(distinct(case_key)))
-                .select_from(CaseRecord)
-                .join(Message, col(Message.case_id) == case_key)
-                .where(
-                    *_messages_of_cases(f),
-                    col(CaseRecord.outcome) == "paid",
-                    col(CaseRecord.closed_at) < f.end,
-                    _sent() <= paid_at,
-                    _sent() >= days_before(paid_at, window_days),
-                ),
-                f,
-            ).group_by(col(Message.channel)),
-        ).all()
-    }
     return [
-        ChannelRow(channel=c, cases_messaged=n, cured_within=cured.get(c, 0), rate=ratio(cured.get(c, 0), n))
-        for c, n in sorted(messaged.items())
+        ChannelRow(channel=c, cases_messaged=n, cured_within=cured, rate=ratio(cured, n))
+        for c, (n, cured) in sorted(counts.items())
     ]
 
 
