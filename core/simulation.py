@@ -41,6 +41,7 @@ from core.timezone import BUSINESS_TIMEZONE
 from models.activities import CaseClosed, CourtApplicationPrepared, SendMessage, SentMessage
 from models.case import (
     Arrears,
+    Cancel,
     CaseInput,
     CaseStage,
     Dispute,
@@ -51,6 +52,7 @@ from models.case import (
     PremiumOverdue,
     PromiseToPay,
     Resume,
+    WriteOff,
 )
 from models.ledger import ContractStatus
 from models.messages import DEMANDING_KINDS, Channel, MessageKind
@@ -58,6 +60,7 @@ from models.plan import DunningPlan
 
 SWEEP_HOUR = time(6)  # the daily LedgerSweep Schedule: 06:00 Berlin (infra/runtime.py)
 MAX_DECISIONS_PER_CASE = 20_000  # a plan that loops without progress is a defect, not a hang
+LOCKED_ACTIONS = ("write-off", "cancel")  # staff actions whose commands the workflow performs at once
 
 
 class SimulationError(ValueError):
@@ -88,10 +91,11 @@ class SimPayment:
 
 @dataclass(frozen=True)
 class SimStaffAction:
-    """A staff action on the case as the audit trail recorded it (hold, promise, resume, dispute)."""
+    """A staff action on the case as the audit trail recorded it (hold, promise, resume, dispute,
+    write-off, cancel)."""
 
     at: datetime
-    kind: str  # hold | promise | resume | dispute
+    kind: str  # hold | promise | resume | dispute | write-off | cancel
     until: date | None = None  # hold: until; promise: pay by
     amount_cents: int | None = None  # promise
     reason: str = ""
@@ -656,12 +660,19 @@ class ContractRun:
             event = e.Resumed(Resume(reason=action.reason, by=action.by))
         elif action.kind == "dispute":
             event = e.Disputed(Dispute(reason=action.reason or "dispute", by=action.by))
+        elif action.kind == "write-off":
+            event = e.WriteOffRequested(WriteOff(reason=action.reason or "written off", by=action.by))
+        elif action.kind == "cancel":
+            event = e.CancelRequested(Cancel(reason=action.reason or "cancelled", by=action.by))
         else:
             return
         problem = refusal(self.case, event, self.now)
         if problem is not None:
             assert self.sim_case is not None
             self.sim_case.refused.append(f"{action.kind} at {action.at:%Y-%m-%d}: {problem}")
+            return
+        if action.kind in LOCKED_ACTIONS:  # touches the ledger: performed under the case's lock (`_act`)
+            self.perform_all(self.feed(event))
             return
         self.feed(event)
 

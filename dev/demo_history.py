@@ -10,8 +10,9 @@ book_premium, book_payment, book_fee, set_contract_status, add_message; ledger/d
 returned debits), the same functions billing, the bank and the activities use. So the replay check
 (the plan actually used replays to what the ledger holds) must pass on it.
 
-Every premium ends paid (a last payment clears what is left before today), so no overdue premium
-is left for the morning sweep: not one Temporal workflow is started. Messages are stored with a
+Every premium ends paid or written off (a supervisor writes off half of the claims that reach court
+approval; a last payment clears what is left before today), so no overdue premium is left for the
+morning sweep: not one Temporal workflow is started. Messages are stored with a
 short text body (nothing is rendered or sent). Seeds once per database (event `demo-history-v1`).
 """
 
@@ -55,6 +56,7 @@ LATE_RATE = 0.4  # share of premiums paid late (a case each): a dunning portfoli
 RETURN_RATE = 0.03  # share of direct debits that come back (AM04: no funds)
 BATCH = 20  # contracts per transaction: short write locks for the live stack meanwhile
 HOLD_RATE = 0.05  # share of late premiums whose case a clerk holds for two weeks
+WRITE_OFF_SHARE = 0.5  # of the cases that reach court approval: written off instead of paid
 ZONE = ZoneInfo(BUSINESS_TIMEZONE)
 SUSPENDED_REASON = "Notice deadline passed with arrears (§38(2) VVG)"
 
@@ -116,13 +118,19 @@ def make_contract(index: int, today: date, end: datetime) -> Contracted:
         if rng.random() < LATE_RATE:
             first_days, rest_days = _late_delay(rng)
             pay_at = min(_at(due + timedelta(days=first_days), 10, rng.randint(0, 59)), latest)
+            if first_days >= 100 and rng.random() < WRITE_OFF_SHARE and pay_at < latest:
+                # Waiting for court approval, a supervisor writes the claim off instead of filing.
+                actions.append(SimStaffAction(pay_at, "write-off", None, None, "uneinbringlich", "demo-supervisor"))
+                due = add_months(due, 3)
+                continue
             payments.append(SimPayment(f"demo-hist:{pid}:1", -2 if rest_days else 0, pay_at, None))
             if rest_days:
                 rest_at = min(_at(due + timedelta(days=rest_days), 15, rng.randint(0, 59)), latest)
                 payments.append(SimPayment(f"demo-hist:{pid}:2", 0, max(rest_at, pay_at + timedelta(hours=1))))
             if first_days >= 14 and rng.random() < HOLD_RATE / LATE_RATE * 0.5:
                 held = sweep_moment(due) + timedelta(days=5, hours=5)
-                actions.append(SimStaffAction(held, "hold", (held + timedelta(days=14)).date(), None, "im Krankenhaus"))
+                until = (held + timedelta(days=14)).date()
+                actions.append(SimStaffAction(held, "hold", until, None, "im Krankenhaus", "demo-clerk"))
         elif direct_debit:
             ref = f"sepa:{pid}"
             returned = rng.random() < RETURN_RATE
@@ -180,6 +188,14 @@ def settle(contract: Contracted, start: datetime, end: datetime) -> ContractRun:
     return run
 
 
+def _audit_detail(action: SimStaffAction) -> dict[str, object]:
+    """What web/internal/case_actions.py keeps of a case action in the audit trail."""
+    detail: dict[str, object] = {"case_action": action.kind, "reason": action.reason}
+    if action.until is not None:
+        detail["until"] = str(action.until)
+    return detail
+
+
 def _recipient(channel: str, customer: Customer) -> str:
     if channel == "email":
         return customer.email or ""
@@ -216,11 +232,11 @@ def write(session: Session, contract: Contracted, run: ContractRun) -> None:
             AuditEvent(
                 at=action.at,
                 actor_kind="person",
-                actor="demo-clerk",
+                actor=action.by,
                 via="session",
-                action="POST /contracts/{contract_number}/case/hold",
+                action=f"POST /contracts/{{contract_number}}/case/{action.kind}",
                 contract_number=h.contract_number,
-                detail={"case_action": action.kind, "until": str(action.until), "reason": action.reason},
+                detail=_audit_detail(action),
                 source="demo history",
                 status_code=303,
             )

@@ -30,7 +30,7 @@ from models.plans import BUILTIN_PLANS
 MAX_PERIOD_DAYS = 400  # a year and a bit: the simulation is for "what would this plan have done last year"
 PAYMENTS_BEFORE = timedelta(days=31)  # money paid ahead of a premium in the period still pays it
 RETURN_FALLBACK = timedelta(days=3)  # a returned debit whose return event is not in the ledger
-STAFF_ACTIONS = ("hold", "promise", "resume", "dispute")
+STAFF_ACTIONS = ("hold", "promise", "resume", "dispute", "write-off", "cancel")
 CHUNK = 500
 STOP_CODES = frozenset(code for code, rule in RETURN_RULES.items() if rule.stop)  # MD07: a person decides
 

@@ -329,3 +329,12 @@ def test_a_case_the_ledger_saw_start_earlier_starts_then_and_the_sweep_only_join
     outcome = simulate_contract(h, PLAN, START, datetime(2026, 4, 1, tzinfo=UTC))
     (case,) = outcome.cases
     assert case.opened_at.replace(microsecond=0) == started and case.case_id == "dunning-K-SIM-1/20260302T120000"
+
+
+def test_a_recorded_write_off_closes_the_case_and_restores_cover_in_the_replay() -> None:
+    written = SimStaffAction(at(DUE + timedelta(days=70)), "write-off", reason="uncollectable", by="boss")
+    outcome = simulate_contract(history(actions=(written,)), PLAN, START, END)
+    (case,) = outcome.cases
+    assert case.stage == "written_off" and case.closed_at == written.at
+    assert outcome.open_cents_at_end == 0 and outcome.paid_cents == 0
+    assert [s.to_status for s in outcome.status_changes] == [ContractStatus.SUSPENDED, ContractStatus.ACTIVE]
