@@ -421,7 +421,7 @@ def _messages_of_cases(f: Filters) -> Any:
     )
 
 
-def cure_by_stage(session: Session, f: Filters) -> list[StageRow]:
+def cure_by_stage(session: Session, f: Filters, cases: int | None = None) -> list[StageRow]:
     """Per stage: cases that reached it (the ledger fact that proves it) and cases paid in full while
     it was the stage reached last (the register's stage at close) — DOMAIN.md §12."""
     closed = and_(col(CaseRecord.outcome) == "paid", col(CaseRecord.closed_at) < f.end)
@@ -434,7 +434,7 @@ def cure_by_stage(session: Session, f: Filters) -> list[StageRow]:
             ).group_by(col(CaseRecord.stage_at_close)),
         ).all()
     }
-    reached: dict[str, int] = {CaseStage.OVERDUE.value: totals(session, f).cases}
+    reached: dict[str, int] = {CaseStage.OVERDUE.value: totals(session, f).cases if cases is None else cases}
     case_key = col(CaseRecord.case_id)
     for kind, n in _q(
         session,
@@ -736,11 +736,12 @@ def report(
     """Every figure of the analytics page for the filters."""
     moment = now or min(datetime.now(UTC), f.end)
     sla, outcomes = agent_sla(session, f, moment)
+    counted = totals(session, f)
     return Report(
         filters=f.as_dict(),
-        totals=totals(session, f),
+        totals=counted,
         recovery=recovery_curve(session, f),
-        cure_by_stage=cure_by_stage(session, f),
+        cure_by_stage=cure_by_stage(session, f, counted.cases),
         cure_window_days=cure_window_days,
         cure_by_channel=cure_by_channel(session, f, cure_window_days),
         kept=kept_contracts(session, f, acquisition_cost_cents),
