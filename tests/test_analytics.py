@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import select
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 from typer.testing import CliRunner
 
 from activities.ledger import LedgerActivities
@@ -29,10 +31,14 @@ from ledger.db import session_scope
 from ledger.inbound import Inbound
 from models.activities import CloseCase, LoadArrears
 from models.analytics import CaseRecord
+from models.case import CaseStage
 from models.ledger import ContractStatus
 from tests.analytics_ledger import AS_OF, NOW, P, Q, build
 from tests.apps import BothApps
+from tests.helpers import advance_until
+from tests.test_dunning_case import one_premium_case, pay
 from web.deps import AppContext
+from workflows.dunning import DunningCase
 
 D = Decimal
 
@@ -364,3 +370,30 @@ def test_the_cli_prints_tables_and_json(engine: Engine, tmp_path: Path, monkeypa
     bad = runner.invoke(starter.app, ["report", "--from", "2026-05-01", "--to", "2026-04-01"])
     assert bad.exit_code == 2 and "is after to" in bad.output
     config.get_settings.cache_clear()  # the next test reads its own environment
+
+
+# --- a real case, through the workflow ------------------------------------------------------------------
+
+
+async def test_a_real_case_opens_and_closes_its_register_row(
+    time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings
+) -> None:
+    """The decider gives the first read the case id and the close its stage: a case that reached
+    suspension and was then paid leaves a row a person could check against its history."""
+    _today, handle = await one_premium_case(time_env, engine, settings, 10_000)
+    await advance_until(time_env, handle, lambda s: s.stage == CaseStage.SUSPENDED)
+    with session_scope(engine) as session:
+        opened = session.exec(select(CaseRecord)).one()
+        assert (opened.claimed_cents, opened.closed_at, opened.plan_id) == (10_000, None, "de-follow-up")
+    balance = (await handle.query(DunningCase.status)).balance_cents  # the premium and the notice's letter fee
+    paid_at = await time_env.get_current_time()
+    await pay(time_env, engine, settings, "pay-all", balance)
+    result = await handle.result()
+    with session_scope(engine) as session:
+        row = session.exec(select(CaseRecord)).one()
+    assert row.case_id == result.case_id
+    assert (row.outcome, row.stage_at_close, row.suspended, row.contract_status_at_close) == (
+        "paid", "suspended", True, "active",
+    )  # fmt: skip
+    assert row.paid_at is not None and abs((row.paid_at - paid_at).total_seconds()) < 60
+    assert row.closed_at is not None and row.closed_at >= row.paid_at >= row.opened_at
