@@ -35,6 +35,7 @@ class ScriptStep:
 @dataclass(frozen=True)
 class Script:
     steps: list[ScriptStep] = field(default_factory=list)
+    answers: bool = False  # each payment's sender also waits for an update's answer, as in the real case
 
 
 STEP_ACTIVITY = "bench_step"  # the no-op activity (dev/bench/throughput.py registers it)
@@ -79,3 +80,7 @@ class BenchScript:
     @workflow.signal(name="event")
     def event(self) -> None:
         self.signals += 1
+
+    @workflow.update(name="answer")
+    def answer(self) -> int:
+        return self.signals
