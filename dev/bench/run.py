@@ -3,7 +3,7 @@
 Each number comes with a baseline measured in the same run on the same machine, and the goal
 from issue #7. Nothing here is part of `make test`. PostgreSQL: BENCH_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/h_bench, created when missing; the database is wiped); no server → reported as
-not run. 4–6 minutes on 2 cores.
+not run. 7–10 minutes on 2 cores (the end-to-end throughput part alone about 3–4).
 """
 
 from __future__ import annotations

@@ -871,8 +871,10 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"{rh['sampled_histories']} sampled real cases of this run took ({script['real_case_events']} events): "
         f"{script['activities']} no-op activities and {script['local_activities']} local ones, "
         f"{script['timers']} timers that fire and {script['signal_waits']} that a payment cancels "
-        f"({', '.join(f'{s:g} s' for s in script['timer_seconds']) or 'none'}), {script['signals']} signals, each "
-        "activity after the signals it followed in the real case — on a worker process with the same settings "
+        f"({', '.join(f'{s:g} s' for s in script['timer_seconds']) or 'none'}), {script['signals']} signals"
+        + (" (each payment's sender then awaits an update's answer, as the ledger API does)" if script.get(
+            "payment_answers_awaited") else "")
+        + ", each activity after the signals it followed in the real case — on a worker process with the same settings "
         "(sandbox, passthrough modules, 16 threads and activity slots, interceptor, cache). The benchmark signals "
         "it at the same three points (suspended, receipt written, reactivated: marker rows the no-op activity "
         f"writes). No-op: {noop['cases_per_second']}/s ({noop['seconds_to_last_reactivation']} s to the last).",
@@ -893,7 +895,15 @@ def report_lines(r: dict[str, Any]) -> list[str]:
     lines += [
         f"| CPU all | {total_real:.0f} ms | {total_noop:.0f} ms |",
         "",
-        "Messages per real case: " + ", ".join(f"{k} {v}" for k, v in real["messages_per_case"].items()) + ".",
+        "Messages per real case: " + ", ".join(f"{k} {v}" for k, v in real["messages_per_case"].items()) + "."
+        + (
+            f" The ledger API answered {real['payments_sent_again']} payments with a server error or a broken "
+            f"connection and they were sent again (same event id); {real['payment_errors']} still failed after "
+            f"three tries (booked and signalled before the API waits for the case's answer), e.g. "
+            f"`{real['payment_error_example']}`."
+            if real.get("payments_sent_again")
+            else " Every payment was answered at the first try."
+        ),
         "",
         ("Goal met. " if r["met"] else "**Missed**. ")
         + f"Where the time goes: a real case costs {total_real:.0f} ms of CPU, the no-op {total_noop:.0f} ms, so "
@@ -917,7 +927,8 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         "ledger, rendering and storing the e-mails, the payload encryption. The web app adds "
         f"{rc.get('web', 0):.0f} ms (two payments through the ledger API: booking, audit, the signal), the Temporal "
         f"server {rc.get('temporal_server', 0) - nc.get('temporal_server', 0):+.0f} ms against the no-op (the "
-        f"case's {rh['events'] - nh['events']:.0f} more history events: search attribute updates) and this "
+        f"case's {rh['events'] - nh['events']:.0f} more history events: search attribute updates, and the payments' "
+        "update answers and repeated signals where the API was sent a payment again) and this "
         f"benchmark's client {rc.get('bench_client', 0) - nc.get('bench_client', 0):+.0f} ms (HTTP and ledger "
         "polling instead of bare signals).",
         "",
