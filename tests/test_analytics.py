@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -352,14 +353,21 @@ async def test_the_page_shows_charts_and_the_same_figures_as_tables(web: httpx.A
     assert "<caption>Cure per stage</caption>" in html
 
 
-def test_the_cli_prints_tables_and_json(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import starter
-
+@pytest.fixture
+def cli_env(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The CLI reads its settings from the environment: this test's ledger, cached settings dropped."""
     build(engine)
     monkeypatch.setenv("DATABASE_URL", engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "200")
     config.get_settings.cache_clear()
+    yield engine
+    config.get_settings.cache_clear()  # the next test reads its own environment
+
+
+def test_the_cli_prints_tables_and_json(cli_env: Engine) -> None:
+    import starter
+
     runner = CliRunner()
     text_out = runner.invoke(starter.app, ["report", "kept", "--as-of", "2026-11-30"])
     assert text_out.exit_code == 0, text_out.output
@@ -369,7 +377,8 @@ def test_the_cli_prints_tables_and_json(engine: Engine, tmp_path: Path, monkeypa
     assert json.loads(as_json.output)["totals"]["cases"] == 1
     bad = runner.invoke(starter.app, ["report", "--from", "2026-05-01", "--to", "2026-04-01"])
     assert bad.exit_code == 2 and "is after to" in bad.output
-    config.get_settings.cache_clear()  # the next test reads its own environment
+    unknown = runner.invoke(starter.app, ["report", "--plan", "no-such-plan"])
+    assert unknown.exit_code == 2 and "unknown plan" in unknown.output
 
 
 # --- a real case, through the workflow ------------------------------------------------------------------
