@@ -40,6 +40,7 @@ from models.ledger import (
     Premium,
     PremiumStatus,
 )
+from models.messages import Channel
 
 MONTHS = 12  # the recovery curve: after 1 … 12 months
 AGEING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
@@ -421,7 +422,58 @@ def _messages_of_cases(f: Filters) -> Any:
     )
 
 
-def cure_by_stage(session: Session, f: Filters, cases: int | None = None) -> list[StageRow]:
+@dataclass(frozen=True)
+class MessageFacts:
+    """What the outbox says about the filtered cases, from one pass over their dunning messages."""
+
+    kinds: dict[str, int]  # message kind → cases with at least one sent
+    channels: dict[str, tuple[int, int]]  # channel → (cases messaged there, of those paid within the window)
+
+
+def message_facts(session: Session, f: Filters, window_days: int) -> MessageFacts:
+    """One pass: per case, which dunning kinds and channels it got and whether a message on a channel
+    came within `window_days` before its clearing payment; then the sums. (Counting distinct cases per
+    kind and per channel separately would read the outbox twice.)"""
+    case_key, paid_at = col(CaseRecord.case_id), col(CaseRecord.paid_at)
+    cured_by_it = and_(
+        col(CaseRecord.outcome) == "paid",
+        col(CaseRecord.closed_at) < f.end,
+        _sent() <= paid_at,
+        _sent() >= days_before(paid_at, window_days),
+    )
+    kind, channel = col(Message.kind), col(Message.channel)
+    kinds, channels = list(KIND_STAGE), [c.value for c in Channel]
+    flags = [func.max(case((kind == k, 1), else_=0)).label(f"k{n}") for n, k in enumerate(kinds)]
+    flags += [func.max(case((channel == c, 1), else_=0)).label(f"c{n}") for n, c in enumerate(channels)]
+    flags += [
+        func.max(case((and_(channel == c, cured_by_it), 1), else_=0)).label(f"w{n}") for n, c in enumerate(channels)
+    ]
+    per_case = (
+        _cases(
+            select(*flags)
+            .select_from(CaseRecord)
+            .join(Message, col(Message.case_id) == case_key)
+            .where(*_messages_of_cases(f)),
+            f,
+        )
+        .group_by(case_key)
+        .subquery()
+    )
+    sums = _q(session, select(*[func.coalesce(func.sum(c), 0) for c in per_case.c])).one()
+    n_kinds, n_channels = len(kinds), len(channels)
+    return MessageFacts(
+        kinds={k: int(sums[n]) for n, k in enumerate(kinds)},
+        channels={
+            c: (int(sums[n_kinds + n]), int(sums[n_kinds + n_channels + n]))
+            for n, c in enumerate(channels)
+            if int(sums[n_kinds + n])
+        },
+    )
+
+
+def cure_by_stage(
+    session: Session, f: Filters, cases: int | None = None, facts: MessageFacts | None = None
+) -> list[StageRow]:
     """Per stage: cases that reached it (the ledger fact that proves it) and cases paid in full while
     it was the stage reached last (the register's stage at close) — DOMAIN.md §12."""
     closed = and_(col(CaseRecord.outcome) == "paid", col(CaseRecord.closed_at) < f.end)
@@ -436,17 +488,9 @@ def cure_by_stage(session: Session, f: Filters, cases: int | None = None) -> lis
     }
     reached: dict[str, int] = {CaseStage.OVERDUE.value: totals(session, f).cases if cases is None else cases}
     case_key = col(CaseRecord.case_id)
-    for kind, n in _q(
-        session,
-        _cases(
-            select(col(Message.kind), func.count(distinct(col(Message.case_id))))
-            .select_from(CaseRecord)
-            .join(Message, col(Message.case_id) == case_key)
-            .where(*_messages_of_cases(f), col(Message.kind).in_(list(KIND_STAGE))),
-            f,
-        ).group_by(col(Message.kind)),
-    ).all():
-        reached[KIND_STAGE[kind].value] = int(n)
+    facts = facts or message_facts(session, f, 7)
+    for kind, n in facts.kinds.items():
+        reached[KIND_STAGE[kind].value] = n
     reached[CaseStage.SUSPENDED.value] = reached[CaseStage.TERMINATED.value] = 0
     for to_status, n in _q(  # suspended and terminated in one pass over the status history
         session,
@@ -500,36 +544,15 @@ def cure_by_stage(session: Session, f: Filters, cases: int | None = None) -> lis
     return rows
 
 
-def cure_by_channel(session: Session, f: Filters, window_days: int) -> list[ChannelRow]:
+def cure_by_channel(
+    session: Session, f: Filters, window_days: int, facts: MessageFacts | None = None
+) -> list[ChannelRow]:
     """Per channel: cases with a dunning message on it, and cases whose clearing payment came within
     `window_days` after such a message (DOMAIN.md §12: 7 days)."""
-    case_key, paid_at = col(CaseRecord.case_id), col(CaseRecord.paid_at)
-    cured_by_it = and_(
-        col(CaseRecord.outcome) == "paid",
-        col(CaseRecord.closed_at) < f.end,
-        _sent() <= paid_at,
-        _sent() >= days_before(paid_at, window_days),
-    )
-    counts = {  # one pass over the messages: cases messaged, and of those cured within the window
-        str(channel): (int(n), int(cured or 0))
-        for channel, n, cured in _q(
-            session,
-            _cases(
-                select(
-                    col(Message.channel),
-                    func.count(distinct(col(Message.case_id))),
-                    func.count(distinct(case((cured_by_it, case_key), else_=None))),
-                )
-                .select_from(CaseRecord)
-                .join(Message, col(Message.case_id) == case_key)
-                .where(*_messages_of_cases(f)),
-                f,
-            ).group_by(col(Message.channel)),
-        ).all()
-    }
+    facts = facts or message_facts(session, f, window_days)
     return [
         ChannelRow(channel=c, cases_messaged=n, cured_within=cured, rate=ratio(cured, n))
-        for c, (n, cured) in sorted(counts.items())
+        for c, (n, cured) in sorted(facts.channels.items())
     ]
 
 
@@ -737,13 +760,14 @@ def report(
     moment = now or min(datetime.now(UTC), f.end)
     sla, outcomes = agent_sla(session, f, moment)
     counted = totals(session, f)
+    facts = message_facts(session, f, cure_window_days)
     return Report(
         filters=f.as_dict(),
         totals=counted,
         recovery=recovery_curve(session, f),
-        cure_by_stage=cure_by_stage(session, f, counted.cases),
+        cure_by_stage=cure_by_stage(session, f, counted.cases, facts),
         cure_window_days=cure_window_days,
-        cure_by_channel=cure_by_channel(session, f, cure_window_days),
+        cure_by_channel=cure_by_channel(session, f, cure_window_days, facts),
         kept=kept_contracts(session, f, acquisition_cost_cents),
         ageing=ageing(session, f, default_plan),
         court_outcomes=court_outcomes(session, f),
