@@ -407,6 +407,7 @@ def _queries(f: analytics.Filters) -> dict[str, Callable[[Session], object]]:
     return {
         "totals": lambda s: analytics.totals(s, f),
         "recovery_curve": lambda s: analytics.recovery_curve(s, f),
+        "message_facts": lambda s: analytics.message_facts(s, f, 7),  # shared by the next two in the report
         "cure_by_stage": lambda s: analytics.cure_by_stage(s, f),
         "cure_by_channel": lambda s: analytics.cure_by_channel(s, f, 7),
         "kept_contracts": lambda s: analytics.kept_contracts(s, f, 25_000),
