@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     sendgrid_webhook_public_key: str = ""  # Event Webhook verification key (base64 DER, ECDSA P-256)
     sendgrid_api_host: str = ""  # empty: SendGrid's own
     webhook_tolerance_seconds: int = Field(default=300, ge=30, le=3600)  # replay window for provider webhooks
+    # How long the ledger API and the pay pages wait for the case's answer to a payment (balance left,
+    # cover restored); after that they answer "received, being booked" and the case goes on by itself.
+    payment_answer_seconds: float = Field(default=5.0, ge=0, le=30)
 
     @field_validator("court_state")
     @classmethod

@@ -25,7 +25,7 @@ from ledger.audit import touched_contract
 from ledger.db import transaction_in_thread
 from models.case import DunningStopped, PaymentBooked, PaymentResult, PremiumOverdue
 from models.ledger import Contract, Premium
-from workflows.client import notify_dunning_stopped, notify_payment, start_or_join_case
+from workflows.client import await_payment_outcome, notify_dunning_stopped, notify_payment, start_or_join_case
 
 T = TypeVar("T")
 
@@ -119,8 +119,11 @@ class Inbound:
         source: str,
         received_at: datetime | None = None,
         premium_id: str | None = None,
+        answer: bool = False,
     ) -> PaymentResult:
-        """Book a payment (once per reference) and tell the contract's case about it."""
+        """Book a payment (once per reference) and tell the contract's case about it. With `answer`
+        (a payer or billing system waiting: ledger API, pay pages), wait up to PAYMENT_ANSWER_SECONDS
+        for the case's answer — cover restored or the balance left — in `PaymentResult.outcome`."""
         touched_contract(contract_number)
         at = received_at or datetime.now(UTC)
         result = await self.in_transaction(
@@ -137,11 +140,17 @@ class Inbound:
         payment_booked(source, result)  # Prometheus counter (infra/observability.py); repeats count nothing
         # Signalled even when the booking is a repeat: the first attempt may have failed
         # right after booking. The case ignores a payment reference it has seen.
-        await notify_payment(
+        # The signal first: it is durable even when no worker runs; the answer is only awaited.
+        running = await notify_payment(
             self.client,
             contract_number,
             PaymentBooked(payment_ref=external_ref, amount_cents=amount_cents, received_at=at),
         )
+        if answer and running:
+            timeout = self.settings.payment_answer_seconds
+            outcome = await await_payment_outcome(self.client, contract_number, external_ref, timeout)
+            if outcome is not None:
+                return result.model_copy(update={"outcome": outcome})
         return result
 
     async def known_payment_ref(self, *candidates: str) -> str:

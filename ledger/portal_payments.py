@@ -165,21 +165,21 @@ def _history_mark(session: Session, contract_id: int) -> int:
     return int(newest or 0)
 
 
+def share_now(session: Session, contract_number: str, case_id: str, amount_cents: int) -> Share:
+    """One contract's share with the contract as it stands now (a pay link pays one contract)."""
+    row = service.get_contract(session, contract_number)
+    assert row.id is not None
+    return Share(
+        contract_number=contract_number,
+        case_id=case_id,
+        amount_cents=amount_cents,
+        status_before=str(row.status),
+        history_mark=_history_mark(session, row.id),
+    )
+
+
 def shares(session: Session, option: Option) -> list[Share]:
-    found: list[Share] = []
-    for contract, cents in option.parts:
-        row = service.get_contract(session, contract.contract_number)
-        assert row.id is not None
-        found.append(
-            Share(
-                contract_number=contract.contract_number,
-                case_id=contract.case_id,
-                amount_cents=cents,
-                status_before=str(row.status),
-                history_mark=_history_mark(session, row.id),
-            )
-        )
-    return found
+    return [share_now(session, contract.contract_number, contract.case_id, cents) for contract, cents in option.parts]
 
 
 def allocation_text(found: list[Share]) -> str:

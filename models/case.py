@@ -161,6 +161,24 @@ class PaymentBooked(BaseModel):
     received_at: datetime | None = None
 
 
+class PaymentAwaited(BaseModel):
+    """Which booked payment a caller waits for (update `payment_outcome`): it was signalled first."""
+
+    payment_ref: str = Field(min_length=1, max_length=200)
+
+
+class PaymentOutcome(BaseModel):
+    """What a payment did to the case, once the case has read the ledger after it and acted: the
+    balance left, the contract's status, and whether cover came back (the answer a payer sees)."""
+
+    payment_ref: str
+    balance_cents: int
+    contract_status: str  # active, suspended, terminated (models.ledger.ContractStatus)
+    cover_restored: bool  # this case restored cover (suspension or termination ended)
+    on_hold: bool  # a person decides next (dispute, stop, small shortfall): nothing automatic follows
+    closed: bool
+
+
 class DunningStopped(BaseModel):
     """Automated dunning must stop for this contract (e.g. a direct debit returned with MD07,
     debtor deceased): the running case holds for a person; nothing more goes to the customer."""
@@ -270,6 +288,8 @@ class PaymentResult(BaseModel):
     allocated_cents: int
     credit_cents: int
     balance_cents: int
+    # The case's answer, when the caller waited for it (ledger API, pay pages): cover restored or not.
+    outcome: PaymentOutcome | None = None
 
 
 class CaseStatus(BaseModel):

@@ -18,6 +18,7 @@ from core.case.decider import (
     Decision,
     decide,
     open_case,
+    payment_outcome,
 )
 from core.case.refusals import refusal
 from core.schedule import is_supplement
@@ -27,6 +28,7 @@ from models.case import (
     CaseInput,
     CaseStage,
     EscalateNow,
+    Hold,
     HoldKind,
     HoldRequest,
     OpenItem,
@@ -250,6 +252,48 @@ def test_a_payment_during_a_send_restores_cover_at_once() -> None:
     assert kinds(decision.commands) == ["ReadArrears", "ChangeStatus"]
     assert decision.case.state.arrears.contract_status == ContractStatus.ACTIVE
     assert not decision.case.closed  # the send goes on; the loop settles and confirms after it
+
+
+def test_a_payment_has_no_outcome_until_read_and_a_clearing_one_none_until_cover_is_back() -> None:
+    """The answer a payer waits for (update `payment_outcome`): never before the case has read the
+    ledger after the payment, and for a clearing payment never before cover is restored."""
+    case = suspended()
+    payment = PaymentBooked(payment_ref="bank:9", amount_cents=12_150, received_at=MONDAY)
+    case = decide(case, e.PaymentReceived(payment), MONDAY).case
+    assert payment_outcome(case, "bank:9") is None  # signalled, not yet read
+
+    read = run(case, e.Turn(), answers={c.ReadArrears: arrears(0, ContractStatus.SUSPENDED)}).case
+    assert read.state.arrears.balance_cents == 0
+    assert payment_outcome(read, "bank:9") is None  # cleared, cover not yet restored
+
+    closed = run(
+        read, e.Turn(), answers={c.ChangeStatus: True, c.Send: SentMessage(channel=Channel.EMAIL, total_cents=0)}
+    ).case
+    outcome = payment_outcome(closed, "bank:9")
+    assert outcome is not None and outcome.cover_restored and outcome.contract_status == ContractStatus.ACTIVE
+    assert outcome.balance_cents == 0 and outcome.closed and not outcome.on_hold
+
+
+def test_a_partial_payment_answers_with_the_balance_left_and_cover_still_suspended() -> None:
+    case = suspended()
+    case = decide(case, e.PaymentReceived(PaymentBooked(payment_ref="bank:1", amount_cents=5_000)), MONDAY).case
+    receipt = SentMessage(channel=Channel.EMAIL, total_cents=7_150)
+    case = run(case, e.Turn(), answers={c.ReadArrears: arrears(7_150, ContractStatus.SUSPENDED), c.Send: receipt}).case
+
+    outcome = payment_outcome(case, "bank:1")
+    assert outcome is not None and not outcome.cover_restored
+    assert outcome.balance_cents == 7_150 and outcome.contract_status == ContractStatus.SUSPENDED
+
+
+def test_a_cleared_balance_on_a_stopped_case_answers_at_once_a_person_decides() -> None:
+    case = suspended()
+    case.state.hold = Hold(kind=HoldKind.STOPPED, reason="MD07")
+    case = decide(case, e.PaymentReceived(PaymentBooked(payment_ref="bank:2", amount_cents=12_150)), MONDAY).case
+    case = run(case, e.Turn(), answers={c.ReadArrears: arrears(0, ContractStatus.SUSPENDED)}).case
+
+    outcome = payment_outcome(case, "bank:2")
+    assert outcome is not None and outcome.on_hold and not outcome.cover_restored
+    assert outcome.contract_status == ContractStatus.SUSPENDED  # no automatic reactivation while stopped
 
 
 def test_a_case_from_before_the_payment_watch_does_not_read_during_a_send() -> None:

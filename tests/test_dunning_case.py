@@ -132,7 +132,13 @@ async def test_partial_payment_sends_receipt_then_full_payment_reactivates_and_c
     assert contract_status(engine, "K-100001") == "suspended"
 
     await pay(time_env, engine, settings, "pay-1", 4_000)
-    after_partial = await advance_until(time_env, handle, lambda s: s.balance_cents == 6_150, step=timedelta(minutes=1))
+    # The balance shows as soon as the case has read the ledger; the receipt follows (it renders).
+    after_partial = await advance_until(
+        time_env,
+        handle,
+        lambda s: s.balance_cents == 6_150 and any("receipt sent" in line.text for line in s.journal),
+        step=timedelta(minutes=1),
+    )
     assert not after_partial.closed and after_partial.stage == CaseStage.SUSPENDED
     receipts = [m for m in messages(engine, "K-100001") if m.kind == "payment_receipt"]
     assert len(receipts) == 1 and receipts[0].total_cents == 6_150

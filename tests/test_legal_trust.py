@@ -152,6 +152,35 @@ async def test_a_full_payment_while_the_receipt_letter_goes_out_reactivates_at_o
     assert as_utc(reactivation.effective_at) == paid_at
 
 
+async def test_the_ledger_api_answers_with_what_the_payment_did_cover_restored_or_the_balance_left(
+    time_env: WorkflowEnvironment,
+    worker: Worker,
+    engine: Engine,
+    settings: Settings,
+    api: httpx.AsyncClient,
+) -> None:
+    """Issue #15 P2: the billing system learns at once whether cover is back (the case's answer to
+    the payment, update `payment_outcome`); when the API answers "restored", the ledger says so too."""
+    handle = await suspended_case(time_env, engine, settings)
+    balance = (await status(handle)).balance_cents
+
+    partial = await pay(api, "part-1", 5_000, await time_env.get_current_time())
+    assert partial["outcome"] == {
+        "payment_ref": "ledger:part-1",
+        "balance_cents": balance - 5_000,
+        "contract_status": "suspended",
+        "cover_restored": False,
+        "on_hold": False,
+        "closed": False,
+    }
+
+    rest = await pay(api, "rest-1", balance - 5_000, await time_env.get_current_time())
+    assert rest["outcome"]["cover_restored"] is True and rest["outcome"]["contract_status"] == "active"
+    assert rest["outcome"]["balance_cents"] == 0
+    assert contract_status(engine, CONTRACT) == "active"  # already when the API answered
+
+
+
 async def test_a_payment_signalled_while_the_case_reads_the_ledger_is_not_missed(
     time_env: WorkflowEnvironment,
     worker: Worker,

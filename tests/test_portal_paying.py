@@ -228,6 +228,41 @@ async def test_paying_everything_at_once_books_each_contracts_share_on_its_own_c
     assert (await client.get("/portal/pay")).text.count('type="radio" id="choice-') == 0
 
 
+async def test_the_pay_link_done_page_says_cover_is_restored_the_moment_it_shows(portal: Portal) -> None:
+    """Issue #15 P2: the customer who pays everything through the SMS's pay link is told on the very
+    next page that cover is back — the page waits for the case's answer instead of saying "being
+    restored" — and the ledger agrees at that moment; a part payment is told cover stays suspended."""
+    seed_portal_customer(portal.engine, FIRST, premiums=[("P-1", overdue_day(), 12_000)])
+    token, _ = make_pay_link(portal.engine, portal.settings, FIRST)
+    handle = await case_handle(portal, FIRST, "P-1")
+    await advance_until(portal.env, handle, lambda s: s.stage == CaseStage.SUSPENDED)
+    owed = balance(portal.engine, FIRST)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=portal.apps), base_url="http://test") as client:
+
+        async def pay_by_link(amount: str) -> httpx.Response:
+            opened = await form_post(client, f"/pay/{token}", f"/pay/{token}/checkout", {"amount": amount})
+            assert opened.status_code == 303, opened.text
+            checkout = opened.headers["location"]
+            paid = await form_post(client, checkout, f"{checkout}/pay")
+            assert paid.status_code == 303 and paid.headers["location"].startswith(f"/pay/{token}/done?session=")
+            return await client.get(paid.headers["location"])
+
+        part = await pay_by_link("20,00")
+        assert part.status_code == 200
+        assert "Ihr Versicherungsschutz ruht, bis der noch offene Betrag bezahlt ist" in text_of(part.text)
+        assert contract_status(portal.engine, FIRST) == "suspended"
+
+        rest = owed - 2_000
+        done = await pay_by_link(f"{rest // 100},{rest % 100:02d}")
+        assert done.status_code == 200
+        assert contract_status(portal.engine, FIRST) == "active"  # when the page was shown
+        words = text_of(done.text)
+        assert "Ihr Versicherungsschutz ist wiederhergestellt" in words
+        assert "wird gerade wiederhergestellt" not in words
+    assert (await handle.result()).stage == CaseStage.PAID
+
+
 async def test_paying_one_contract_leaves_the_other_open_and_says_so(
     portal: Portal, two_contracts: tuple[httpx.AsyncClient, int]
 ) -> None:

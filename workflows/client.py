@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client, WorkflowHandle
+import asyncio
+
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.case_view import summary_line
-from models.case import CaseInput, CaseStatus, DunningStopped, PaymentBooked, PremiumOverdue
+from models.case import (
+    CaseInput,
+    CaseStatus,
+    DunningStopped,
+    PaymentAwaited,
+    PaymentBooked,
+    PaymentOutcome,
+    PremiumOverdue,
+)
 from workflows import search_attributes as sa
 from workflows.dunning import DunningCase
 
@@ -54,6 +69,26 @@ async def _signal_running_case(client: Client, contract_number: str, signal: str
 async def notify_payment(client: Client, contract_number: str, payment: PaymentBooked) -> bool:
     """Tell the contract's running case about a booked payment. False when no case runs."""
     return await _signal_running_case(client, contract_number, "payment_booked", payment)
+
+
+async def await_payment_outcome(
+    client: Client, contract_number: str, payment_ref: str, timeout: float
+) -> PaymentOutcome | None:
+    """The case's answer to a payment signalled before (`notify_payment`): balance left, contract
+    status, cover restored. None when no case runs, it refused (it never saw that payment), or it has
+    not answered within `timeout` seconds — the signal stands and the case answers by itself."""
+    if timeout <= 0:
+        return None
+    handle = client.get_workflow_handle_for(DunningCase.run, case_workflow_id(contract_number))
+    try:
+        return await asyncio.wait_for(
+            handle.execute_update(
+                "payment_outcome", PaymentAwaited(payment_ref=payment_ref), result_type=PaymentOutcome
+            ),
+            timeout,
+        )
+    except (TimeoutError, RPCError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return None
 
 
 async def notify_dunning_stopped(client: Client, contract_number: str, stop: DunningStopped) -> bool:

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         case_status,
         decide,
         open_case,
+        payment_outcome,
     )
     from core.case.refusals import customer_refusal, refusal
     from core.case_view import case_status_word, current_details
@@ -58,7 +59,9 @@ with workflow.unsafe.imports_passed_through():
         DunningStopped,
         EscalateNow,
         HoldRequest,
+        PaymentAwaited,
         PaymentBooked,
+        PaymentOutcome,
         PaymentResult,
         PremiumOverdue,
         PromiseToPay,
@@ -78,7 +81,11 @@ with workflow.unsafe.imports_passed_through():
 SEND_TIMEOUT = timedelta(seconds=30)
 # The recorded behaviour changes (workflow.patched ids) are decided in core/case/decider.py, where
 # each branch lives; named here too, as docs/workflow-versioning.md asks.
+# Since 2026-12 (issue #15): a payment arriving while the case waits to continue as new is answered
+# first (its `payment_outcome` update waits for the loop); histories recorded before did not wait.
+ANSWER_BEFORE_CONTINUING = "answer-payments-before-continue-as-new"
 PATCHES = (
+    ANSWER_BEFORE_CONTINUING,
     WRITE_OFF_REREADS_LEDGER,
     SUPPLEMENTARY_NOTICES,
     PAYMENTS_REREAD_LEDGER,
@@ -235,7 +242,14 @@ class DunningCase:
                 return await self._sleep_until(until, summary)
             case c.Checkpoint():
                 if workflow.info().is_continue_as_new_suggested() and not self.case.pending_payments:
-                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    # A payment arriving meanwhile (its `payment_outcome` update waits for this loop)
+                    # is answered first; the next checkpoint continues as new.
+                    answer_first = workflow.patched(ANSWER_BEFORE_CONTINUING)
+                    await workflow.wait_condition(
+                        lambda: workflow.all_handlers_finished() or (answer_first and self._paid_meanwhile())
+                    )
+                    if answer_first and self._paid_meanwhile():
+                        return None
                     workflow.continue_as_new(
                         CaseInput(contract_number=self.case.state.contract_number, state=self.case.state)
                     )
@@ -269,6 +283,9 @@ class DunningCase:
             if not task.done():
                 await self._perform_all(self._decide(e.PaymentsWhileBusy()))
         return await task
+
+    def _paid_meanwhile(self) -> bool:
+        return bool(self.case.pending_payments)
 
     def _done_or_paid(self, task: asyncio.Future[Any], payments_seen: int) -> bool:
         return task.done() or self.case.payment_signals != payments_seen
@@ -357,6 +374,23 @@ class DunningCase:
     @workflow.signal(description="The ledger booked a payment for this contract: re-read the balance.")
     def payment_booked(self, payment: PaymentBooked) -> None:
         self._apply(e.PaymentReceived(payment))
+
+    @workflow.update(
+        description="Wait for what a payment signalled before did: balance left, contract status, cover restored."
+    )
+    async def payment_outcome(self, awaited: PaymentAwaited) -> PaymentOutcome:
+        # self.case is replaced by every decision: the condition reads the current one.
+        await workflow.wait_condition(lambda: payment_outcome(self.case, awaited.payment_ref) is not None)
+        answer = payment_outcome(self.case, awaited.payment_ref)
+        assert answer is not None
+        return answer
+
+    @payment_outcome.validator
+    def _validate_payment_outcome(self, awaited: PaymentAwaited) -> None:
+        if not self.case.closed and awaited.payment_ref not in self.case.state.payments_seen:
+            raise ApplicationError(
+                f"payment_ref {awaited.payment_ref!r} was not signalled to this case", type="InvalidInput"
+            )
 
     @workflow.signal(
         description="Automated dunning must stop (e.g. direct debit returned MD07, debtor deceased): "

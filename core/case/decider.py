@@ -61,6 +61,7 @@ from models.case import (
     HoldKind,
     Instalment,
     PaymentBooked,
+    PaymentOutcome,
     PaymentResult,
     PremiumOverdue,
     StepRecord,
@@ -198,6 +199,30 @@ def case_status(case: Case, now: datetime) -> CaseStatus:
         self_service=state.plan.self_service,
         self_service_arrangements=state.self_service_arrangements,
         self_service_blocked=blocked.code if (blocked := selfservice.case_blocks(state, case.closed)) else None,
+    )
+
+
+def payment_outcome(case: Case, payment_ref: str) -> PaymentOutcome | None:
+    """What a signalled payment did, or None while the case is still acting on it: not yet read from
+    the ledger, or the balance is cleared and cover is about to come back (the status change runs).
+    A closed case has nothing left to do; a stopped one waits for a person, so both answer at once."""
+    state = case.state
+    if not case.closed and any(p.payment_ref == payment_ref for p in case.pending_payments):
+        return None
+    status = state.arrears.contract_status
+    if not case.closed and state.arrears.balance_cents <= 0 and not stopped(case):
+        restoring = status == ContractStatus.SUSPENDED or (
+            status == ContractStatus.TERMINATED and state.cure_until is not None and state.reactivated_at is None
+        )
+        if restoring:
+            return None
+    return PaymentOutcome(
+        payment_ref=payment_ref,
+        balance_cents=state.arrears.balance_cents,
+        contract_status=str(status),
+        cover_restored=state.reactivated_at is not None and status == ContractStatus.ACTIVE,
+        on_hold=state.hold is not None,
+        closed=case.closed,
     )
 
 
@@ -400,7 +425,14 @@ class _Rules:
         here on are not in what the read returns: they wake the case again."""
         self.case.needs_refresh = False
         self.case.unread_payments = 0
-        request = LoadArrears(contract_number=self.state.contract_number, as_of=today(self.case, self.now))
+        state = self.state
+        request = LoadArrears(
+            contract_number=state.contract_number,
+            as_of=today(self.case, self.now),
+            case_id=state.case_id,
+            plan_id=state.plan.id,
+            opened_at=state.opened_at,
+        )
         self.out.append(c.ReadArrears(request, then=then))
 
     def arrears_read(self, arrears: Arrears) -> None:
@@ -717,6 +749,7 @@ class _Rules:
             reason=reason,
             now=self.now,
             as_of=today(self.case, self.now),
+            stage=self.state.stage.value,
         )
         self.out.append(
             c.CloseInLedger(request, f"Close case: {action}", then=c.ClosedInLedger(stage, reason, self.now))

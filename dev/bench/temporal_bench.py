@@ -33,6 +33,7 @@ from activities.messaging import Outbox
 from activities.portal import PortalActivities
 from activities.sweep import SweepActivities
 from dev.bench.common import DEV_SERVER, ROOT, TEST_SERVER, log, percentile
+from dev.bench.floor import BenchFloor, floor_id
 from dev.bench.noop import BenchNoop
 from infra.config import Settings
 from infra.runtime import PASSTHROUGH, WORKFLOWS, build_worker, connect
@@ -241,10 +242,21 @@ async def paced(rate: float, count: int, send: Any) -> list[Any]:
 
 
 async def payment_latency(
-    client: Client, data: Path, url: str, count: int, rate: float, prefix: str = "KP", workers: int = 1
+    client: Client,
+    data: Path,
+    url: str,
+    count: int,
+    rate: float,
+    prefix: str = "KP",
+    workers: int = 1,
+    floor: bool = False,
 ) -> dict[str, Any]:
     """Worker and web app as separate processes (as deployed); this process sends payments to
-    the ledger API at `rate`/s and watches the contracts table every 5 ms."""
+    the ledger API at `rate`/s and watches the contracts table every 5 ms. Latency runs from the
+    moment the request is sent until the ledger shows the contract active.
+
+    `floor`: Temporal's own floor instead (dev/bench/floor.py): a bare workflow per contract waiting
+    for one signal, writing the row through one activity; the same client, rate and server."""
     engine = make_engine(url)
     numbers = seed(engine, prefix, count, TODAY - timedelta(days=1), suspended=True)
     port = free_port()
@@ -260,14 +272,17 @@ async def payment_latency(
         METRICS_PORT="0",  # several workers on one machine: no fixed ports
         SDK_METRICS_PORT="0",
     )
-    procs = [spawn([sys.executable, "worker.py"], child_env, data / f"worker-{prefix}-{i}.log") for i in range(workers)]
+    worker_cmd = [sys.executable, "-m", "dev.bench.floor"] if floor else [sys.executable, "worker.py"]
+    procs = [spawn(worker_cmd, child_env, data / f"worker-{prefix}-{i}.log") for i in range(workers)]
+    web_app = "dev.bench.floor:app" if floor else "web.app:internal_app"
     procs.append(
         web := spawn(
-            [sys.executable, "-m", "uvicorn", "web.app:internal_app", "--port", str(port), "--log-level", "warning"],
+            [sys.executable, "-m", "uvicorn", web_app, "--port", str(port), "--log-level", "warning"],
             child_env,
             data / f"web-{prefix}.log",
         )
     )
+    ready_path = "/ready" if floor else "/api/plans"
     # The ledger API is on the internal app and needs an API client (issue #12), as the billing system has.
     with session_scope(engine) as session:
         key = accounts.create_client(session, queue, ["ledger:write", "ledger:read"], "bench")
@@ -276,45 +291,60 @@ async def payment_latency(
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=auth) as http:
             for _ in range(300):
                 try:
-                    if (await http.get("/api/plans")).status_code == 200:
+                    if (await http.get(ready_path)).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
                 await asyncio.sleep(0.1)
-            handles = [
-                await start_or_join_case(client, queue, n, PremiumOverdue(premium_id=f"{n}-P1"), "de-follow-up")
-                for n in numbers
-            ]
-            for handle in handles:  # every case has run its first task and waits for the reminder
-                status = await handle.query(DunningCase.status)
-                assert status.stage == CaseStage.OVERDUE, status.stage
-            log(f"payments: {count} suspended cases waiting; baseline round trips at {rate}/s")
+            if floor:
+                for n in numbers:
+                    await client.start_workflow(BenchFloor.run, n, id=floor_id(n), task_queue=queue)
+                for n in numbers:  # every floor workflow has run its first task and waits
+                    await client.get_workflow_handle(floor_id(n)).describe()
+            else:
+                handles = [
+                    await start_or_join_case(client, queue, n, PremiumOverdue(premium_id=f"{n}-P1"), "de-follow-up")
+                    for n in numbers
+                ]
+                for handle in handles:  # every case has run its first task and waits for the reminder
+                    status = await handle.query(DunningCase.status)
+                    assert status.stage == CaseStage.OVERDUE, status.stage
+            log(f"payments{' (floor)' if floor else ''}: {count} suspended contracts waiting; round trips at {rate}/s")
 
             async def bare(i: int) -> float:
                 started = time.perf_counter()
-                response = await http.get("/api/plans")
+                response = await http.get(ready_path)
                 response.raise_for_status()
                 return time.perf_counter() - started
 
             baseline = await paced(rate, count, bare)
 
+            sent: dict[str, float] = {}
             accepted: dict[str, float] = {}
+            restored_in_answer: set[str] = set()
             reactivated: dict[str, float] = {}
 
             async def pay(i: int) -> None:
                 number = numbers[i]
-                response = await http.post(
-                    "/api/ledger/events",
-                    json={
-                        "type": "payment_received",
-                        "event_id": f"bench-pay-{number}",
-                        "contract_number": number,
-                        "payment_ref": f"bench-{number}",
-                        "amount_cents": 10_000,
-                    },
-                )
+                sent[number] = time.perf_counter()
+                if floor:
+                    response = await http.post(f"/pay/{number}")
+                else:
+                    response = await http.post(
+                        "/api/ledger/events",
+                        json={
+                            "type": "payment_received",
+                            "event_id": f"bench-pay-{number}",
+                            "contract_number": number,
+                            "payment_ref": f"bench-{number}",
+                            "amount_cents": 10_000,
+                        },
+                    )
                 response.raise_for_status()
                 accepted[number] = time.perf_counter()
+                outcome = response.json().get("result", {}).get("outcome") if not floor else None
+                if outcome and outcome.get("cover_restored"):
+                    restored_in_answer.add(number)
 
             async def watch() -> None:
                 query = text(
@@ -349,16 +379,22 @@ async def payment_latency(
     missing = [n for n in numbers if n not in reactivated]
     if missing:
         raise RuntimeError(f"{len(missing)} contracts were not reactivated within 120 s, e.g. {missing[:3]}")
-    latencies = [max(0.0, reactivated[n] - accepted[n]) * 1000 for n in numbers]
+    latencies = [max(0.0, reactivated[n] - sent[n]) * 1000 for n in numbers]
+    answers = [(accepted[n] - sent[n]) * 1000 for n in numbers]
     base_ms = [b * 1000 for b in baseline]
     p99, base_p99 = round(percentile(latencies, 99), 1), round(percentile(base_ms, 99), 1)
     out: dict[str, Any] = {
         "payments": count,
         "rate_per_second": rate,
         "worker_processes": workers,
+        "floor": floor,
         "p50_ms": round(percentile(latencies, 50), 1),
         "p99_ms": p99,
         "max_ms": round(max(latencies), 1),
+        # the HTTP answer: for the ledger API it waits for the case (cover restored, or not yet)
+        "answer_p50_ms": round(percentile(answers, 50), 1),
+        "answer_p99_ms": round(percentile(answers, 99), 1),
+        "answers_saying_cover_restored": len(restored_in_answer),
         "baseline_http_round_trip_p50_ms": round(percentile(base_ms, 50), 1),
         "baseline_http_round_trip_p99_ms": base_p99,
         "goal_p99_ms": 250.0,
@@ -464,3 +500,41 @@ async def court_history(data: Path) -> dict[str, Any]:
     }
     log(f"history: {out}")
     return out
+
+
+# --- 2b. the payment path against Temporal's own floor (issue #15 P2) ------------------------------
+
+PAYMENT_FLOOR_GOAL = 1.5  # our p99 within 1.5× the floor's p99, same run, same server, same client
+
+
+async def payment_vs_floor(
+    client: Client, data: Path, url: str, count: int = 200, rate: float = 20.0, rounds: int = 3
+) -> dict[str, Any]:
+    """Rounds of (floor, payment path), interleaved so a noisy neighbour hits both alike; the ratio
+    compares the medians of the rounds' p99."""
+    floors: list[dict[str, Any]] = []
+    ours: list[dict[str, Any]] = []
+    for r in range(rounds):
+        floors.append(await payment_latency(client, data, url, count, rate, f"KF{r}", floor=True))
+        ours.append(await payment_latency(client, data, url, count, rate, f"KP{r}"))
+    floor_p99 = statistics.median(f["p99_ms"] for f in floors)
+    our_p99 = statistics.median(o["p99_ms"] for o in ours)
+    ratio = round(our_p99 / max(floor_p99, 0.1), 2)
+    return {
+        "payments_per_round": count,
+        "rate_per_second": rate,
+        "rounds": rounds,
+        "floor_p99_ms": [f["p99_ms"] for f in floors],
+        "floor_p50_ms": [f["p50_ms"] for f in floors],
+        "ours_p99_ms": [o["p99_ms"] for o in ours],
+        "ours_p50_ms": [o["p50_ms"] for o in ours],
+        "ours_answer_p99_ms": [o["answer_p99_ms"] for o in ours],
+        "ours_answers_saying_cover_restored": [o["answers_saying_cover_restored"] for o in ours],
+        "floor_cpu_ms_per_payment": floors[-1]["cpu_ms_per_payment"],
+        "ours_cpu_ms_per_payment": ours[-1]["cpu_ms_per_payment"],
+        "median_floor_p99_ms": floor_p99,
+        "median_ours_p99_ms": our_p99,
+        "ratio_p99_to_floor": ratio,
+        "goal_ratio": PAYMENT_FLOOR_GOAL,
+        "met": ratio <= PAYMENT_FLOOR_GOAL,
+    }

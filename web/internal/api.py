@@ -310,8 +310,9 @@ async def ledger_event(event: LedgerEvent, ctx: Annotated[AppContext, Depends(co
             source="ledger",
             received_at=event.received_at,
             premium_id=event.premium_id,
+            answer=True,  # the billing system learns at once whether cover is back (`outcome`)
         )
-        result = paid.model_dump()
+        result = paid.model_dump(mode="json")
     else:
         # The billing system names the debit as it reported it: payment_received booked it as
         # "ledger:<ref>"; debits from other feeds (bank, demo) carry their own prefix.

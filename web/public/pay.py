@@ -20,13 +20,14 @@ from core.money import parse_amount
 from core.references import mask_contract_number
 from core.tokens import PAY_LINK_SALT, unsign
 from infra.config import Settings
-from ledger import service
+from ledger import portal_payments, service
 from ledger.audit import touched_contract
 from ledger.db import session_scope
 from ledger.portal import customer_of_link
 from models.ledger import Contract, PayLink, TestPaySession
 from web.deps import berlin_today, context
 from web.public.portal.i18n import language_of, money, portal_page, t, texts
+from web.public.portal.outcomes import Checkout, answered_outcomes
 from web.render import amount_input, as_utc, customer_page
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,10 @@ def pay_checkout(request: Request, token: str, amount: Annotated[str, Form()] = 
                     request, "pay.html", view.language, 422, view=view, amount=amount[:30], error=message
                 )
             session_id = "tps_" + secrets.token_hex(12)
+            contract = session.get(Contract, link.contract_id)
+            assert contract is not None  # pay_view found it
+            # The contract as it stands now: afterwards the done page tells whether this payment restored cover.
+            share = portal_payments.share_now(session, contract.contract_number, link.case_id, cents)
             session.add(
                 TestPaySession(
                     session_id=session_id,
@@ -157,6 +162,7 @@ def pay_checkout(request: Request, token: str, amount: Annotated[str, Form()] = 
                     case_id=link.case_id,
                     amount_cents=cents,
                     created_at=datetime.now(UTC),
+                    allocation=[share.to_json()],
                 )
             )
     except LinkRejected as rejected:
@@ -166,7 +172,7 @@ def pay_checkout(request: Request, token: str, amount: Annotated[str, Form()] = 
 
 
 @router.get("/pay/{token}/done", response_class=HTMLResponse)
-def pay_done(request: Request, token: str, session_id: Annotated[str, Query(alias="session")] = "") -> Response:
+async def pay_done(request: Request, token: str, session_id: Annotated[str, Query(alias="session")] = "") -> Response:
     ctx = context(request)
     try:
         with session_scope(ctx.engine) as session:
@@ -179,10 +185,18 @@ def pay_done(request: Request, token: str, session_id: Annotated[str, Query(alia
             ).first()
             if checkout is None:
                 raise LinkRejected(404, "Zahlung nicht gefunden", "Zu diesem Link gibt es keine solche Zahlung.")
-            view = pay_view(request, session, link, token)
+            shares = [portal_payments.Share.from_json(s) for s in checkout.allocation or []]
+            paid = checkout.status == "paid"
     except LinkRejected as rejected:
         return link_rejected_page(request, rejected)
-    return portal_page(request, "pay_done.html", view.language, view=view, checkout=checkout)
+    # What this payment did (cover restored, still suspended, …): the case's answer is awaited while it
+    # restores cover, then the page reads the ledger. Sessions from before 2026-12 carry no share.
+    outcome = None
+    if shares:
+        [outcome] = await answered_outcomes(ctx, Checkout(paid, f"testpay:{session_id}", shares[:1]))
+    with session_scope(ctx.engine) as session:
+        view = pay_view(request, session, link, token)
+    return portal_page(request, "pay_done.html", view.language, view=view, checkout=checkout, outcome=outcome)
 
 
 texts(

@@ -45,6 +45,7 @@ from web.deps import AppContext, berlin_today, context
 from web.public.pay_links import checkout_idempotency_key, checkout_window_seconds
 from web.public.portal import case as case_client
 from web.public.portal.i18n import MENU, Words, portal_page, texts
+from web.public.portal.outcomes import Checkout, answered_outcomes
 from web.public.portal.session import PortalCustomer, require
 from web.public.provider_checks import providers_for
 from web.render import CUSTOMER_HEADERS
@@ -540,15 +541,6 @@ async def transfer_page(request: Request) -> Response:
 # --- the result ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Checkout:
-    """A portal checkout of this customer, as the result page needs it."""
-
-    paid: bool  # TestPay: captured; Stripe: the customer came back from a completed checkout
-    base_ref: str | None  # the provider's reference the shares were booked under (None: not yet known)
-    shares: list[paying.Share]
-
-
 def find_checkout(ctx: AppContext, customer_id: int, checkout_id: str) -> Checkout | None:
     """Only the customer's own checkouts; another customer's id is as unknown as a made-up one."""
     with session_scope(ctx.engine) as session:
@@ -583,20 +575,10 @@ async def result_page(request: Request) -> Response:
             request, "portal/pay_result.html", customer.language, 404, portal_menu=MENU, checkout=None, outcomes=[]
         )
     with session_scope(ctx.engine) as session:
-        today = berlin_today()
-        products = {c.contract_number: c.product for c in dunning_contracts(session, customer.customer_id, today)}
-        outcomes = [
-            paying.outcome(
-                session,
-                share,
-                paying.share_ref(checkout.base_ref, share.contract_number, len(checkout.shares))
-                if checkout.paid and checkout.base_ref
-                else None,
-                today,
-                products.get(share.contract_number, ""),
-            )
-            for share in checkout.shares
-        ]
+        products = {
+            c.contract_number: c.product for c in dunning_contracts(session, customer.customer_id, berlin_today())
+        }
+    outcomes = await answered_outcomes(ctx, checkout, products)
     return portal_page(
         request,
         "portal/pay_result.html",
