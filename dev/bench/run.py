@@ -85,9 +85,9 @@ async def temporal_part(data: Path) -> dict[str, Any]:
         migrate(url)
         parts: dict[str, Any] = {
             "start_rate": lambda: tb.start_rate(client, data, 1000, rounds=3),
-            "payment_latency": lambda: tb.payment_latency(client, data, url, 200, 20.0, "KP"),
+            # issue #15 P2: three interleaved rounds of Temporal's floor and the payment path, 200 at 20/s
+            "payment_vs_floor": lambda: tb.payment_vs_floor(client, data, url, 200, 20.0, rounds=3),
             "payment_latency_5_per_second": lambda: tb.payment_latency(client, data, url, 50, 5.0, "KQ"),
-            "payment_latency_2_workers": lambda: tb.payment_latency(client, data, url, 200, 20.0, "KW", workers=2),
             # issue #15 P6 asks for 1,000 cases; 250 keep the part near 3 minutes on 2 cores (docs/benchmarks.md)
             "throughput": lambda: throughput.run(client, data, THROUGHPUT_CASES),
         }
