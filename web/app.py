@@ -34,7 +34,7 @@ from web import render, safety
 from web.auth import oidc, policy, signin
 from web.auth.audit import AuditMiddleware
 from web.deps import AppContext
-from web.internal import agents, api, bank, case_actions, evidence, staff
+from web.internal import agents, analytics, api, bank, case_actions, evidence, simulation, staff
 from web.internal import campaign as quote_campaign
 from web.internal import codec as payload_codec
 from web.internal import metrics as prometheus_metrics
@@ -146,6 +146,8 @@ ROUTERS = [
     oidc.router,
     case_actions.router,
     customer_requests.router,  # customers' requests from the portal, in the staff queues (issue #14)
+    analytics.router,  # collections analytics for supervisors and finance (issue #16)
+    simulation.router,  # what-if simulation of plan changes, read-only (issue #16)
 ]
 
 

@@ -180,6 +180,13 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("POST", "/bank/lines/{line_id}/assign"): staff(R.FINANCE),
     ("POST", "/bank/lines/{line_id}/dismiss"): staff(R.FINANCE),
     ("GET", "/campaign/report"): staff(R.MARKETING, R.ADMIN),
+    # collections analytics (issue #16): aggregates for those who steer collections and account for
+    # them; no customer data, but the book's performance is not every clerk's or agent's business
+    ("GET", "/analytics"): staff(R.SUPERVISOR, R.FINANCE),
+    # what-if simulation (issue #16, web/internal/simulation.py): the same people decide plan changes;
+    # reads only, but a run costs seconds of CPU, so not for every reader or system
+    ("GET", "/analytics/simulation"): staff(R.SUPERVISOR, R.FINANCE),
+    ("GET", "/analytics/simulation.csv"): staff(R.SUPERVISOR, R.FINANCE),
     ("GET", "/docs"): read(),
     ("GET", "/openapi.json"): read(),
     # --- internal app: agents (their own tasks only; the handlers filter by agent code) ----------
@@ -205,6 +212,8 @@ POLICIES: dict[tuple[str, str], Policy] = {
     ("POST", "/api/campaign/touchpoints"): system(S.CAMPAIGN_WRITE),
     ("POST", "/api/campaign/email-events"): system(S.CAMPAIGN_WRITE),  # and signed (X-Campaign-Signature)
     ("GET", "/api/campaign/report"): staff(R.MARKETING, R.ADMIN, scopes=(S.CAMPAIGN_WRITE,)),
+    ("GET", "/api/analytics"): staff(R.SUPERVISOR, R.FINANCE),
+    ("GET", "/api/simulation"): staff(R.SUPERVISOR, R.FINANCE),
     ("POST", "/codec/decode"): replace(read(S.CODEC), audited=False),
     ("POST", "/codec/encode"): replace(read(S.CODEC), audited=False),
     ("OPTIONS", "/codec/decode"): anyone("internal", "CORS preflight of the Temporal UI (no data)"),
