@@ -41,6 +41,6 @@ test: lint typecheck browser
 clean:
 	rm -rf data .pytest_cache .mypy_cache .ruff_cache
 
-# Benchmarks (issue #7, about 6 minutes; not part of `make test`): dev/bench/results.json and docs/benchmarks.md.
+# Benchmarks (about 20 minutes; not part of `make test`): dev/bench/results.json and docs/benchmarks.md.
 bench: $(STAMP)
 	$(PY) -m dev.bench.run
