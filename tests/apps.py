@@ -140,6 +140,7 @@ async def served_apps(tmp_path: Path, task_queue_prefix: str) -> AsyncIterator[S
         task_queue=f"{task_queue_prefix}-{uuid.uuid4().hex[:6]}",
         public_base_url=f"http://127.0.0.1:{public_port}",
         internal_base_url=f"http://127.0.0.1:{internal_port}",
+        payment_answer_seconds=30,  # a busy test machine: the pages wait for the case's answer, never a guess
     )
     ctx = AppContext(engine, env.client, settings, Inbound(engine, env.client, settings))
     servers = [

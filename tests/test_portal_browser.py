@@ -61,6 +61,7 @@ from tests.axe_check import Console, assert_accessible
 from tests.helpers import contract_status
 from web.auth import accounts
 from web.public.portal.i18n import MENU, money
+from web.render import amount_input
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
 
@@ -156,6 +157,7 @@ PEOPLE = {
         Person("E", 9_900, "Greta Schulz", "40210", "greta@example.org", "+4915112345605"),
         Person("F", 15_000, "Tobias Neumann", "44135", "tobias@example.org", "+4915112345606"),
         Person("G", 52_000, "Hanna Fischer", "45127", "hanna@example.org", "+4915112345607"),
+        Person("H", 11_000, "Jan Hoffmann", "28195", "jan@example.org", "+4915112345608"),
     )
 }
 
@@ -714,16 +716,37 @@ async def test_d_paying_by_testpay_the_page_says_cover_is_restored_and_the_contr
     await page.get_by_role("button", name="Pay now").click()
     await page.wait_for_url(re.compile(r"/portal/pay/result"))
 
-    # The ledger has the payment and the case restores cover; the page says so once it is true.
-    await until(
-        f"{person.contract} is active again", lambda: contract_status(stack.engine, person.contract) == "active"
-    )
-    await page.reload()
+    # The page waited for the case's answer (issue #15 P2): cover restored, and the ledger says so already.
+    assert contract_status(stack.engine, person.contract) == "active"
     result = await page.locator("#contract-1").inner_text()
     assert "Your cover is restored" in result and "Nothing is open on this contract any more" in result
     assert f"Paid: {money_en(person.balance_cents)}" in result
     await checked(page, console, "GET /portal/pay/result (English)")
     await page.screenshot(path=stack.shots / "portal-pay-result.png", full_page=True)
+    await context.close()
+    assert console.csp_violations() == [], console.messages
+
+
+async def test_h_paying_everything_by_the_sms_pay_link_the_next_page_says_cover_is_restored(
+    stack: PortalStack,
+) -> None:
+    """No step-up: the SMS's pay link, the amount as offered, TestPay — and the page after paying says
+    cover is back, because it is (issue #15 P2: the page waits for the case's answer)."""
+    person = PEOPLE["H"]
+    context, page, console = await stack.phone()
+    await open_sms_link(stack, page, console, person)
+    assert await page.input_value("#amount") == amount_input(person.balance_cents)
+    await page.get_by_role("button", name="Weiter zur Zahlung").click()
+    await page.wait_for_url(re.compile(r"/testpay/checkout/"))
+    await page.get_by_role("button", name="Pay now").click()
+    await page.wait_for_url(re.compile(r"/pay/[^/]+/done"))
+
+    assert contract_status(stack.engine, person.contract) == "active"
+    cover = await page.locator("#cover").inner_text()
+    assert "Ihr Versicherungsschutz ist wiederhergestellt" in cover
+    assert await page.text_content("#balance") == "Nichts offen – vielen Dank"
+    await checked(page, console, "GET /pay/{token}/done")
+    await page.screenshot(path=stack.shots / "portal-pay-link-done.png", full_page=True)
     await context.close()
     assert console.csp_violations() == [], console.messages
 
