@@ -128,7 +128,9 @@ async def test_court_path_without_objection_to_title_enforcement_and_monitoring(
     await event(court, K.ENFORCEMENT_ORDER_ISSUED, today)
     await event(court, K.ENFORCEMENT_ORDER_SERVED, today)
     await time_env.sleep(timedelta(days=16))  # no Einspruch: the order becomes a final title
-    data = await until_state(time_env, court, CourtState.ENFORCEMENT)
+    # Two weeks end on the next working day when they end on a holiday (§222 ZPO): served e.g. on 18 December,
+    # they end on 4 January, after New Year — so wait in steps that cover a holiday season.
+    data = await until_state(time_env, court, CourtState.ENFORCEMENT, step=timedelta(hours=6))
     assert data.title_final_on is not None and data.limitation_date == add_years(data.title_final_on, 30)
     data = await event(court, K.ENFORCEMENT_UNSUCCESSFUL, await today_of(time_env), note="bailiff: no assets")
     assert data.state == CourtState.LONG_TERM_MONITORING and data.next_check_at is not None
