@@ -12,8 +12,8 @@ Templates live in ``templates/<language>/<kind>.<channel>.<part>``. Each languag
 environment (`environment`) whose loader falls back to German, so a partly translated language folder
 still renders every message (German being the language every template exists in), and shared layout
 files (``_email_base.html``, ``_macros.html``) resolve to the same language as the message. Every
-template sees the same filters (`eur`, `datum`, `uhrzeit`), HTML is autoescaped, and an undefined
-name is an error, never an empty string.
+template sees the same filters (`money` — alias `eur` — in the message's ``currency``, `datum`,
+`uhrzeit`), HTML is autoescaped, and an undefined name is an error, never an empty string.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     TemplateNotFound,
+    pass_context,
     select_autoescape,
 )
+from jinja2.runtime import Context
 
 from channels.gsm7 import to_gsm7
 from models.messages import TEXT_FORM_KINDS, Channel, MessageContext, MessageKind, RenderedMessage
@@ -55,8 +57,11 @@ DEFAULT_LANGUAGE = "de"
 LETTER_PDF_STANDARD: Final = "a-2b"
 
 # Babel locale and date pattern per template language. A language not listed here formats like
-# its bare babel locale with the CLDR "medium" date, which is readable everywhere.
-_LOCALES: dict[str, str] = {"de": "de_DE", "da": "da_DK", "en": "en_GB"}
+# its bare babel locale with the CLDR "medium" date, which is readable everywhere. English is
+# en_IE: European conventions (day before month, 24-hour clock) with "€1,234.56"; the currency
+# itself is the contract's (MessageContext.currency), never the locale's (docs/languages.md).
+_LOCALES: dict[str, str] = {"de": "de_DE", "da": "da_DK", "en": "en_IE"}
+DEFAULT_CURRENCY = "EUR"
 _DATE_PATTERNS: dict[str, str] = {"de": "dd.MM.yyyy", "da": "dd.MM.yyyy"}
 _TIME_PATTERNS: dict[str, str] = {"de": "HH:mm", "da": "HH.mm"}
 
@@ -104,11 +109,17 @@ def _locale_for(language: str) -> _Locale:
     )
 
 
-def format_eur(cents: int, locale: str = "de_DE") -> str:
-    """Format integer cents as money; goes through Decimal so no float ever touches an amount."""
+def format_money(cents: int, currency: str = DEFAULT_CURRENCY, locale: str = "de_DE") -> str:
+    """Format integer cents (hundredths: øre for DKK) in `currency` as `locale` writes it
+    ("1.234,56 €", "1.234,56 kr.", "€1,234.56"); through Decimal, so no float ever touches an amount."""
     if not isinstance(cents, int) or isinstance(cents, bool):
         raise TypeError(f"amount must be integer cents, got {type(cents).__name__}")
-    return format_currency(Decimal(cents) / 100, "EUR", locale=locale)
+    return format_currency(Decimal(cents) / 100, currency, locale=locale)
+
+
+def format_eur(cents: int, locale: str = "de_DE") -> str:
+    """Integer cents as euros (`format_money` in EUR)."""
+    return format_money(cents, DEFAULT_CURRENCY, locale)
 
 
 def format_datum(value: date, locale: str = "de_DE", pattern: str = "dd.MM.yyyy") -> str:
@@ -140,7 +151,14 @@ def _environment(language: str) -> Environment:
         keep_trailing_newline=False,
     )
     loc = _locale_for(language)
-    env.filters["eur"] = lambda cents: format_eur(cents, loc.babel_locale)
+
+    @pass_context
+    def money(context: Context, cents: int) -> str:
+        # The currency is the message's (a DKK contract's amounts in DKK), the notation the language's.
+        return format_money(cents, context.get("currency", DEFAULT_CURRENCY), loc.babel_locale)
+
+    env.filters["money"] = money
+    env.filters["eur"] = money  # the older name, kept for templates written before currencies
     env.filters["datum"] = lambda value: format_datum(value, loc.babel_locale, loc.date_pattern)
     env.filters["uhrzeit"] = lambda value: format_uhrzeit(value, loc.babel_locale, loc.time_pattern)
     return env
@@ -268,9 +286,13 @@ def _check_context(context: MessageContext) -> None:
         raise RenderError(f"an agent mail ({context.kind}) needs a task_url")
 
 
+_CONTRACT_WORD: dict[str, str] = {"de": "Vertrag", "en": "Contract", "da": "Police"}
+
+
 def _remittance_text(context: MessageContext) -> str:
     """Free-text purpose for transfers when there is no RF reference: the contract number."""
-    return f"Vertrag {context.contract_number}"[:_EPC_TEXT_MAX]
+    word = _CONTRACT_WORD.get(_effective_language(context.language), _CONTRACT_WORD[DEFAULT_LANGUAGE])
+    return f"{word} {context.contract_number}"[:_EPC_TEXT_MAX]
 
 
 def epc_fields(context: MessageContext) -> dict[str, Any] | None:
@@ -278,9 +300,10 @@ def epc_fields(context: MessageContext) -> dict[str, Any] | None:
 
     Uses the RF creditor reference when the case has one (banks then report it back structured
     and matching is exact, DOMAIN §6), otherwise the contract number as free text; never both,
-    as EPC069-12 forbids it.
+    as EPC069-12 forbids it. Only for euros: the EPC QR is a SEPA credit transfer, so a DKK message
+    has none (its bank details are printed as text).
     """
-    if context.total_cents <= 0:
+    if context.total_cents <= 0 or context.currency != "EUR":
         return None
     creditor = context.creditor
     reference = context.payment_reference.replace(" ", "") or None
@@ -368,7 +391,7 @@ def _letter_template(language: str, kind: str) -> Path | None:
     return None
 
 
-def _json_value(value: Any, loc: _Locale) -> Any:
+def _json_value(value: Any, loc: _Locale, currency: str) -> Any:
     """One template value as JSON for Typst: dates formatted for the language, moments as date and time."""
     if isinstance(value, datetime):
         return {
@@ -381,12 +404,12 @@ def _json_value(value: Any, loc: _Locale) -> Any:
         pairs = dict(value).items()
         out: dict[str, Any] = {}
         for key, item in pairs:
-            out[key] = _json_value(item, loc)
+            out[key] = _json_value(item, loc, currency)
             if key.endswith("_cents") and isinstance(item, int) and not isinstance(item, bool):
-                out[key.removesuffix("_cents")] = format_eur(item, loc.babel_locale)
+                out[key.removesuffix("_cents")] = format_money(item, currency, loc.babel_locale)
         return out
     if isinstance(value, list | tuple):
-        return [_json_value(item, loc) for item in value]
+        return [_json_value(item, loc, currency) for item in value]
     if value is None or isinstance(value, bool | int | str):
         return value
     raise TypeError(f"cannot pass a {type(value).__name__} to a letter template")
@@ -396,11 +419,14 @@ def letter_data(values: Mapping[str, Any], language: str) -> dict[str, Any]:
     """What a letter template reads (`letter-data()` in _letter.typ): the template values as JSON.
 
     Every field keeps its name; dates come formatted ("08.12.2026"), a moment as its local date and
-    time, and each ``x_cents`` amount also as ``x``, formatted ("243,00 €"), also inside items and
-    the creditor. Money stays integer cents up to the formatting (`format_eur`).
+    time, and each ``x_cents`` amount also as ``x``, formatted in the message's currency ("243,00 €",
+    "243,00 kr."), also inside items and the creditor. Money stays integer cents up to the formatting
+    (`format_money`).
     """
     # paid_at is UTC; the letter prints paid_at_local (the customer's zone) and must not pick the wrong one.
-    data: dict[str, Any] = _json_value({k: v for k, v in values.items() if k != "paid_at"}, _locale_for(language))
+    currency = str(values.get("currency", DEFAULT_CURRENCY))
+    fields = {k: v for k, v in values.items() if k != "paid_at"}
+    data: dict[str, Any] = _json_value(fields, _locale_for(language), currency)
     return data
 
 

@@ -126,6 +126,9 @@ class MessageContext(BaseModel):
     cure_until: date | None = None
     timezone: str = BUSINESS_TIMEZONE  # the plan's zone: paid_at is printed in local time
     credit_cents: int = 0  # overpayment kept as credit
+    # The contract's currency (ISO 4217): every amount of the message is printed in it (DKK on the
+    # Danish plan); cents are its hundredths (øre). Languages only decide the notation.
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     # Qualified notice: pay by this date. Termination letter and confirmations (optional): the notice's
     # deadline whose expiry opened the gap without cover, printed where the gap is mentioned.
     deadline: date | None = None

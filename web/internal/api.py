@@ -16,17 +16,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
-from sqlmodel import Session
+from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.coverage import status_at
+from core.languages import Language, default_language
 from core.limits import MAX_REASON_CHARS, MAX_REFERENCE_CHARS
 from ledger import service
 from ledger.inbound import EventConflict
 from models.case import CaseStatus
 from models.inputs import BirthDate, BusinessDate, Cents, Line, Lines, PastMoment, QueryMoment
-from models.ledger import ContractStatus, CustomerKind
+from models.ledger import Contract, ContractStatus, Customer, CustomerKind, Premium
 from models.plans import BUILTIN_PLANS
 from web.auth.principal import principal
 from web.deps import AppContext, berlin_today, context, db_session
@@ -55,7 +56,10 @@ class CustomerIn(Input):
     postal_code: Line = Field(default="", max_length=10)
     city: Line = Field(default="", max_length=100)
     state: Line = Field(default="", max_length=3)
-    language: Literal["de", "en", "da"] = "de"
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")  # ISO 3166-1 alpha-2, e.g. DE, DK
+    # The language the customer is written to. Omitted (or null) for a new customer: by country,
+    # else the plan's language (core/languages.py); omitted on an update: kept.
+    language: Language | None = None
     birth_date: BirthDate | None = None  # the portal's step-up asks for it with the postcode (issue #14)
     email: EmailStr | None = None
     phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
@@ -119,15 +123,35 @@ def put_contract(
             status_code=422,
             detail=f"dunning_plan must be one of {ctx.settings.selectable_plan_ids()}, got {body.dunning_plan!r}",
         )
-    customer = service.upsert_customer(
-        session,
-        body.customer.customer_number,
-        **body.customer.model_dump(exclude={"customer_number"}, exclude_unset=True),
-    )
-    service.upsert_contract(
-        session, contract_number, customer, **body.model_dump(exclude={"customer"}, exclude_unset=True)
-    )
+    customer_fields = body.customer.model_dump(exclude={"customer_number"}, exclude_unset=True)
+    contract_fields = body.model_dump(exclude={"customer"}, exclude_unset=True)
+    known_customer = session.exec(
+        select(Customer).where(Customer.customer_number == body.customer.customer_number)
+    ).first()
+    known = session.exec(select(Contract).where(Contract.contract_number == contract_number)).first()
+    plan_named = "dunning_plan" in body.model_fields_set
+    plan_id = (body.dunning_plan if plan_named else known.dunning_plan if known else None) or ctx.settings.default_plan
+    plan = BUILTIN_PLANS[plan_id]
+    if customer_fields.get("language") is None:
+        customer_fields.pop("language", None)
+        if known_customer is None or "language" in body.customer.model_fields_set:
+            customer_fields["language"] = default_language(body.customer.country, plan.language)
+    if known is None or plan_named:
+        # The contract books in its plan's currency (DKK on the Danish plan): amounts are printed in it.
+        if known is not None and known.currency != plan.currency and _has_premiums(session, known):
+            raise HTTPException(
+                status_code=422,
+                detail=f"dunning_plan {plan_id} books in {plan.currency}, but contract {contract_number} "
+                f"already has premiums in {known.currency}: a contract cannot change its currency",
+            )
+        contract_fields["currency"] = plan.currency
+    customer = service.upsert_customer(session, body.customer.customer_number, **customer_fields)
+    service.upsert_contract(session, contract_number, customer, **contract_fields)
     return contract_out(session, contract_number)
+
+
+def _has_premiums(session: Session, contract: Contract) -> bool:
+    return session.exec(select(Premium.id).where(Premium.contract_id == contract.id)).first() is not None
 
 
 @router.get("/contracts/{contract_number}", response_model=ContractOut)
