@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 
 from activities.ledger import non_retryable
-from activities.messaging import Outbox, recipient, usable
+from activities.messaging import Outbox, Pending, recipient, usable
 from channels.render import RenderError, render_template
 from infra.config import Settings
 from ledger import service
@@ -197,14 +197,18 @@ class AgencyActivities:
                     text=f"Handed over to {why}; contact due by {request.contact_due_at:%Y-%m-%d %H:%M} UTC",
                     at=request.now,
                 )
-                self._mail_agent(session, contract, request.case_id, task.agent_code, task_id, request.key, request.now)
-                return HandoverAssigned(
+                mail = self._mail_agent(
+                    session, contract, request.case_id, task.agent_code, task_id, request.key, request.now
+                )
+                assigned = HandoverAssigned(
                     task_id=task_id,
                     agent_code=task.agent_code,
                     responsible_code=responsible,
                     supervisor_code=supervisor_of(session, responsible),
                     why=why,
                 )
+            self.outbox.hand_over([mail])  # after the commit: the e-mail provider (or the outbox) has it
+            return assigned
         except (service.LedgerError, RenderError) as error:
             raise non_retryable(error) from error
 
@@ -233,8 +237,11 @@ class AgencyActivities:
                     text=f"Task moved from {previous} to {why}",
                     at=request.now,
                 )
-                self._mail_agent(session, contract, request.case_id, assignee, task.id or 0, request.key, request.now)
-                return Assignee(agent_code=assignee, changed=True, why=why)
+                mail = self._mail_agent(
+                    session, contract, request.case_id, assignee, task.id or 0, request.key, request.now
+                )
+            self.outbox.hand_over([mail])
+            return Assignee(agent_code=assignee, changed=True, why=why)
         except (service.LedgerError, RenderError) as error:
             raise non_retryable(error) from error
 
@@ -287,15 +294,15 @@ class AgencyActivities:
                 contract = service.get_contract(session, request.contract_number)
                 customer = service.get_customer(session, contract)
                 agent = service.get_agent(session, request.agent_code)
-                who = agent.name if agent else "Ihr Kundenservice"
-                text = render_template(
-                    f"{CALL_NOTICE_KIND}.txt", {"who": who, "creditor_name": self.settings.creditor_name}
-                )
+                language = customer.language  # "" who: the template names the customer service
+                values = {"who": agent.name if agent else "", "creditor_name": self.settings.creditor_name}
+                text = render_template(f"{CALL_NOTICE_KIND}.txt", values, language)
                 channel = next((c for c in (Channel.SMS, Channel.EMAIL) if usable(c, customer)), None)
+                notice: Pending | None = None
                 if channel is None:
                     channel_text = "no usable phone or e-mail: nothing sent"
                 else:
-                    service.add_message(
+                    notice = self.outbox.stage(  # the SMS or e-mail provider, like every other message
                         session,
                         Message(
                             idempotency_key=request.key,
@@ -304,13 +311,11 @@ class AgencyActivities:
                             channel=channel,
                             kind=CALL_NOTICE_KIND,
                             recipient=recipient(channel, customer),
-                            subject=render_template(f"{CALL_NOTICE_KIND}.email.subject.txt", {})
+                            subject=render_template(f"{CALL_NOTICE_KIND}.email.subject.txt", {}, language)
                             if channel == Channel.EMAIL
                             else "",
                             body_text=text,
                             created_at=request.now,
-                            sent_at=request.now,
-                            status="sent",
                         ),
                     )
                     channel_text = f"{channel.value} sent: who calls and why"
@@ -325,7 +330,8 @@ class AgencyActivities:
                     text=f"Customer not reached today; {channel_text}",
                     at=request.now,
                 )
-                return channel.value if channel else ""
+            self.outbox.hand_over([notice])
+            return channel.value if channel else ""
         except service.LedgerError as error:
             raise non_retryable(error) from error
 
@@ -337,7 +343,7 @@ class AgencyActivities:
                 contract = service.get_contract(session, request.contract_number)
                 supervisor = service.get_agent(session, request.supervisor_code)
                 address = supervisor.email if supervisor else "backoffice@example.invalid"
-                service.add_message(
+                mail = self.outbox.stage(  # through the e-mail provider, like every other message
                     session,
                     Message(
                         idempotency_key=request.key,
@@ -360,8 +366,6 @@ class AgencyActivities:
                         )
                         + "\n",
                         created_at=request.now,
-                        sent_at=request.now,
-                        status="sent",
                     ),
                 )
                 add_note(
@@ -375,7 +379,8 @@ class AgencyActivities:
                     text=f"Escalated to supervisor {request.supervisor_code}: {request.reason}",
                     at=request.now,
                 )
-                return request.supervisor_code
+            self.outbox.hand_over([mail])
+            return request.supervisor_code
         except service.LedgerError as error:
             raise non_retryable(error) from error
 
@@ -409,10 +414,11 @@ class AgencyActivities:
 
     def _mail_agent(
         self, session: Session, contract: Contract, case_id: str, agent_code: str, task_id: int, key: str, now: datetime
-    ) -> None:
-        """The agent's e-mail with the link to the task on the agent page (no customer contact data)."""
+    ) -> Pending | None:
+        """The agent's e-mail with the link to the task on the agent page (no customer contact data),
+        stored in the caller's transaction; `outbox.hand_over` sends it after the commit."""
         key = f"{key}:agent-mail:{agent_code}"
         draft, _ = self.outbox.agent_mail(
             session, contract, agent_code, case_id, self.agent_task_url(task_id), key, now
         )
-        service.add_message(session, draft)
+        return self.outbox.stage(session, draft)

@@ -2,9 +2,13 @@
 ledger, marketing mails into the outbox, outcomes, and the experiment report's data.
 
 Every write carries a key derived from the workflow id and the step, so a retried activity finds
-what its first attempt wrote. Marketing mails go to the shared outbox (`messages`), with the
-campaign's own row (`campaign_emails`) holding the step and the RFC 8058 headers; a provider
-adapter (SendGrid) sends from there.
+what its first attempt wrote. Campaign mails take the engine's one send path (activities/messaging.py
+`Outbox.stage` / `hand_over`, the same as dunning mail): stored in the outbox (`messages`) with the
+campaign's own row (`campaign_emails`: the step and the RFC 8058 headers) in one transaction, then,
+with SendGrid configured, handed to it after the commit — `custom_args` the workflow id and the step,
+the one-click unsubscribe headers, open/click tracking on marketing mail only (never on the
+confirmation: no tracking before consent). In the embedded default the outbox row is the delivery.
+A provider refusing the address counts as a bounce: the person is suppressed and the sequence ends.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.messaging import Outbox, Pending
 from channels.render import environment
 from core.campaign import (
     CONFIRM_SALT,
@@ -37,7 +42,6 @@ from core.campaign import (
 from core.timezone import BUSINESS_TIMEZONE
 from core.tokens import sign
 from infra.config import Settings
-from ledger import service
 from ledger.db import session_scope
 from models.campaign import (
     CampaignEmail,
@@ -57,6 +61,7 @@ from models.campaign import (
     SendCampaignMail,
     SendConfirmation,
     Suppression,
+    SuppressionReason,
     Touchpoint,
 )
 from models.ledger import Message
@@ -144,10 +149,26 @@ def release_reserved(session: Session, workflow_id: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def unsubscribe_headers(url: str) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe: an https URL the mail client POSTs `List-Unsubscribe=One-Click` to."""
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
 class CampaignActivities:
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, outbox: Outbox | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        self.outbox = outbox or Outbox(engine, settings)
+
+    def _refused(self, keys: list[str], person_key: str, now: datetime) -> ExitSignal | None:
+        """The provider refused the address (hand_over's answer): suppressed like a bounce."""
+        if not keys:
+            return None
+        from ledger.campaign import suppress  # ledger.campaign → workflows.campaign → this module
+
+        with session_scope(self.engine) as session:
+            suppress(session, person_key, SuppressionReason.BOUNCE, now)
+        return ExitSignal(kind=ExitKind.BOUNCE, occurred_at=now, detail="address refused by the provider")
 
     @activity.defn
     def send_confirmation(self, request: SendConfirmation) -> int | None:
@@ -171,7 +192,7 @@ class CampaignActivities:
                     "unsubscribe_url": "",
                 },
             )
-            message, _ = service.add_message(
+            pending = self.outbox.stage(  # no advertising, no tracking before consent, no unsubscribe header
                 session,
                 Message(
                     idempotency_key=request.key,
@@ -185,6 +206,7 @@ class CampaignActivities:
                     created_at=request.now,
                 ),
             )
+            message = session.exec(select(Message).where(Message.idempotency_key == request.key)).one()
             if session.exec(select(CampaignEmail).where(CampaignEmail.idempotency_key == request.key)).first() is None:
                 session.add(
                     CampaignEmail(
@@ -202,7 +224,10 @@ class CampaignActivities:
                 )
             consent.confirmation_sent_at = consent.confirmation_sent_at or request.now
             session.add(consent)
-            return message.id
+            message_id, person_key = message.id, consent.person_key
+        if self._refused(self.outbox.hand_over([pending]), person_key, request.now) is not None:
+            return None  # the address does not exist: the workflow waits for a confirmation that cannot come
+        return message_id
 
     @activity.defn
     def purge_unconfirmed(self, request: RecordQuoteOutcome) -> bool:
@@ -299,78 +324,101 @@ class CampaignActivities:
 
     @activity.defn
     def send_campaign_mail(self, request: SendCampaignMail) -> MailResult:
-        """Store one marketing mail in the outbox with its one-click unsubscribe headers —
-        unless the person is suppressed or (for quote sequences) has been in touch meanwhile."""
+        """Send one marketing mail with its one-click unsubscribe headers through the engine's send
+        path — unless the person is suppressed or (for quote sequences) has been in touch meanwhile.
+        A retry whose first attempt stored the mail but never got it to the provider checks again."""
         with session_scope(self.engine) as session:
+            blocked = active_exit(session, request.person_key, request.since if request.stop_on_touchpoint else None)
             done = session.exec(select(CampaignEmail).where(CampaignEmail.idempotency_key == request.key)).first()
             if done is not None:
-                return MailResult(sent=True, message_id=done.message_id)
-            blocked = active_exit(session, request.person_key, request.since if request.stop_on_touchpoint else None)
-            if blocked is not None:
+                stored = session.get(Message, done.message_id) if done.message_id else None
+                if stored is None or stored.status != "queued":
+                    return MailResult(sent=True, message_id=done.message_id)
+                if blocked is not None:  # stored, never handed over, and the person left meanwhile
+                    stored.status = "withheld"
+                    session.add(stored)
+                    session.delete(done)
+                    release_reserved(session, request.workflow_id)
+                    return MailResult(sent=False, blocked_by=blocked)
+                pending = self.outbox.stage(session, stored, headers=done.headers, track=True)
+                message_id = stored.id
+            elif blocked is not None:
                 release_reserved(session, request.workflow_id)
                 return MailResult(sent=False, blocked_by=blocked)
-            person = session.exec(select(CampaignPerson).where(CampaignPerson.person_key == request.person_key)).first()
-            if person is None or person.email is None:
-                raise ApplicationError(
-                    f"person {request.person_key} has no e-mail address on file",
-                    type="InvalidInput",
-                    non_retryable=True,
-                )
-            values: dict[str, Any] = {
-                "insurer": self.settings.creditor_name,
-                "insurer_address": self.settings.creditor_address,
-                "unsubscribe_url": unsubscribe_url(self.settings, person.unsubscribe_token_id, request.now),
-                "segment": request.segment.value,
-                "reminder_number": request.reminder_number,
-                "onboarding_number": request.reminder_number,
-                "contract_number": request.contract_number or "",
-                "inspection_due": berlin_date(request.inspection_due) if request.inspection_due else "",
-            }
-            if request.quote_id is not None:
-                quote = session.exec(select(CampaignQuote).where(CampaignQuote.quote_id == request.quote_id)).one()
-                expires = request.now + timedelta(days=RESUME_LINK_DAYS)
-                values["resume_url"] = resume_url(self.settings, quote.resume_token_id, expires)
-                values["link_valid_until"] = berlin_date(expires.astimezone(ZoneInfo(BUSINESS_TIMEZONE)).date())
-            subject, text, html = render_campaign_mail(request.kind, values)
-            headers = {
-                "List-Unsubscribe": f"<{values['unsubscribe_url']}>",
-                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-            }
-            message, _ = service.add_message(
-                session,
-                Message(
-                    idempotency_key=request.key,
-                    case_id=request.workflow_id,
-                    channel="email",
-                    kind=request.kind,
-                    recipient=person.email,
-                    subject=subject,
-                    body_text=text,
-                    body_html=html,
-                    created_at=request.now,
-                ),
+            else:
+                pending, message_id = self._store(session, request)
+        return self._hand_over(pending, request, message_id)
+
+    def _store(self, session: Session, request: SendCampaignMail) -> tuple[Pending | None, int | None]:
+        """The new mail and its campaign row, in the caller's transaction (with the exit check)."""
+        person = session.exec(select(CampaignPerson).where(CampaignPerson.person_key == request.person_key)).first()
+        if person is None or person.email is None:
+            raise ApplicationError(
+                f"person {request.person_key} has no e-mail address on file",
+                type="InvalidInput",
+                non_retryable=True,
             )
-            session.add(
-                CampaignEmail(
-                    idempotency_key=request.key,
-                    workflow_id=request.workflow_id,
-                    step=request.step,
-                    kind=request.kind,
-                    person_key=request.person_key,
-                    quote_id=request.quote_id,
-                    message_id=message.id,
-                    headers=headers,
-                    due_at=request.due_at,
-                    sent_at=request.now,
-                    postponed_reason=request.postponed_reason,
-                )
+        values: dict[str, Any] = {
+            "insurer": self.settings.creditor_name,
+            "insurer_address": self.settings.creditor_address,
+            "unsubscribe_url": unsubscribe_url(self.settings, person.unsubscribe_token_id, request.now),
+            "segment": request.segment.value,
+            "reminder_number": request.reminder_number,
+            "onboarding_number": request.reminder_number,
+            "contract_number": request.contract_number or "",
+            "inspection_due": berlin_date(request.inspection_due) if request.inspection_due else "",
+        }
+        if request.quote_id is not None:
+            quote = session.exec(select(CampaignQuote).where(CampaignQuote.quote_id == request.quote_id)).one()
+            expires = request.now + timedelta(days=RESUME_LINK_DAYS)
+            values["resume_url"] = resume_url(self.settings, quote.resume_token_id, expires)
+            values["link_valid_until"] = berlin_date(expires.astimezone(ZoneInfo(BUSINESS_TIMEZONE)).date())
+        subject, text, html = render_campaign_mail(request.kind, values)
+        headers = unsubscribe_headers(values["unsubscribe_url"])
+        pending = self.outbox.stage(
+            session,
+            Message(
+                idempotency_key=request.key,
+                case_id=request.workflow_id,
+                channel="email",
+                kind=request.kind,
+                recipient=person.email,
+                subject=subject,
+                body_text=text,
+                body_html=html,
+                created_at=request.now,
+            ),
+            headers=headers,
+            track=True,  # marketing mail with consent: opens and clicks feed the step's events
+        )
+        message = session.exec(select(Message).where(Message.idempotency_key == request.key)).one()
+        session.add(
+            CampaignEmail(
+                idempotency_key=request.key,
+                workflow_id=request.workflow_id,
+                step=request.step,
+                kind=request.kind,
+                person_key=request.person_key,
+                quote_id=request.quote_id,
+                message_id=message.id,
+                headers=headers,
+                due_at=request.due_at,
+                sent_at=request.now,
+                postponed_reason=request.postponed_reason,
             )
-            slot = session.exec(select(ContactSlot).where(ContactSlot.idempotency_key == request.key)).first()
-            if slot is not None:  # the ledger keeps the real moment: a timer can fire a little late
-                slot.status = "sent"
-                slot.send_at = request.now
-                session.add(slot)
-            return MailResult(sent=True, message_id=message.id)
+        )
+        slot = session.exec(select(ContactSlot).where(ContactSlot.idempotency_key == request.key)).first()
+        if slot is not None:  # the ledger keeps the real moment: a timer can fire a little late
+            slot.status = "sent"
+            slot.send_at = request.now
+            session.add(slot)
+        return pending, message.id
+
+    def _hand_over(self, pending: Pending | None, request: SendCampaignMail, message_id: int | None) -> MailResult:
+        refused = self._refused(self.outbox.hand_over([pending]), request.person_key, request.now)
+        if refused is not None:
+            return MailResult(sent=False, blocked_by=refused, message_id=message_id)
+        return MailResult(sent=True, message_id=message_id)
 
     @activity.defn
     def record_outcome(self, request: RecordQuoteOutcome) -> None:

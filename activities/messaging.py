@@ -16,6 +16,8 @@ asks the provider first (`find_email`/`find_sms`) instead of sending twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -90,6 +92,20 @@ def address_lines(customer: Customer) -> list[str]:
     return [
         line for line in (customer.name, customer.street, f"{customer.postal_code} {customer.city}".strip()) if line
     ]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A stored e-mail or SMS still to be handed to its provider (after the transaction that stored it)."""
+
+    message_id: int
+    key: str
+    case_id: str
+    channel: Channel
+    rendered: RenderedMessage
+    to: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    track: bool = False
 
 
 def provider_failure(error: ProviderError) -> ApplicationError:
@@ -268,6 +284,7 @@ class Outbox:
             terminated_on=terminated_on,
             cure_until=deadline_date if request.kind == MessageKind.TERMINATION_LETTER else request.cure_until,
             credit_cents=arrears.credit_cents,
+            currency=contract.currency,
             deadline=deadline_date if request.kind != MessageKind.TERMINATION_LETTER else request.notice_deadline,
             legal_basis=request.notice_plan.legal_basis.value if request.notice_plan else request.legal_basis,
             timezone=request.timezone,
@@ -345,8 +362,11 @@ class Outbox:
         to: str,
         *,
         request: SendMessage | None,
+        headers: Mapping[str, str] | None = None,
+        track: bool = False,
     ) -> str:
         """Hand one stored message to its provider, once: returns the provider's message id.
+        `headers` and `track` go with an e-mail (marketing mail: RFC 8058 headers, tracking).
 
         The delivery row is committed before the provider is called, so a retry after a crash or
         a timeout knows an earlier attempt may have got through and asks the provider first.
@@ -366,7 +386,7 @@ class Outbox:
                         message_key=message_key,
                         message_id=message_id,
                         case_id=case_id,
-                        contract_id=message.contract_id or 0,
+                        contract_id=message.contract_id,
                         channel=channel,
                         provider=provider,
                         is_primary=request is not None,
@@ -379,7 +399,14 @@ class Outbox:
         try:
             if channel == Channel.EMAIL:
                 email = OutgoingEmail(
-                    to=to, subject=rendered.subject, text=rendered.text, html=rendered.html, case_id=case_id, step=step
+                    to=to,
+                    subject=rendered.subject,
+                    text=rendered.text,
+                    html=rendered.html,
+                    case_id=case_id,
+                    step=step,
+                    headers=dict(headers or {}),
+                    track=track,
                 )
                 if earlier_attempt is not None:
                     provider_id = self.providers.email.find_email(email, earlier_attempt)
@@ -411,6 +438,63 @@ class Outbox:
             deliveries.accept(session, delivery, provider_id, datetime.now(UTC))
         return provider_id
 
+    # --- the one send path for every other message (campaign, agents, call notices) ---------------
+
+    def stage(
+        self, session: Session, draft: Message, *, headers: Mapping[str, str] | None = None, track: bool = False
+    ) -> Pending | None:
+        """Store an e-mail or SMS once by its key, inside the caller's transaction. With a real provider
+        for its channel it is stored `queued` and returned, to be handed over by `hand_over` once the
+        transaction has committed; in the embedded default the outbox row is the delivery (`sent`,
+        None returned). A retry finds the row its first attempt stored: still queued, it is returned
+        again (and `deliver` asks the provider before sending twice)."""
+        channel = Channel(draft.channel)
+        if self.external(channel):
+            draft.status, draft.sent_at = "queued", None
+        else:
+            draft.status, draft.sent_at = "sent", draft.sent_at or draft.created_at
+        message, _ = service.add_message(session, draft)
+        if message.status != "queued":
+            return None
+        rendered = RenderedMessage(subject=message.subject, text=message.body_text, html=message.body_html)
+        return Pending(
+            message_id=message.id or 0,
+            key=message.idempotency_key,
+            case_id=message.case_id or "",
+            channel=channel,
+            rendered=rendered,
+            to=message.recipient,
+            headers=dict(headers or {}),
+            track=track,
+        )
+
+    def hand_over(self, pending: Iterable[Pending | None]) -> list[str]:
+        """Hand staged messages to their provider, each once. Returns the keys whose recipient the
+        provider refused (their delivery and message are marked failed; the caller decides what that
+        means: a campaign suppresses the address). Other provider errors: 4xx non-retryable, 5xx retried."""
+        refused: list[str] = []
+        for item in pending:
+            if item is None:
+                continue
+            try:
+                self.deliver(
+                    item.message_id,
+                    item.key,
+                    item.case_id,
+                    item.channel,
+                    item.rendered,
+                    item.to,
+                    request=None,
+                    headers=item.headers,
+                    track=item.track,
+                )
+            except RecipientInvalid as error:
+                log.warning("%s refused the recipient of %s", error.provider, item.key)
+                refused.append(item.key)
+            except ProviderError as error:
+                raise provider_failure(error) from error
+        return refused
+
     def agent_mail(
         self,
         session: Session,
@@ -426,8 +510,13 @@ class Outbox:
         Not stored yet: the caller decides how it is delivered."""
         agent = service.get_agent(session, agent_code)
         arrears = service.arrears(session, contract.contract_number, service.ledger_date(now))
+        customer = service.get_customer(session, contract)
         context = MessageContext(
             kind=kind,
+            # Agents have no language of their own in the master data: the customer's stands for the
+            # market the contract belongs to (a Danish contract's agent reads Danish).
+            language=customer.language,
+            currency=contract.currency,
             letter_date=service.ledger_date(now),
             case_id=case_id,
             contract_number=contract.contract_number,

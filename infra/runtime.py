@@ -56,7 +56,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings, executor: T
     agency = AgencyActivities(engine, outbox, settings)
     portal = PortalActivities(engine, outbox, settings)
     court = CourtActivities(engine)
-    campaign = CampaignActivities(engine, settings)
+    campaign = CampaignActivities(engine, settings, outbox)  # the same send path as dunning mail
     sweep = SweepActivities(engine, client, settings.task_queue, settings.default_plan)
     return Worker(
         client,

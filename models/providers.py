@@ -30,7 +30,7 @@ class ProviderDelivery(SQLModel, table=True):
     message_key: str = Field(unique=True)  # messages.idempotency_key: <case id>:<step>:<channel>
     message_id: int = Field(foreign_key="messages.id", index=True)
     case_id: str = Field(index=True)
-    contract_id: int = Field(foreign_key="contracts.id")
+    contract_id: int | None = Field(default=None, foreign_key="contracts.id")  # None: a campaign mail
     channel: str
     provider: str  # twilio | sendgrid
     provider_message_id: str | None = Field(default=None, index=True)

@@ -12,7 +12,8 @@ contact data invalid and falls back to the next channel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -64,8 +65,14 @@ class OutgoingEmail:
     subject: str
     text: str
     html: str
-    case_id: str  # custom_args: the case id and the step, nothing personal
+    case_id: str  # custom_args: the case (or campaign workflow) id and the step, nothing personal
     step: str
+    # Extra mail headers, e.g. RFC 8058 one-click unsubscribe on marketing mail (List-Unsubscribe,
+    # List-Unsubscribe-Post). Transactional mail (dunning, agents) carries none.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Open and click tracking: only marketing mail with consent and without pay links. Off for
+    # everything else, so a pay link reaches the customer unchanged (no tracking redirect).
+    track: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
-"""SendGrid: e-mail with `custom_args` (case id and step only), click tracking off, and the
-signed Event Webhook (ECDSA P-256 over timestamp + body, checked with the SDK's EventWebhook).
+"""SendGrid: e-mail with `custom_args` (case id and step only), the mail's own headers (RFC 8058
+one-click unsubscribe on marketing mail), click and open tracking off unless the mail asks for it
+(marketing mail without pay links), SendGrid's own subscription footer always off (the engine has
+its own unsubscribe link), and the signed Event Webhook (ECDSA P-256 over timestamp + body, checked
+with the SDK's EventWebhook).
 
 The SDK does not look at the timestamp: `verify_events` rejects a signature older (or newer)
 than the replay window, so a captured webhook cannot be replayed later.
@@ -24,8 +27,10 @@ from sendgrid.helpers.mail import (
     ClickTracking,
     CustomArg,
     Email,
+    Header,
     Mail,
     OpenTracking,
+    SubscriptionTracking,
     TrackingSettings,
 )
 
@@ -42,6 +47,19 @@ NAME = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 TIMEOUT_SECONDS = 20
+# SendGrid's event names as the campaign's per-step events (models/campaign_requests.py EMAIL_EVENTS).
+CAMPAIGN_EVENTS = {
+    "processed": "processed",
+    "delivered": "delivered",
+    "deferred": "deferred",
+    "open": "open",
+    "click": "click",
+    "bounce": "bounce",
+    "dropped": "dropped",
+    "spamreport": "spam_report",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "unsubscribe",
+}
 log = logging.getLogger(__name__)
 
 
@@ -74,9 +92,14 @@ class SendGridEmail:
             html_content=email.html or None,
         )
         message.custom_arg = [CustomArg("case_id", email.case_id), CustomArg("step", email.step)]
-        # Pay links must reach the customer unchanged (no redirect through a tracking domain).
+        for name, value in email.headers.items():
+            message.header = Header(name, value)
+        # Pay links must reach the customer unchanged (no redirect through a tracking domain): tracking
+        # only where the mail asks for it (marketing mail with consent, no pay link in it).
         message.tracking_settings = TrackingSettings(
-            click_tracking=ClickTracking(False, False), open_tracking=OpenTracking(False)
+            click_tracking=ClickTracking(email.track, email.track),
+            open_tracking=OpenTracking(email.track),
+            subscription_tracking=SubscriptionTracking(False),
         )
         return message
 

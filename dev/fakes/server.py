@@ -9,8 +9,10 @@ One threaded HTTP server answers all three (the paths do not overlap):
   to the engine's webhook.
 - Twilio: `POST/GET /2010-04-01/Accounts/<sid>/Messages.json` (basic auth checked), and with
   `callbacks=True` a signed "delivered" status callback to the message's StatusCallback.
-- SendGrid: `POST /v3/mail/send` (202 + X-Message-Id), `GET /v3/messages` (Email Activity lookup by
-  unique_args), and with `callbacks=True` a signed "delivered" event to the engine's webhook.
+- SendGrid: `POST /v3/mail/send` (202 + X-Message-Id; the whole mail kept, headers and tracking
+  settings included), `GET /v3/messages` (Email Activity lookup by unique_args), and with
+  `callbacks=True` a signed "delivered" event to the engine's webhook; `sendgrid_event` and
+  `sendgrid_webhook` build any other signed event (open, click, unsubscribe, spam report …).
 
 `fail_next(api, status, ...)` makes the next request to that API fail with a given status (after
 optionally doing the work first: "accepted, but the answer got lost").
@@ -65,6 +67,30 @@ def sendgrid_sign(payload: bytes, timestamp: int, key: ec.EllipticCurvePrivateKe
     """SendGrid's Event Webhook signature: ECDSA P-256/SHA-256 over timestamp + body, base64 DER."""
     signature = key.sign(str(timestamp).encode() + payload, ec.ECDSA(hashes.SHA256()))
     return base64.b64encode(signature).decode()
+
+
+def sendgrid_webhook(events: list[dict[str, Any]], timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """An Event Webhook request as SendGrid sends it: the JSON body and its signed headers."""
+    body = json.dumps(events).encode()
+    now = int(time.time()) if timestamp is None else timestamp
+    return body, {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": sendgrid_sign(body, now),
+        "X-Twilio-Email-Event-Webhook-Timestamp": str(now),
+    }
+
+
+def sendgrid_event(mail: dict[str, Any], kind: str, **extra: Any) -> dict[str, Any]:
+    """A SendGrid event about a mail the fake received: its message id and `custom_args`, like SendGrid's."""
+    return {
+        "email": mail["personalizations"][0]["to"][0]["email"],
+        "event": kind,
+        "sg_event_id": secrets.token_urlsafe(16),
+        "sg_message_id": f"{mail['msg_id']}.filter0001",
+        "timestamp": int(time.time()),
+        **(mail.get("custom_args") or {}),
+        **extra,
+    }
 
 
 def stripe_signature(payload: bytes, secret: str = STRIPE_WEBHOOK_SECRET, timestamp: int | None = None) -> str:
@@ -404,13 +430,7 @@ class FakeServer(ThreadingHTTPServer):
         self._post(url, params, {"X-Twilio-Signature": twilio_signature(url, params)})
 
     def post_sendgrid_events(self, events: list[dict[str, Any]]) -> None:
-        body = json.dumps(events).encode()
-        now = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "X-Twilio-Email-Event-Webhook-Signature": sendgrid_sign(body, now),
-            "X-Twilio-Email-Event-Webhook-Timestamp": str(now),
-        }
+        body, headers = sendgrid_webhook(events)
         self._post(f"{self.state.engine_url}/webhooks/sendgrid", body, headers)
 
     def _post(self, url: str, body: bytes | dict[str, str], headers: dict[str, str]) -> None:

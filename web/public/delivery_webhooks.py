@@ -1,7 +1,12 @@
 """Delivery outcomes from the message providers (public app): `POST /webhooks/twilio/status` (X-Twilio-Signature
 verified with the SDK's RequestValidator) and `POST /webhooks/sendgrid` (ECDSA signature verified with the SDK,
 timestamp within the replay window, each event de-duplicated by `sg_event_id`). A message that could not be
-delivered starts its channel fallback (workflows/fallback.py); a webhook that fails verification changes nothing."""
+delivered starts its channel fallback (workflows/fallback.py); a webhook that fails verification changes nothing.
+
+A SendGrid event about a campaign mail (its `custom_args` name the campaign workflow and the step) is also
+the campaign's per-step event (open, click, bounce, dropped, spam report, unsubscribe …, recorded once by
+event id, ledger/campaign.py); a bounce, spam report or unsubscribe suppresses the person and signals
+every running workflow of theirs to end (`exit_sequence`)."""
 
 from __future__ import annotations
 
@@ -13,19 +18,23 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from infra.config import Settings
+from ledger.campaign import record_email_events
 from models.activities import SendMessage
+from models.campaign import ExitKind, ExitSignal
+from models.campaign_requests import EmailEventIn
 from models.providers import DeliveryStatus
 from providers import deliveries
 from providers.base import WebhookRejected
+from providers.sendgrid_email import CAMPAIGN_EVENTS, SendGridEmail
 from providers.sendgrid_email import SIGNATURE_HEADER as SENDGRID_SIGNATURE
 from providers.sendgrid_email import TIMESTAMP_HEADER as SENDGRID_TIMESTAMP
-from providers.sendgrid_email import SendGridEmail
 from providers.twilio_sms import FINAL_FAILURES, INVALID_NUMBER_CODES, TwilioSms
 from web.deps import AppContext, context
 from web.public.provider_checks import (
@@ -38,6 +47,7 @@ from web.public.provider_checks import (
     providers_for,
     unreadable_json,
 )
+from workflows.campaign_client import signal_all
 from workflows.fallback import ChannelFallback, fallback_workflow_id
 
 log = logging.getLogger(__name__)
@@ -199,13 +209,14 @@ async def sendgrid_event(ctx: AppContext, event: dict[str, Any]) -> dict[str, ob
     key = f"{case_id}:{step}" if isinstance(case_id, str) and isinstance(step, str) else None
     sg_message_id = event.get("sg_message_id")
     provider_id = sg_message_id.split(".", 1)[0] if isinstance(sg_message_id, str) else None
+    campaign = await campaign_event(ctx, event, kind, key)
     if kind == "delivered":
         status, invalid = DeliveryStatus.DELIVERED, False
     elif kind in SENDGRID_UNDELIVERABLE:
         status, invalid = DeliveryStatus.FAILED, True
     else:
-        return {"ignored": True, "event": kind[:40]}
-    return await delivery_outcome(
+        return {"event": kind[:40], "campaign": campaign} if campaign else {"ignored": True, "event": kind[:40]}
+    result = await delivery_outcome(
         ctx,
         SENDGRID_SOURCE,
         provider_id=provider_id,
@@ -214,3 +225,39 @@ async def sendgrid_event(ctx: AppContext, event: dict[str, Any]) -> dict[str, ob
         error=None if status == DeliveryStatus.DELIVERED else kind,
         contact_invalid=invalid,
     )
+    return {**result, "campaign": campaign} if campaign else result
+
+
+def event_time(event: dict[str, Any]) -> datetime:
+    """When SendGrid saw it (unix seconds); now if the event carries no usable time."""
+    stamp = event.get("timestamp")
+    if isinstance(stamp, int) and not isinstance(stamp, bool) and 0 < stamp < 10**11:
+        return datetime.fromtimestamp(stamp, UTC)
+    return datetime.now(UTC)
+
+
+async def campaign_event(
+    ctx: AppContext, event: dict[str, Any], kind: str, key: str | None
+) -> dict[str, object] | None:
+    """The event as the campaign step's event, if the mail is a campaign mail (None otherwise). A bounce,
+    spam report or unsubscribe suppresses the person and ends their running sequences."""
+    mapped = CAMPAIGN_EVENTS.get(kind)
+    if mapped is None or key is None:
+        return None
+    now, event_id = datetime.now(UTC), str(event["sg_event_id"])
+    try:
+        item = EmailEventIn(event_id=event_id, email_key=key, event=mapped, occurred_at=event_time(event))
+    except ValidationError:  # a time outside what the campaign accepts: the moment it arrived
+        try:
+            item = EmailEventIn(event_id=event_id, email_key=key, event=mapped, occurred_at=now)
+        except ValidationError:
+            return None  # ids no campaign mail has (too long): not ours
+    result = await ctx.inbound.in_transaction(lambda session: record_email_events(session, [item], now))
+    if isinstance(result, str):
+        return None  # not a campaign mail (a dunning or agent mail)
+    recorded, _, to_signal = result
+    signalled = 0
+    for reason, workflow_ids in to_signal:
+        exit_signal = ExitSignal(kind=ExitKind(reason.value), occurred_at=item.occurred_at, detail="sendgrid")
+        signalled += await signal_all(ctx.client, workflow_ids, exit_signal)
+    return {"event": mapped, "recorded": recorded == 1, "signalled": signalled}
