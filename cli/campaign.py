@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from activities.campaign import campaign_report
-from core.campaign import DEFAULT_PLAN, ExperimentReport
+from core.campaign import CAMPAIGN_PLANS, ExperimentReport
 from infra.config import get_settings
 from ledger.db import make_engine, migrate
 
@@ -65,7 +65,7 @@ def report(
     migrate(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
     try:
-        reports = campaign_report(engine, DEFAULT_PLAN, moment)
+        reports = campaign_report(engine, CAMPAIGN_PLANS[settings.campaign_plan], moment)
     finally:
         engine.dispose()
     if as_json:

@@ -93,6 +93,7 @@ class CampaignPlan(BaseModel):
     conversion_window: timedelta = timedelta(days=30)  # from abandonment; also how long a quote is followed
     quiet_start: time = time(20, 0)
     quiet_end: time = time(8, 0)
+    quiet_hours: bool = True  # quiet hours, Sundays and holidays; off only on the minute-scale demo plan
     timezone: str = BUSINESS_TIMEZONE
     cap_max_mails: int = 2  # per person, across all campaigns …
     cap_window: timedelta = timedelta(days=7)  # … within this rolling period
@@ -134,6 +135,37 @@ DEFAULT_PLAN = CampaignPlan(
 )
 
 
+# `make run`'s campaign (CAMPAIGN_PLAN=demo, never in production): the same experiments and arms,
+# every duration in minutes, no quiet hours, so a newcomer sees reminders move, a conversion and
+# closed conversion windows in the report within a quarter of an hour.
+DEMO_PLAN = DEFAULT_PLAN.model_copy(
+    update={
+        "confirmation_retention": timedelta(minutes=10),
+        "conversion_window": timedelta(minutes=15),
+        "quiet_hours": False,
+        "cap_window": timedelta(minutes=5),
+        "onboarding_waits": [timedelta(0), timedelta(minutes=3)],
+        "wait_times": DEFAULT_PLAN.wait_times.model_copy(
+            update={
+                "arms": [
+                    Arm(name="short", weight=50, waits=[timedelta(minutes=2), timedelta(minutes=5)]),
+                    Arm(name="long", weight=50, waits=[timedelta(minutes=4), timedelta(minutes=9)]),
+                ]
+            }
+        ),
+    }
+)
+CAMPAIGN_PLANS = {"default": DEFAULT_PLAN, "demo": DEMO_PLAN}
+
+
+def window_text(window: timedelta) -> str:
+    """A conversion window as the report states it: "30 days", "15 minutes"."""
+    if window % timedelta(days=1) == timedelta(0):
+        return f"{window.days} day{'s' if window.days != 1 else ''}"
+    minutes = int(window.total_seconds() // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def assignment_bucket(quote_id: str, experiment: str) -> int:
     """A stable bucket 0…9999 from the quote and the experiment name (independent per experiment)."""
     digest = hashlib.sha256(f"{experiment}\x1f{quote_id}".encode()).digest()
@@ -159,7 +191,10 @@ def assign_all(quote_id: str, plan: CampaignPlan) -> dict[str, str]:
 
 
 def may_send_at(moment: datetime, holidays: Collection[date], plan: CampaignPlan) -> bool:
-    """Marketing mail only 08:00–20:00 local time, never on Sundays or public holidays."""
+    """Marketing mail only 08:00–20:00 local time, never on Sundays or public holidays (unless the
+    plan has no quiet hours: the demo plan, whose minutes would otherwise wait for the morning)."""
+    if not plan.quiet_hours:
+        return True
     local = moment.astimezone(ZoneInfo(plan.timezone))
     if local.weekday() == 6 or local.date() in holidays:
         return False

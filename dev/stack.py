@@ -5,7 +5,9 @@ frontend and Web UI on 127.0.0.1 only, custom search attributes registered), the
 apps (public on 127.0.0.1:PUBLIC_PORT, internal on 127.0.0.1:INTERNAL_PORT, metrics on
 127.0.0.1:WEB_METRICS_PORT, one process: web/serve.py); creates the daily ledger-sweep Schedule; seeds
 the demo ledger once (and, in the background, twelve months of closed cases: dev/demo_history.py);
-creates a first admin account and prints its one-time password; prints the URLs.
+seeds the abandoned-quote campaign's demo quotes on the minute-scale campaign plan (CAMPAIGN_PLAN=demo,
+in the background: dev/demo_campaign.py); creates a first admin account and prints its one-time password;
+prints the URLs.
 Ctrl-C stops everything; running it again resumes where it was (same data folder).
 
 The dev server's Web UI has no sign-in: anyone who can reach it reads every case, decrypted through
@@ -29,6 +31,7 @@ from sqlmodel import select
 
 from cli.case import ensure_sweep_schedule
 from dev.demo import seed
+from dev.demo_campaign import seed_campaign
 from dev.demo_history import seed_history
 from infra.config import Settings, get_settings
 from infra.runtime import connect
@@ -36,6 +39,7 @@ from ledger.db import make_engine, migrate, session_scope
 from ledger.inbound import Inbound
 from models.auth import Role, StaffAccount
 from web.auth import accounts
+from web.deps import AppContext
 from web.internal.codec import dev_ui_endpoint
 from workflows import search_attributes as sa
 
@@ -104,6 +108,25 @@ def seed_history_in_background(settings: Settings) -> None:
     threading.Thread(target=work, name="demo-history", daemon=True).start()
 
 
+def seed_campaign_in_background(settings: Settings) -> None:
+    """The campaign demo (issue #17): abandoned quotes through the calculator's inbound path, opt-ins
+    confirmed once their mail is out, one conversion after its first reminder (up to ~15 minutes of
+    waiting, so in a thread); every step idempotent, so a restart resumes."""
+
+    async def run() -> None:
+        engine = make_engine(settings.effective_database_url)
+        client = await connect(settings)
+        await seed_campaign(AppContext(engine, client, settings, Inbound(engine, client, settings)))
+
+    def work() -> None:
+        try:
+            asyncio.run(run())
+        except Exception as error:  # noqa: BLE001 - the stack runs on; the next start tries again
+            print(f"demo campaign: stopped ({error}); the next start resumes it", flush=True)
+
+    threading.Thread(target=work, name="demo-campaign", daemon=True).start()
+
+
 def first_admin(settings: Settings) -> str:
     """Sign-in help for the person at the keyboard: a first admin account on the first run (its
     one-time password printed once, never stored in clear), later how to get a new password."""
@@ -137,6 +160,8 @@ def main() -> None:
         PUBLIC_BASE_URL=public,
         INTERNAL_BASE_URL=internal,
         TEMPORAL_UI_URL=f"http://{LOOPBACK}:{UI_PORT}",
+        # The campaign's minute-scale demo plan (core/campaign.py DEMO_PLAN) unless told otherwise.
+        CAMPAIGN_PLAN=os.environ.get("CAMPAIGN_PLAN", "demo"),
         # Everything on this machine only, whatever the environment says.
         PUBLIC_HOST=LOOPBACK,
         INTERNAL_HOST=LOOPBACK,
@@ -205,6 +230,7 @@ def main() -> None:
   Back office       {internal}/            (staff: contracts, outbox with pay links, agent tasks, API docs at /docs)
     sign in         {sign_in}
   Customer pages    {public}/            (pay links, campaign pages, TestPay; the only app meant for the internet)
+  Campaign demo     quote-Q-DEMO-* workflows in the Temporal UI (search CampaignStage), {internal}/campaign/report
   Temporal Web UI   http://{LOOPBACK}:{UI_PORT}/namespaces/default/workflows   (no sign-in: this machine only)
   Metrics           {metrics}
   Logs              {logs}/
@@ -214,6 +240,7 @@ Everything listens on {LOOPBACK} only. Ctrl-C stops everything; `make run` again
             flush=True,
         )
         seed_history_in_background(settings)
+        seed_campaign_in_background(settings)
         while True:
             for name, proc in procs:
                 if proc.poll() is not None:

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     link_secret: str = ""
     testpay_webhook_secret: str = ""
     campaign_events_secret: str = ""
+    # The abandoned-quote campaign's plan for new quotes and follow-ups, and the report's window
+    # (core/campaign.py CAMPAIGN_PLANS): "demo" (minutes, no quiet hours) is what `make run` uses and is
+    # refused in production.
+    campaign_plan: Literal["default", "demo"] = "default"
     csrf_secret: str = ""  # signs the CSRF tokens of every HTML form (web/safety/)
     pay_link_days: int = 30
     # Who may do what (issue #12, docs/security.md). ENVIRONMENT=production refuses to start on any
@@ -345,6 +349,10 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append(
             f"DEFAULT_PLAN={settings.default_plan} is a demo plan (minute-long deadlines, not legally "
             "effective); set e.g. DEFAULT_PLAN=de-follow-up"
+        )
+    if settings.campaign_plan == "demo":
+        problems.append(
+            "CAMPAIGN_PLAN=demo is make run's minute-scale campaign (no quiet hours); set CAMPAIGN_PLAN=default"
         )
     if not settings.payload_keys:
         problems.append(

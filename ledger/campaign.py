@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core.campaign import person_key_for, segment_for
+from core.campaign import CAMPAIGN_PLANS, person_key_for, segment_for
 from core.tokens import derive_token_id
 from infra.config import Settings
 from models.campaign import (
@@ -114,6 +114,7 @@ def register_quote(
                 person_key=existing.person_key,
                 segment=segment_for(existing.vehicle_age_years, existing.yearly_mileage_km),
                 abandoned_at=utc(existing.abandoned_at),
+                plan=CAMPAIGN_PLANS[settings.campaign_plan],
             ),
             created=False,
             status=existing.status,
@@ -175,7 +176,13 @@ def register_quote(
     )
     session.flush()
     return Registered(
-        input=QuoteInput(quote_id=body.quote_id, person_key=person_key, segment=segment, abandoned_at=abandoned_at),
+        input=QuoteInput(
+            quote_id=body.quote_id,
+            person_key=person_key,
+            segment=segment,
+            abandoned_at=abandoned_at,
+            plan=CAMPAIGN_PLANS[settings.campaign_plan],
+        ),
         created=True,
         status=status,
     )

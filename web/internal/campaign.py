@@ -25,7 +25,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
 from activities.campaign import campaign_report
-from core.campaign import DEFAULT_PLAN, ExperimentReport, person_key_for
+from core.campaign import CAMPAIGN_PLANS, CampaignPlan, ExperimentReport, person_key_for, window_text
+from infra.config import Settings
 from ledger.campaign import EntryLimited, record_touchpoint, register_quote
 from ledger.campaign import record_email_events as store_email_events
 from ledger.db import transaction_in_thread
@@ -50,14 +51,19 @@ router = APIRouter()
     responses={429: {"description": "entry limit per address or IP reached; nothing written"}},
 )
 async def quote_abandoned(body: QuoteAbandonedIn, request: Request) -> dict[str, Any] | JSONResponse:
-    ctx = context(request)
-    now = datetime.now(UTC)
     try:
-        registered = await transaction_in_thread(
-            ctx.engine, lambda s: register_quote(s, ctx.settings, body, now, client_ip(request))
-        )
+        return await accept_abandoned_quote(context(request), body, client_ip(request))
     except EntryLimited as limited:
         return too_many(limited)
+
+
+async def accept_abandoned_quote(ctx: AppContext, body: QuoteAbandonedIn, caller_ip: str | None) -> dict[str, Any]:
+    """The quote, person and consent stored once, then its workflow started (or joined); EntryLimited:
+    nothing written. What the route does, and what `make run`'s demo feeds its quotes through."""
+    now = datetime.now(UTC)
+    registered = await transaction_in_thread(
+        ctx.engine, lambda session: register_quote(session, ctx.settings, body, now, caller_ip)
+    )
     await start_quote(ctx.client, ctx.settings.task_queue, registered.input)
     return {
         "quote_id": body.quote_id,
@@ -74,7 +80,11 @@ async def quote_abandoned(body: QuoteAbandonedIn, request: Request) -> dict[str,
 @router.post("/api/campaign/touchpoints")
 async def touchpoint(body: TouchpointIn, request: Request) -> dict[str, Any]:
     """A contact in any channel ends every running sequence of the person at once."""
-    ctx = context(request)
+    return await accept_touchpoint(context(request), body)
+
+
+async def accept_touchpoint(ctx: AppContext, body: TouchpointIn) -> dict[str, Any]:
+    """Record the contact once, start the follow-ups of a signed contract once, signal the person's quotes."""
     now = datetime.now(UTC)
     person_key = body.person_key or person_key_for(ctx.settings.link_secret, str(body.email))
     occurred_at = body.occurred_at.astimezone(UTC)
@@ -89,7 +99,7 @@ async def touchpoint(body: TouchpointIn, request: Request) -> dict[str, Any]:
             person_key=person_key,
             signed_at=occurred_at,
             inspection_due=body.inspection_due,
-            plan=DEFAULT_PLAN,
+            plan=campaign_plan(ctx.settings),
         )
         await start_follow_up(ctx.client, ctx.settings.task_queue, "onboarding", follow)
         started.append(onboarding_workflow_id(body.contract_number))
@@ -155,19 +165,21 @@ async def record_email_events(ctx: AppContext, events: list[EmailEventIn]) -> tu
 # --- routes: results -------------------------------------------------------------------------
 
 
+def campaign_plan(settings: Settings) -> CampaignPlan:
+    return CAMPAIGN_PLANS[settings.campaign_plan]
+
+
 @router.get("/api/campaign/report")
 def report_json(request: Request, as_of: Annotated[QueryMoment | None, Query()] = None) -> JSONResponse:
     """Results per experiment as of `as_of` (with a UTC offset; default: now)."""
-    reports = campaign_report(context(request).engine, DEFAULT_PLAN, as_of or datetime.now(UTC))
+    ctx = context(request)
+    reports = campaign_report(ctx.engine, campaign_plan(ctx.settings), as_of or datetime.now(UTC))
     return JSONResponse(content=[r.model_dump(mode="json") for r in reports])
 
 
 @router.get("/campaign/report")
 def report_page(request: Request) -> Response:
-    reports: list[ExperimentReport] = campaign_report(context(request).engine, DEFAULT_PLAN, datetime.now(UTC))
-    return page(
-        request,
-        "campaign_report.html",
-        reports=reports,
-        window_days=DEFAULT_PLAN.conversion_window.days,
-    )
+    ctx = context(request)
+    plan = campaign_plan(ctx.settings)
+    reports: list[ExperimentReport] = campaign_report(ctx.engine, plan, datetime.now(UTC))
+    return page(request, "campaign_report.html", reports=reports, window=window_text(plan.conversion_window))

@@ -31,6 +31,15 @@ router = APIRouter()
 def _confirm_consent(
     session: Session, secret: str, token_id: str, request: Request, now: datetime
 ) -> tuple[str, ConsentProof | None]:
+    user_agent = (request.headers.get("user-agent") or "")[:512] or None
+    return confirm_consent(session, secret, token_id, client_ip(request), user_agent, now)
+
+
+def confirm_consent(
+    session: Session, secret: str, token_id: str, ip: str | None, user_agent: str | None, now: datetime
+) -> tuple[str, ConsentProof | None]:
+    """Record the confirmation in the consent proof (once; the entry limits count it). Returns what
+    happened: confirmed, already, purged, revoked or unknown."""
     consent = session.exec(select(ConsentProof).where(ConsentProof.confirmation_token_id == token_id)).first()
     if consent is None:
         return "unknown", None
@@ -40,10 +49,10 @@ def _confirm_consent(
         return "revoked", consent
     if consent.confirmed_at is not None:
         return "already", consent
-    count_entry(session, secret, now, [(CONFIRM_PER_IP, client_ip(request)), (CONFIRM_PER_ADDRESS, consent.person_key)])
+    count_entry(session, secret, now, [(CONFIRM_PER_IP, ip), (CONFIRM_PER_ADDRESS, consent.person_key)])
     consent.confirmed_at = now
-    consent.confirmed_ip = client_ip(request)
-    consent.confirmed_user_agent = (request.headers.get("user-agent") or "")[:512] or None
+    consent.confirmed_ip = ip
+    consent.confirmed_user_agent = user_agent
     session.add(consent)
     return "confirmed", consent
 
