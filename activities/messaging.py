@@ -28,6 +28,7 @@ from temporalio.exceptions import ApplicationError
 from activities.ledger import non_retryable
 from channels.render import RenderError, render_message
 from core.calendar import expected_receipt, notice_deadline, termination_cure_deadline
+from core.languages import fee_label, premium_label
 from core.references import payment_reference
 from core.tokens import derive_token_id, pay_link_url
 from infra.config import Settings
@@ -153,14 +154,20 @@ class Outbox:
             session.flush()
         return pay_link_url(self.settings.public_base_url, self.settings.link_secret, token_id)
 
-    def itemise(self, session: Session, contract: Contract, arrears: Arrears) -> list[LineItem]:
-        """Every open premium and fee as its own line: the lines add up to the ledger balance."""
+    def itemise(self, session: Session, contract: Contract, arrears: Arrears, language: str = "de") -> list[LineItem]:
+        """Every open premium and fee as its own line: the lines add up to the ledger balance. The
+        engine's own words in a line ("Beitrag", "Mahnkosten") are written in `language`."""
         premiums = [
-            LineItem(label=f"Beitrag {i.period}", due_date=i.due_date, amount_cents=i.open_cents) for i in arrears.items
+            LineItem(label=premium_label(i.period, language), due_date=i.due_date, amount_cents=i.open_cents)
+            for i in arrears.items
         ]
         fees = service.open_fees(session, contract.id or 0)
         return premiums + [
-            LineItem(label=f.label, amount_cents=f.amount_cents - f.paid_cents, kind=f.kind.replace("cost", "fee"))
+            LineItem(
+                label=fee_label(f.label, language),
+                amount_cents=f.amount_cents - f.paid_cents,
+                kind=f.kind.replace("cost", "fee"),
+            )
             for f in fees
         ]
 
@@ -250,7 +257,7 @@ class Outbox:
                     at=request.now,
                 )
             arrears = service.arrears(session, request.contract_number, request.as_of)
-            items = self.itemise(session, contract, arrears)
+            items = self.itemise(session, contract, arrears, customer.language)
             total = sum(i.amount_cents for i in items)
             if total != arrears.balance_cents:
                 raise AmountMismatch(
@@ -522,7 +529,7 @@ class Outbox:
             contract_number=contract.contract_number,
             product=contract.product,
             salutation_name=agent.name if agent else "Backoffice",
-            items=self.itemise(session, contract, arrears),
+            items=self.itemise(session, contract, arrears, customer.language),
             total_cents=arrears.balance_cents,
             creditor=self.creditor(),
             agent_name=agent.name if agent else "Backoffice",

@@ -43,3 +43,24 @@ def default_language(country: str | None, plan_language: str) -> Language:
     if country:
         return COUNTRY_LANGUAGE.get(country.upper(), "en")
     return next((language for language in SUPPORTED_LANGUAGES if language == plan_language), DEFAULT_LANGUAGE)
+
+
+# The words the engine itself puts into a message's itemised lines (the ledger stores amounts and
+# periods; the words are chosen when the message is written, in the customer's language).
+_PREMIUM_WORD: Final[Mapping[str, str]] = MappingProxyType({"de": "Beitrag", "en": "Premium", "da": "Præmie"})
+# The dunning fee's ledger label (models/activities.SendMessage.fee_label) and its translations.
+FEE_LABEL: Final = "Mahnkosten"
+_FEE_WORD: Final[Mapping[str, str]] = MappingProxyType({"de": FEE_LABEL, "en": "Reminder fee", "da": "Rykkergebyr"})
+
+
+def premium_label(period: str, language: str) -> str:
+    """'Beitrag 01.10.2026 – 31.10.2026', 'Præmie 01.10.2026 – 31.10.2026', …"""
+    return f"{_PREMIUM_WORD.get(language, _PREMIUM_WORD[DEFAULT_LANGUAGE])} {period}"
+
+
+def fee_label(label: str, language: str) -> str:
+    """A fee's line: the engine's own dunning-fee label in the customer's language; any other label
+    (booked by a person or another system) as it was booked."""
+    if label != FEE_LABEL:
+        return label
+    return _FEE_WORD.get(language, FEE_LABEL)

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from core.languages import FEE_LABEL
 from core.timezone import BUSINESS_TIMEZONE
 from models.ledger import ContractStatus
 from models.messages import Channel, MessageKind
@@ -32,7 +33,7 @@ class SendMessage(BaseModel):
     channels: list[Channel]
     copies: list[Channel] = Field(default_factory=list)
     fees_cents: dict[Channel, int] = Field(default_factory=dict)
-    fee_label: str = "Mahnkosten"
+    fee_label: str = FEE_LABEL  # the ledger label; messages print it in the customer's language
     now: datetime
     as_of: date
     paid_cents: int = 0  # receipts and confirmations: the payment(s) this message answers

@@ -14,6 +14,7 @@ import pytest
 
 from channels.render import TEMPLATES_DIR, supported_channels
 from core.case_view import current_details
+from core.languages import SUPPORTED_LANGUAGES
 from core.steps import (
     CLOSED_STAGES,
     DECISION_STAGES,
@@ -34,9 +35,8 @@ from models.case import Arrears, CaseState, OpenItem, StepRecord
 from models.messages import CONFIRMATION_KINDS, TEXT_FORM_KINDS, Channel, MessageKind
 from models.plans import BUILTIN_PLANS
 
-# The languages with a template folder today. German is complete; the Danish plan (dk-follow-up,
-# language "da") renders German until templates/da/ exists, because the renderer falls back to German.
-SUPPORTED_LANGUAGES = ("de",)
+# The languages with a template folder (core/languages.py): German, English and Danish, each
+# complete (tests/test_languages.py renders every kind and channel in each).
 
 
 def required_templates(kind: MessageKind, channel: Channel) -> list[tuple[str, ...]]:
