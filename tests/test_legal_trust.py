@@ -178,6 +178,7 @@ async def test_the_ledger_api_answers_with_what_the_payment_did_cover_restored_o
     assert rest["outcome"]["cover_restored"] is True and rest["outcome"]["contract_status"] == "active"
     assert rest["outcome"]["balance_cents"] == 0
     assert contract_status(engine, CONTRACT) == "active"  # already when the API answered
+    assert (await handle.result()).stage == CaseStage.PAID  # then it confirms and closes
 
 
 

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 from core.calendar import add_months
 from core.simulation import ContractHistory, SimPayment, SimPremium, simulate_contract
+from core.timezone import BUSINESS_TIMEZONE
 from dev.bench.common import TEST_SERVER, log
 
 CONTRACTS = 100_000
@@ -43,7 +44,7 @@ GOAL_RATIO = 100.0
 LATE = 0.08
 PLANS = ("de-follow-up", "de-follow-up-terminate", "de-follow-up-final-reminder")
 YEAR_START = date(2026, 1, 1)
-ZONE = ZoneInfo("Europe/Berlin")
+ZONE = ZoneInfo(BUSINESS_TIMEZONE)
 
 
 @lru_cache(maxsize=8192)
