@@ -36,6 +36,7 @@ class PortalContract:
     status: str
     case_id: str  # the newest case's id (from its pay links)
     arrears: Arrears
+    currency: str = "EUR"  # the contract's (its plan's): every amount of it is in this currency
 
 
 def customer_of_link(session: Session, link: PayLink) -> Customer:
@@ -70,6 +71,7 @@ def dunning_contracts(session: Session, customer_id: int, as_of: date) -> list[P
                 status=contract.status,
                 case_id=link.case_id,
                 arrears=service.arrears(session, contract.contract_number, as_of),
+                currency=contract.currency,
             )
         )
     return found

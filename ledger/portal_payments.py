@@ -81,13 +81,34 @@ class Option:
         """The form value: the key and the amount the page showed."""
         return f"{self.key}:{self.total_cents}"
 
+    @property
+    def currencies(self) -> list[str]:
+        """The currencies of its contracts: one for every option `options` makes."""
+        return sorted({contract.currency for contract, _ in self.parts})
+
+    @property
+    def currency(self) -> str:
+        """The one currency a checkout for this option is in; refused when its contracts book in several
+        (euros and kroner cannot be one payment)."""
+        found = self.currencies
+        if len(found) != 1:
+            raise ChoiceRefused(
+                "currencies",
+                f"contracts in {' and '.join(found)} cannot be paid in one checkout",
+                currencies=" / ".join(found),
+            )
+        return found[0]
+
 
 def options(contracts: list[PortalContract], instalments: dict[str, InstalmentDue]) -> list[Option]:
-    """Everything at once (when anything is open), then per contract its balance and its instalment due."""
+    """Everything at once (when anything is open and all of it is in one currency), then per contract its
+    balance and its instalment due."""
     owing = [c for c in contracts if c.arrears.balance_cents > 0]
     if not owing:
         return []
-    found = [Option("all", "all", tuple((c, c.arrears.balance_cents) for c in owing))]
+    found: list[Option] = []
+    if len({c.currency for c in owing}) == 1:  # euros and kroner are never one payment
+        found.append(Option("all", "all", tuple((c, c.arrears.balance_cents) for c in owing)))
     for number, contract in enumerate(contracts, start=1):
         if contract.arrears.balance_cents <= 0:
             continue
@@ -120,6 +141,7 @@ def pick(found: list[Option], value: str) -> Option:
         )
     if option.total_cents <= 0:
         raise ChoiceRefused("nothing_open", "nothing is open")
+    _ = option.currency  # refused when its contracts book in more than one currency
     return option
 
 
@@ -207,6 +229,15 @@ def unknown_contracts(session: Session, contract_numbers: list[str]) -> list[str
         session.exec(select(Contract.contract_number).where(col(Contract.contract_number).in_(contract_numbers)))
     )
     return [n for n in contract_numbers if n not in known]
+
+
+def wrong_currency(session: Session, contract_numbers: list[str], currency: str) -> list[str]:
+    """The known contracts among `contract_numbers` that book in another currency than `currency`
+    (a payment is booked in its contract's currency: a DKK contract takes no euros)."""
+    rows = session.exec(
+        select(Contract.contract_number, Contract.currency).where(col(Contract.contract_number).in_(contract_numbers))
+    )
+    return sorted(f"{number} ({booked})" for number, booked in rows if booked.upper() != currency.upper())
 
 
 def share_ref(base_ref: str, contract_number: str, share_count: int) -> str:

@@ -28,7 +28,7 @@ class PortalSession(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customers.id", index=True)
     pay_link_token_id: str  # the link the customer stepped up from (the audit trail names it)
     method: str  # StepUpMethod
-    language: str  # "de" | "en": the customer's, switchable
+    language: str  # "de" | "en" | "da": the customer's, switchable
     created_at: datetime
     expires_at: datetime  # absolute end (short-lived: PORTAL_SESSION_MINUTES)
     last_seen_at: datetime  # idle end: PORTAL_IDLE_MINUTES after this

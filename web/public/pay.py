@@ -26,7 +26,7 @@ from ledger.db import session_scope
 from ledger.portal import customer_of_link
 from models.ledger import Contract, PayLink, TestPaySession
 from web.deps import berlin_today, context
-from web.public.portal.i18n import language_of, money, portal_page, t, texts
+from web.public.portal.i18n import language_of, money, portal_page, strip_currency, t, texts
 from web.public.portal.outcomes import Checkout, answered_outcomes
 from web.render import amount_input, as_utc, customer_page
 
@@ -83,7 +83,8 @@ class PayView:
     token: str
     masked_contract: str
     balance_cents: int
-    language: str  # the customer's (or their choice on a customer page): de | en
+    language: str  # the customer's (or their choice on a customer page): de | en | da
+    currency: str = "EUR"  # the contract's (issue #17: DKK on the Danish plan)
 
 
 def pay_view(request: Request, session: Session, link: PayLink, token: str) -> PayView:
@@ -93,18 +94,20 @@ def pay_view(request: Request, session: Session, link: PayLink, token: str) -> P
     balance = service.arrears(session, contract.contract_number, berlin_today()).balance_cents
     language = language_of(request, customer_of_link(session, link))
     masked = mask_contract_number(contract.contract_number)
-    return PayView(token=token, masked_contract=masked, balance_cents=balance, language=language)
+    return PayView(
+        token=token, masked_contract=masked, balance_cents=balance, language=language, currency=contract.currency
+    )
 
 
 def link_rejected_page(request: Request, rejected: LinkRejected) -> Response:
     return customer_page(request, "link_error.html", rejected.status_code, title=rejected.title, text=rejected.text)
 
 
-def parse_customer_amount(text: str, balance_cents: int, language: str = "de") -> int:
+def parse_customer_amount(text: str, balance_cents: int, language: str = "de", currency: str = "EUR") -> int:
     """The amount the customer typed, in cents; ValueError with a message naming the value. Both the
-    German (1.234,56) and the English notation (1,234.56) are read."""
+    German/Danish (1.234,56) and the English notation (1,234.56) are read."""
     shown = text.strip()[:30]
-    raw = text.strip().removesuffix("€").removesuffix("EUR").strip().removeprefix("€").strip()
+    raw = strip_currency(text)
     if not raw:
         raise ValueError(t(language, "pay.error.empty"))
     if "," in raw and "." in raw:  # the last separator is the decimal one; the other groups thousands
@@ -116,9 +119,9 @@ def parse_customer_amount(text: str, balance_cents: int, language: str = "de") -
     except (ValueError, ArithmeticError):
         raise ValueError(t(language, "pay.error.number", value=shown)) from None
     if cents < 1:
-        raise ValueError(t(language, "pay.error.small", value=shown))
+        raise ValueError(t(language, "pay.error.small", value=shown, minimum=money(language, 1, currency)))
     if cents > balance_cents:
-        raise ValueError(t(language, "pay.error.large", value=shown, open=money(language, balance_cents)))
+        raise ValueError(t(language, "pay.error.large", value=shown, open=money(language, balance_cents, currency)))
     return cents
 
 
@@ -130,7 +133,13 @@ def pay_page(request: Request, token: str) -> Response:
     except LinkRejected as rejected:
         return link_rejected_page(request, rejected)
     return portal_page(
-        request, "pay.html", view.language, view=view, amount=amount_input(view.balance_cents), error=None
+        request,
+        "pay.html",
+        view.language,
+        currency=view.currency,
+        view=view,
+        amount=amount_input(view.balance_cents),
+        error=None,
     )
 
 
@@ -143,11 +152,18 @@ def pay_checkout(request: Request, token: str, amount: Annotated[str, Form()] = 
             view = pay_view(request, session, link, token)
             touch_contract(session, link.contract_id)
             try:
-                cents = parse_customer_amount(amount, view.balance_cents, view.language)
+                cents = parse_customer_amount(amount, view.balance_cents, view.language, view.currency)
             except ValueError as error:
                 message = str(error) if view.balance_cents else t(view.language, "pay.error.nothing_open")
                 return portal_page(
-                    request, "pay.html", view.language, 422, view=view, amount=amount[:30], error=message
+                    request,
+                    "pay.html",
+                    view.language,
+                    422,
+                    currency=view.currency,
+                    view=view,
+                    amount=amount[:30],
+                    error=message,
                 )
             session_id = "tps_" + secrets.token_hex(12)
             contract = session.get(Contract, link.contract_id)
@@ -196,69 +212,91 @@ async def pay_done(request: Request, token: str, session_id: Annotated[str, Quer
         [outcome] = await answered_outcomes(ctx, Checkout(paid, f"testpay:{session_id}", shares[:1]))
     with session_scope(ctx.engine) as session:
         view = pay_view(request, session, link, token)
-    return portal_page(request, "pay_done.html", view.language, view=view, checkout=checkout, outcome=outcome)
+    return portal_page(
+        request, "pay_done.html", view.language, currency=view.currency, view=view, checkout=checkout, outcome=outcome
+    )
 
 
 texts(
     {
-        "pay.title": ("Beitrag bezahlen", "Pay your premium"),
-        "pay.contract": ("Vertrag", "Contract"),
-        "pay.open": ("Offener Betrag", "Amount open"),
-        "pay.amount": ("Betrag (EUR)", "Amount (EUR)"),
+        "pay.title": ("Beitrag bezahlen", "Pay your premium", "Betal din præmie"),
+        "pay.contract": ("Vertrag", "Contract", "Police"),
+        "pay.open": ("Offener Betrag", "Amount open", "Skyldigt beløb"),
+        "pay.amount": ("Betrag ({currency})", "Amount ({currency})", "Beløb ({currency})"),
         "pay.amount.hint": (
             "Sie können den ganzen offenen Betrag oder einen Teil davon zahlen, zum Beispiel 50,00.",
             "You can pay all of the open amount or part of it, for example 50.00.",
+            "Du kan betale hele det skyldige beløb eller en del af det, for eksempel 50,00.",
         ),
-        "pay.continue": ("Weiter zur Zahlung", "Continue to payment"),
-        "pay.nothing_open": ("Nichts offen – vielen Dank", "Nothing open – thank you"),
+        "pay.continue": ("Weiter zur Zahlung", "Continue to payment", "Videre til betaling"),
+        "pay.nothing_open": ("Nichts offen – vielen Dank", "Nothing open – thank you", "Intet udestående – tak"),
         "pay.nothing_open.text": (
             "Auf diesem Vertrag ist derzeit kein Betrag offen.",
             "Nothing is open on this contract at the moment.",
+            "Der er ikke noget skyldigt beløb på denne police lige nu.",
         ),
-        "pay.more": ("Mehr zu Ihrem Vertrag", "More about your contract"),
+        "pay.more": ("Mehr zu Ihrem Vertrag", "More about your contract", "Mere om din police"),
         "pay.more.text": (
             "Offene Posten im Einzelnen, Ihre Schreiben als PDF, Ratenzahlung oder Aufschub, Ihr Ansprechpartner: "
             "nach einer kurzen Bestätigung, dass Sie es sind.",
             "Open items in detail, your letters as PDF, instalments or a deferral, your contact person: after a "
             "short check that it is you.",
+            "De enkelte skyldige poster, dine breve som PDF, afdrag eller henstand, din kontaktperson: efter en kort "
+            "bekræftelse af, at det er dig.",
         ),
-        "pay.more.link": ("Details, Dokumente und Möglichkeiten", "Details, documents and options"),
+        "pay.more.link": (
+            "Details, Dokumente und Möglichkeiten",
+            "Details, documents and options",
+            "Detaljer, dokumenter og muligheder",
+        ),
         "pay.secure": (
             "Sichere Zahlung über unseren Zahlungsdienstleister. Dieser Link ist persönlich und nur begrenzt gültig.",
             "Secure payment through our payment provider. This link is personal and valid for a limited time.",
+            "Sikker betaling via vores betalingsudbyder. Linket er personligt og kun gyldigt i en begrænset periode.",
         ),
         "pay.error.empty": (
             "Bitte geben Sie im Feld „Betrag“ an, wie viel Sie zahlen möchten.",
             "Please enter in the field “Amount” how much you want to pay.",
+            "Skriv i feltet „Beløb“, hvor meget du vil betale.",
         ),
         "pay.error.number": (
-            "Betrag „{value}“ ist keine gültige Zahl. Bitte in Euro mit höchstens zwei Nachkommastellen "
-            "eingeben, zum Beispiel 12,34.",
-            "Amount “{value}” is not a valid number. Please enter euros with at most two decimals, for example 12.34.",
+            "Betrag „{value}“ ist keine gültige Zahl. Bitte mit höchstens zwei Nachkommastellen eingeben, "
+            "zum Beispiel 12,34.",
+            "Amount “{value}” is not a valid number. Please enter it with at most two decimals, for example 12.34.",
+            "Beløbet „{value}“ er ikke et gyldigt tal. Skriv beløbet med højst to decimaler, for eksempel 12,34.",
         ),
         "pay.error.small": (
-            "Betrag „{value}“ ist zu klein: bitte mindestens 0,01 € eingeben.",
-            "Amount “{value}” is too small: please enter at least €0.01.",
+            "Betrag „{value}“ ist zu klein: bitte mindestens {minimum} eingeben.",
+            "Amount “{value}” is too small: please enter at least {minimum}.",
+            "Beløbet „{value}“ er for lille: skriv mindst {minimum}.",
         ),
         "pay.error.large": (
             "Betrag „{value}“ ist höher als der offene Betrag von {open}.",
             "Amount “{value}” is more than the open amount of {open}.",
+            "Beløbet „{value}“ er højere end det skyldige beløb på {open}.",
         ),
         "pay.error.nothing_open": (
             "Es ist nichts mehr offen – es gibt nichts zu bezahlen.",
             "Nothing is open any more – there is nothing to pay.",
+            "Der er ikke længere noget skyldigt – der er intet at betale.",
         ),
-        "pay.done.title": ("Zahlung eingegangen", "Payment received"),
+        "pay.done.title": ("Zahlung eingegangen", "Payment received", "Betaling modtaget"),
         "pay.done.thanks": (
             "Vielen Dank! Wir haben Ihre Zahlung über {amount} erhalten.",
             "Thank you! We have received your payment of {amount}.",
+            "Mange tak! Vi har modtaget din betaling på {amount}.",
         ),
-        "pay.done.pending": ("Zahlung noch nicht abgeschlossen", "Payment not completed yet"),
+        "pay.done.pending": (
+            "Zahlung noch nicht abgeschlossen",
+            "Payment not completed yet",
+            "Betalingen er endnu ikke gennemført",
+        ),
         "pay.done.pending.text": (
             "Diese Zahlung wurde noch nicht bestätigt.",
             "This payment has not been confirmed yet.",
+            "Denne betaling er endnu ikke bekræftet.",
         ),
-        "pay.done.still_open": ("Noch offen", "Still open"),
-        "pay.done.more": ("Weiteren Betrag zahlen", "Pay another amount"),
+        "pay.done.still_open": ("Noch offen", "Still open", "Stadig skyldigt"),
+        "pay.done.more": ("Weiteren Betrag zahlen", "Pay another amount", "Betal et andet beløb"),
     }
 )

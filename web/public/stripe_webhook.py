@@ -32,6 +32,9 @@ from web.public.provider_checks import (
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+# The currencies contracts book in (the plans': EUR, DKK on the Danish plan); a checkout must be in
+# its contracts' own.
+CURRENCIES = frozenset({"EUR", "DKK"})
 
 
 # --- Stripe webhook ---------------------------------------------------------------------------
@@ -73,8 +76,8 @@ async def book_checkout(ctx: AppContext, session_obj: dict[str, Any]) -> dict[st
     assert isinstance(metadata, dict)
     contract_number = _text(metadata, "contract_number")
     currency = _text(session_obj, "currency")
-    if currency.lower() != "eur":
-        raise BadEvent(f"currency must be eur, got {currency!r}")
+    if currency.upper() not in CURRENCIES:
+        raise BadEvent(f"currency must be one of {', '.join(sorted(CURRENCIES)).lower()}, got {currency!r}")
     amount = _cents(session_obj, "amount_total")
     if amount <= 0:
         raise BadEvent("amount_total must be positive")
@@ -89,6 +92,11 @@ async def book_checkout(ctx: AppContext, session_obj: dict[str, Any]) -> dict[st
         unknown = await ctx.inbound.in_transaction(lambda s: portal_payments.unknown_contracts(s, numbers))
         if unknown:  # nothing is booked unless every share has its contract
             raise BadEvent(f"metadata.allocation names unknown contracts {', '.join(unknown)[:120]}")
+    # The checkout was opened in its contracts' currency (issue #17): any other is not booked.
+    booked_in = [n for n, _ in parts]
+    wrong = await ctx.inbound.in_transaction(lambda s: portal_payments.wrong_currency(s, booked_in, currency))
+    if wrong:
+        raise BadEvent(f"currency {currency.lower()} is not the currency of contract {', '.join(wrong)[:120]}")
     intent = session_obj.get("payment_intent")
     reference = intent if isinstance(intent, str) and intent else _text(session_obj, "id")
     booked: list[dict[str, object]] = []

@@ -56,88 +56,114 @@ ANSWER_KNOWN = "postcode_birth_date"
 
 texts(
     {
-        "portal.verify.title": ("Bestätigen Sie, dass Sie es sind", "Confirm it is you"),
+        "portal.verify.title": ("Bestätigen Sie, dass Sie es sind", "Confirm it is you", "Bekræft, at det er dig"),
         "portal.verify.intro": (
             "Damit nur Sie Ihre Vertragsdetails, Dokumente und Möglichkeiten sehen, bestätigen Sie bitte kurz, "
             "dass Sie es sind. Wählen Sie einen Weg.",
             "So that only you see your contract details, documents and options, please confirm it is you. "
             "Choose one way.",
+            "Bekræft kort, at det er dig, så kun du kan se dine policeoplysninger, dokumenter og muligheder. Vælg en "
+            "af måderne.",
         ),
-        "portal.verify.code.legend": ("Einmal-Code anfordern", "Get a one-time code"),
+        "portal.verify.code.legend": ("Einmal-Code anfordern", "Get a one-time code", "Få en engangskode"),
         "portal.verify.code.email": (
             "per E-Mail an die bei uns hinterlegte E-Mail-Adresse",
             "by e-mail to the address we have on file",
+            "på e-mail til den e-mailadresse, vi har registreret",
         ),
         "portal.verify.code.sms": (
             "per SMS an die bei uns hinterlegte Mobilnummer",
             "by text message to the mobile number we have on file",
+            "på sms til det mobilnummer, vi har registreret",
         ),
-        "portal.verify.code.send": ("Code senden", "Send code"),
-        "portal.verify.code.resend": ("Neuen Code senden", "Send a new code"),
+        "portal.verify.code.send": ("Code senden", "Send code", "Send kode"),
+        "portal.verify.code.resend": ("Neuen Code senden", "Send a new code", "Send en ny kode"),
         "portal.verify.code.sent.email": (
             "Wir haben Ihnen einen 6-stelligen Code per E-Mail geschickt. Er gilt {minutes} Minuten.",
             "We have sent you a 6-digit code by e-mail. It is valid for {minutes} minutes.",
+            "Vi har sendt dig en 6-cifret kode på e-mail. Den gælder i {minutes} minutter.",
         ),
         "portal.verify.code.sent.sms": (
             "Wir haben Ihnen einen 6-stelligen Code per SMS geschickt. Er gilt {minutes} Minuten.",
             "We have sent you a 6-digit code by text message. It is valid for {minutes} minutes.",
+            "Vi har sendt dig en 6-cifret kode på sms. Den gælder i {minutes} minutter.",
         ),
-        "portal.verify.code.label": ("Code", "Code"),
-        "portal.verify.code.confirm": ("Code bestätigen", "Confirm code"),
-        "portal.verify.known.legend": ("Postleitzahl und Geburtsdatum", "Postcode and date of birth"),
-        "portal.verify.known.postcode": ("Postleitzahl Ihrer Anschrift", "Postcode of your address"),
-        "portal.verify.known.birth_date": ("Geburtsdatum", "Date of birth"),
-        "portal.verify.known.confirm": ("Bestätigen", "Confirm"),
+        "portal.verify.code.label": ("Code", "Code", "Kode"),
+        "portal.verify.code.confirm": ("Code bestätigen", "Confirm code", "Bekræft kode"),
+        "portal.verify.known.legend": (
+            "Postleitzahl und Geburtsdatum",
+            "Postcode and date of birth",
+            "Postnummer og fødselsdato",
+        ),
+        "portal.verify.known.postcode": (
+            "Postleitzahl Ihrer Anschrift",
+            "Postcode of your address",
+            "Postnummeret i din adresse",
+        ),
+        "portal.verify.known.birth_date": ("Geburtsdatum", "Date of birth", "Fødselsdato"),
+        "portal.verify.known.confirm": ("Bestätigen", "Confirm", "Bekræft"),
         "portal.verify.none": (
             "Für diesen Link ist keine Bestätigung online möglich. Bitte rufen Sie uns an oder schreiben Sie uns.",
             "This link cannot be confirmed online. Please call or write to us.",
+            "Dette link kan ikke bekræftes online. Ring eller skriv til os.",
         ),
         "portal.verify.no_match": (
             "Das hat nicht gepasst. Bitte prüfen Sie Ihre Eingabe und versuchen Sie es erneut.",
             "That did not match. Please check what you entered and try again.",
+            "Det passede ikke. Kontrollér det, du har skrevet, og prøv igen.",
         ),
-        "portal.verify.missing.code": ("Bitte geben Sie den Code ein.", "Please enter the code."),
+        "portal.verify.missing.code": ("Bitte geben Sie den Code ein.", "Please enter the code.", "Skriv koden."),
         "portal.verify.missing.known": (
             "Bitte geben Sie Postleitzahl und Geburtsdatum ein.",
             "Please enter your postcode and date of birth.",
+            "Skriv dit postnummer og din fødselsdato.",
         ),
         "portal.verify.choose": (
             "Bitte wählen Sie, wohin wir den Code senden sollen.",
             "Please choose where we should send the code.",
+            "Vælg, hvor vi skal sende koden hen.",
         ),
         "portal.verify.send_failed": (
             "Der Code konnte gerade nicht gesendet werden. Bitte versuchen Sie es gleich noch einmal "
             "oder wählen Sie einen anderen Weg.",
             "The code could not be sent just now. Please try again shortly or choose another way.",
+            "Koden kunne ikke sendes lige nu. Prøv igen om lidt, eller vælg en anden måde.",
         ),
         "portal.verify.locked": (
             "Zu viele Versuche mit diesem Link. Aus Sicherheitsgründen ist die Bestätigung für bis zu eine "
             "Stunde gesperrt. Bezahlen können Sie weiterhin.",
             "Too many attempts with this link. For your security, confirming is locked for up to an hour. "
             "You can still pay.",
+            "For mange forsøg med dette link. Af sikkerhedshensyn er bekræftelsen spærret i op til en time. Du kan "
+            "stadig betale.",
         ),
-        "portal.verify.back": ("Zurück zur Zahlung", "Back to payment"),
-        "portal.code.subject": ("Ihr Bestätigungscode", "Your confirmation code"),
+        "portal.verify.back": ("Zurück zur Zahlung", "Back to payment", "Tilbage til betalingen"),
+        "portal.code.subject": ("Ihr Bestätigungscode", "Your confirmation code", "Din bekræftelseskode"),
         "portal.code.text": (
             "Ihr Bestätigungscode für das Kundenportal: {code}\nEr gilt {minutes} Minuten. Geben Sie ihn "
             "nicht weiter – wir fragen Sie nie danach.",
             "Your confirmation code for the customer portal: {code}\nIt is valid for {minutes} minutes. Do not "
             "share it — we never ask you for it.",
+            "Din bekræftelseskode til kundeportalen: {code}\nDen gælder i {minutes} minutter. Giv den ikke videre – "
+            "vi spørger dig aldrig om den.",
         ),
-        "portal.ended.title": ("Sitzung beendet", "Session ended"),
+        "portal.ended.title": ("Sitzung beendet", "Session ended", "Sessionen er afsluttet"),
         "portal.ended.text": (
             "Ihre Sitzung im Kundenportal ist beendet. Um wieder hineinzukommen, öffnen Sie bitte erneut den "
             "Link aus Ihrer Nachricht.",
             "Your customer portal session has ended. To come back, please open the link from your message again.",
+            "Din session i kundeportalen er afsluttet. Åbn linket fra din besked igen for at komme tilbage.",
         ),
-        "portal.problem.title": ("Das hat nicht geklappt", "That did not work"),
+        "portal.problem.title": ("Das hat nicht geklappt", "That did not work", "Det lykkedes ikke"),
         "portal.problem.language": (
-            "Sprache „{value}“ gibt es hier nicht; bitte wählen Sie Deutsch oder English.",
-            "Language “{value}” is not offered here; please choose Deutsch or English.",
+            "Sprache „{value}“ gibt es hier nicht; bitte wählen Sie Deutsch, English oder Dansk.",
+            "Language “{value}” is not offered here; please choose Deutsch, English or Dansk.",
+            "Sproget „{value}“ findes ikke her; vælg Deutsch, English eller Dansk.",
         ),
         "portal.problem.next": (
             "Die Rücksprungadresse muss eine Seite dieses Portals sein (ein Pfad, der mit / beginnt).",
             "The page to return to must be a page of this portal (a path starting with /).",
+            "Siden, der skal vendes tilbage til, skal være en side i denne portal (en sti, der begynder med /).",
         ),
     }
 )

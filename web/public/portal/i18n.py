@@ -1,14 +1,16 @@
-"""The portal's words in German and English (issue #14), and how its pages are rendered.
+"""The portal's words in German, English and Danish (issues #14, #17), and how its pages are rendered.
 
-Each portal module registers its own texts with `texts({key: (german, english)})`, so a module and
-its words stay together; `t(language, key, **params)` formats one (`str.format` placeholders).
-Amounts and dates are formatted with Babel for the page's locale (de_DE, en_GB) — the amounts are
-the contract's currency, EUR for now. tests/test_portal_i18n.py checks every key has both languages
-and every key a template uses exists.
+Each portal module registers its own texts with `texts({key: (german, english, danish)})`, so a module
+and its words stay together; `t(language, key, **params)` formats one (`str.format` placeholders).
+Amounts and dates are formatted with Babel for the page's locale (de_DE, en_GB, da_DK), amounts in
+the contract's currency (`Contract.currency`: EUR, DKK on the Danish plan). tests/test_portal_i18n.py
+checks every key has all three languages with the same placeholders and every key a template uses
+exists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,15 +21,19 @@ from babel.numbers import format_currency
 from fastapi import Request
 from fastapi.responses import Response
 
+from core.languages import fee_label
 from core.timezone import BUSINESS_TIMEZONE
 from models.ledger import Customer
 from web.render import CUSTOMER_HEADERS, page
 
-LANGUAGES = ("de", "en")
-LOCALES = {"de": "de_DE", "en": "en_GB"}
-LANGUAGE_NAMES = {"de": "Deutsch", "en": "English"}
+# The order of the words in every `texts` entry: (German, English, Danish).
+LANGUAGES = ("de", "en", "da")
+LOCALES = {"de": "de_DE", "en": "en_GB", "da": "da_DK"}
+LANGUAGE_NAMES = {"de": "Deutsch", "en": "English", "da": "Dansk"}
+DEFAULT_CURRENCY = "EUR"
 
-_CATALOG: dict[str, tuple[str, str]] = {}
+Entry = tuple[str, str, str]
+_CATALOG: dict[str, Entry] = {}
 LANGUAGE_COOKIE = "portal_lang"  # the customer pages' language before a portal session exists
 
 # The portal's menu after step-up: (path, text key). Every portal page passes it as `portal_menu`.
@@ -43,30 +49,45 @@ MENU: list[tuple[str, str]] = [
 ]
 
 
-def texts(entries: dict[str, tuple[str, str]]) -> None:
-    """Register a module's texts: key → (German, English). A key registered twice must agree."""
-    for key, pair in entries.items():
-        if key in _CATALOG and _CATALOG[key] != pair:
+def texts(entries: dict[str, Entry]) -> None:
+    """Register a module's texts: key → (German, English, Danish). A key registered twice must agree."""
+    for key, words in entries.items():
+        if len(words) != len(LANGUAGES):
+            raise ValueError(f"portal text {key!r} needs {len(LANGUAGES)} languages {LANGUAGES}, got {len(words)}")
+        if key in _CATALOG and _CATALOG[key] != words:
             raise ValueError(f"portal text {key!r} registered twice with different words")
-        _CATALOG[key] = pair
+        _CATALOG[key] = words
 
 
-def catalog() -> dict[str, tuple[str, str]]:
+def catalog() -> dict[str, Entry]:
     return dict(_CATALOG)
 
 
 def t(language: str, key: str, **params: Any) -> str:
-    pair = _CATALOG.get(key)
-    if pair is None:
+    words = _CATALOG.get(key)
+    if words is None:
         raise KeyError(f"portal text {key!r} is not registered")
-    text = pair[1] if language == "en" else pair[0]
+    text = words[LANGUAGES.index(language)] if language in LANGUAGES else words[0]
     return text.format(**params) if params else text
 
 
-def money(language: str, cents: int, currency: str = "EUR") -> str:
-    """Exact to the cent (Decimal, never float), in the locale's notation: 1.234,56 € / €1,234.56."""
+def money(language: str, cents: int, currency: str = DEFAULT_CURRENCY) -> str:
+    """Exact to the cent (Decimal, never float), in the locale's notation and the contract's currency:
+    1.234,56 € / €1,234.56 / 1.234,56 kr."""
     text = format_currency(Decimal(cents) / 100, currency, locale=LOCALES.get(language, "de_DE"))
     return text.replace("\xa0", " ")  # a plain space, as in the letters and e-mails (core.money.format_eur)
+
+
+# What people type around an amount: the currency, as a sign, code or the Danish "kr.".
+CURRENCY_MARKS = ("€", "EUR", "DKK", "kr.", "kr")
+
+
+def strip_currency(text: str) -> str:
+    """'12,50 €', '€12.50', '12,50 kr.', 'DKK 12.50' → the number alone."""
+    value = text.strip()
+    for mark in CURRENCY_MARKS:
+        value = value.removeprefix(mark).strip().removesuffix(mark).strip()
+    return value
 
 
 def day(language: str, value: date | datetime | None) -> str:
@@ -83,20 +104,33 @@ def _zone() -> ZoneInfo:
     return ZoneInfo(BUSINESS_TIMEZONE)
 
 
-class Words:
-    """What templates call: `t("key", ...)`, `money(cents)`, `day(d)` — all in the page's language."""
+def currency_of(currencies: Iterable[str]) -> str:
+    """The one currency of a page's contracts (EUR when there are none). Several currencies on one
+    page: the page names each amount's currency itself, so this is only the default."""
+    found = sorted(set(currencies))
+    return found[0] if len(found) == 1 else DEFAULT_CURRENCY
 
-    def __init__(self, language: str) -> None:
+
+class Words:
+    """What templates call: `t("key", ...)`, `money(cents)`, `day(d)` — all in the page's language,
+    amounts in the page's currency unless one is named (`money(cents, "DKK")`)."""
+
+    def __init__(self, language: str, currency: str = DEFAULT_CURRENCY) -> None:
         self.language = language if language in LANGUAGES else LANGUAGES[0]
+        self.currency = currency
 
     def __call__(self, key: str, **params: Any) -> str:
         return t(self.language, key, **params)
 
-    def money(self, cents: int, currency: str = "EUR") -> str:
-        return money(self.language, cents, currency)
+    def money(self, cents: int, currency: str | None = None) -> str:
+        return money(self.language, cents, currency or self.currency)
 
     def day(self, value: date | datetime | None) -> str:
         return day(self.language, value)
+
+    def fee(self, label: str) -> str:
+        """A fee's ledger label in the page's language (the engine's own; a person's stays as booked)."""
+        return fee_label(label, self.language)
 
 
 def language_of(request: Request, customer: Customer) -> str:
@@ -108,9 +142,18 @@ def language_of(request: Request, customer: Customer) -> str:
     return customer.language if customer.language in LANGUAGES else LANGUAGES[0]
 
 
-def portal_page(request: Request, name: str, language: str, status_code: int = 200, **values: Any) -> Response:
-    """A customer page in `language`: no caching, no referrer, no search engines (CUSTOMER_HEADERS)."""
-    words = Words(language)
+def portal_page(
+    request: Request,
+    name: str,
+    language: str,
+    status_code: int = 200,
+    *,
+    currency: str = DEFAULT_CURRENCY,
+    **values: Any,
+) -> Response:
+    """A customer page in `language`, amounts in `currency`: no caching, no referrer, no search
+    engines (CUSTOMER_HEADERS)."""
+    words = Words(language, currency)
     return page(
         request,
         name,
@@ -125,18 +168,18 @@ def portal_page(request: Request, name: str, language: str, status_code: int = 2
 
 texts(
     {
-        "portal.skip": ("Zum Inhalt springen", "Skip to content"),
-        "portal.language": ("Sprache", "Language"),
-        "portal.language.switch": ("Wechseln", "Switch"),
-        "portal.menu": ("Ihr Kundenportal", "Your customer portal"),
-        "portal.sign_out": ("Abmelden", "Sign out"),
-        "portal.menu.overview": ("Übersicht", "Overview"),
-        "portal.menu.pay": ("Bezahlen", "Pay"),
-        "portal.menu.arrangement": ("Raten oder Aufschub", "Instalments or deferral"),
-        "portal.menu.dispute": ("Forderung bestreiten", "Dispute the claim"),
-        "portal.menu.proof": ("Zahlungsnachweis", "Proof of payment"),
-        "portal.menu.bank": ("Bankverbindung", "Bank details"),
-        "portal.menu.contact": ("Kontaktdaten", "Contact details"),
-        "portal.menu.messages": ("Nachrichten", "Messages"),
+        "portal.skip": ("Zum Inhalt springen", "Skip to content", "Gå til indholdet"),
+        "portal.language": ("Sprache", "Language", "Sprog"),
+        "portal.language.switch": ("Wechseln", "Switch", "Skift"),
+        "portal.menu": ("Ihr Kundenportal", "Your customer portal", "Din kundeportal"),
+        "portal.sign_out": ("Abmelden", "Sign out", "Log ud"),
+        "portal.menu.overview": ("Übersicht", "Overview", "Oversigt"),
+        "portal.menu.pay": ("Bezahlen", "Pay", "Betal"),
+        "portal.menu.arrangement": ("Raten oder Aufschub", "Instalments or deferral", "Afdrag eller henstand"),
+        "portal.menu.dispute": ("Forderung bestreiten", "Dispute the claim", "Gør indsigelse"),
+        "portal.menu.proof": ("Zahlungsnachweis", "Proof of payment", "Betalingsdokumentation"),
+        "portal.menu.bank": ("Bankverbindung", "Bank details", "Bankoplysninger"),
+        "portal.menu.contact": ("Kontaktdaten", "Contact details", "Kontaktoplysninger"),
+        "portal.menu.messages": ("Nachrichten", "Messages", "Beskeder"),
     }
 )

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Engine
 
 from core.calendar import local_date
+from core.languages import fee_label
 from core.timezone import BUSINESS_TIMEZONE
 from ledger import portal
 from ledger.db import session_scope
@@ -25,7 +26,7 @@ from models.ledger import Agent
 from models.plans import get_plan
 from web.deps import RowId, berlin_today, context
 from web.public.portal import case as case_client
-from web.public.portal.i18n import MENU, Words, portal_page, texts
+from web.public.portal.i18n import MENU, Words, currency_of, portal_page, texts
 from web.public.portal.session import require
 from web.render import CUSTOMER_HEADERS, as_utc
 
@@ -35,149 +36,258 @@ router = APIRouter()
 
 texts(
     {
-        "portal.overview.title": ("Ihre Übersicht", "Your overview"),
+        "portal.overview.title": ("Ihre Übersicht", "Your overview", "Din oversigt"),
         "portal.overview.none": (
             "Zu Ihren Verträgen ist derzeit nichts offen und kein Mahnverfahren bekannt.",
             "Nothing is open on your contracts and there is no collection case.",
+            "Der er intet skyldigt på dine policer og intet inkassoforløb.",
         ),
-        "portal.overview.total": ("Insgesamt offen", "Total open"),
-        "portal.overview.total.contracts": ("über {count} Verträge", "across {count} contracts"),
-        "portal.overview.pay_all": ("Alles auf einmal bezahlen", "Pay everything at once"),
-        "portal.overview.nothing_open": ("Nichts offen – vielen Dank.", "Nothing open — thank you."),
-        "portal.contract.heading": ("Vertrag {masked}", "Contract {masked}"),
-        "portal.items.caption": ("Offene Posten", "Open items"),
-        "portal.items.item": ("Posten", "Item"),
-        "portal.items.due": ("Fällig am", "Due on"),
-        "portal.items.open": ("Offen", "Open"),
-        "portal.items.premium": ("Beitrag {period}", "Premium {period}"),
-        "portal.items.fee": ("{label}", "Dunning costs: {label}"),  # the ledger's labels are German
-        "portal.items.interest": ("{label}", "Default interest: {label}"),
-        "portal.items.total": ("Summe", "Total"),
-        "portal.items.none": ("Auf diesem Vertrag ist nichts offen.", "Nothing is open on this contract."),
-        "portal.cover.active": ("Ihr Versicherungsschutz besteht.", "Your cover is active."),
+        "portal.overview.total": ("Insgesamt offen", "Total open", "Skyldigt i alt"),
+        "portal.overview.total.contracts": (
+            "über {count} Verträge",
+            "across {count} contracts",
+            "fordelt på {count} policer",
+        ),
+        "portal.overview.pay_all": ("Alles auf einmal bezahlen", "Pay everything at once", "Betal det hele på én gang"),
+        "portal.overview.nothing_open": (
+            "Nichts offen – vielen Dank.",
+            "Nothing open — thank you.",
+            "Intet udestående – tak.",
+        ),
+        "portal.contract.heading": ("Vertrag {masked}", "Contract {masked}", "Police {masked}"),
+        "portal.items.caption": ("Offene Posten", "Open items", "Skyldige poster"),
+        "portal.items.item": ("Posten", "Item", "Post"),
+        "portal.items.due": ("Fällig am", "Due on", "Forfalden den"),
+        "portal.items.open": ("Offen", "Open", "Skyldigt"),
+        "portal.items.premium": ("Beitrag {period}", "Premium {period}", "Præmie {period}"),
+        # the engine's fee label in the page's language (core.languages.fee_label); a label a person
+        # booked stays as booked
+        "portal.items.fee": ("{label}", "{label}", "{label}"),
+        "portal.items.interest": ("{label}", "Default interest: {label}", "Morarenter: {label}"),
+        "portal.items.total": ("Summe", "Total", "I alt"),
+        "portal.items.none": (
+            "Auf diesem Vertrag ist nichts offen.",
+            "Nothing is open on this contract.",
+            "Der er intet skyldigt på denne police.",
+        ),
+        "portal.cover.active": (
+            "Ihr Versicherungsschutz besteht.",
+            "Your cover is active.",
+            "Din forsikringsdækning er i kraft.",
+        ),
         "portal.cover.suspended": (
             "Ihr Versicherungsschutz ist seit dem {date} ausgesetzt; er lebt wieder auf, sobald der offene "
             "Betrag bezahlt ist.",
             "Your cover is suspended since {date}; it returns the moment the balance is paid.",
+            "Din forsikringsdækning har været sat i bero siden den {date}; den træder i kraft igen, så snart det "
+            "skyldige beløb er betalt.",
         ),
         "portal.cover.suspended.undated": (
             "Ihr Versicherungsschutz ist ausgesetzt; er lebt wieder auf, sobald der offene Betrag bezahlt ist.",
             "Your cover is suspended; it returns the moment the balance is paid.",
+            "Din forsikringsdækning er sat i bero; den træder i kraft igen, så snart det skyldige beløb er betalt.",
         ),
-        "portal.cover.terminated": ("Ihr Vertrag ist seit dem {date} gekündigt.", "Your contract ended on {date}."),
-        "portal.cover.terminated.undated": ("Ihr Vertrag ist gekündigt.", "Your contract has been terminated."),
-        "portal.case.heading": ("Stand Ihres Vorgangs", "Where your case stands"),
+        "portal.cover.terminated": (
+            "Ihr Vertrag ist seit dem {date} gekündigt.",
+            "Your contract ended on {date}.",
+            "Din police ophørte den {date}.",
+        ),
+        "portal.cover.terminated.undated": (
+            "Ihr Vertrag ist gekündigt.",
+            "Your contract has been terminated.",
+            "Din police er opsagt.",
+        ),
+        "portal.case.heading": ("Stand Ihres Vorgangs", "Where your case stands", "Status for din sag"),
         "portal.case.none": (
             "Zu diesem Vertrag läuft derzeit kein Mahnverfahren.",
             "There is no collection case running for this contract.",
+            "Der kører ikke noget inkassoforløb for denne police.",
         ),
-        "portal.case.closed": ("Das Mahnverfahren ist abgeschlossen.", "The collection case is closed."),
+        "portal.case.closed": (
+            "Das Mahnverfahren ist abgeschlossen.",
+            "The collection case is closed.",
+            "Inkassoforløbet er afsluttet.",
+        ),
         "portal.case.unavailable": (
             "Der Stand Ihres Vorgangs kann gerade nicht angezeigt werden. Die Beträge oben sind aktuell.",
             "Where your case stands cannot be shown just now. The amounts above are up to date.",
+            "Status for din sag kan ikke vises lige nu. Beløbene ovenfor er aktuelle.",
         ),
-        "portal.case.deadline": ("Zahlungsfrist: bis {date}.", "Payment deadline: {date}."),
+        "portal.case.deadline": ("Zahlungsfrist: bis {date}.", "Payment deadline: {date}.", "Betalingsfrist: {date}."),
         "portal.case.deadline.passed": (
             "Die Zahlungsfrist der Mahnung ist mit dem {date} abgelaufen.",
             "The payment deadline of the notice ended with {date}.",
+            "Betalingsfristen i rykkeren udløb den {date}.",
         ),
-        "portal.case.next": ("Nächster Schritt am {date}: {what}.", "Next step on {date}: {what}."),
+        "portal.case.next": (
+            "Nächster Schritt am {date}: {what}.",
+            "Next step on {date}: {what}.",
+            "Næste skridt den {date}: {what}.",
+        ),
         "portal.case.next.paid": (
             "Wenn Sie vorher bezahlen, entfällt dieser Schritt.",
             "If you pay before then, this step will not happen.",
+            "Betaler du inden da, bliver dette skridt ikke taget.",
         ),
         "portal.case.instalments": (
             "Sie haben eine Ratenzahlung vereinbart. Solange die Raten pünktlich eingehen, ruht das Mahnverfahren.",
             "You have agreed an instalment plan. While the instalments arrive on time, collection is paused.",
+            "Du har aftalt en afdragsordning. Så længe afdragene kommer til tiden, er inkassoforløbet sat på pause.",
         ),
-        "portal.case.instalments.caption": ("Ihr Ratenplan", "Your instalment plan"),
-        "portal.case.instalments.number": ("Rate", "Instalment"),
-        "portal.case.instalments.state": ("Stand", "State"),
-        "portal.case.instalments.paid": ("bezahlt", "paid"),
-        "portal.case.instalments.next": ("als Nächstes fällig", "due next"),
-        "portal.case.instalments.later": ("offen", "to come"),
+        "portal.case.instalments.caption": ("Ihr Ratenplan", "Your instalment plan", "Din afdragsordning"),
+        "portal.case.instalments.number": ("Rate", "Instalment", "Afdrag"),
+        "portal.case.instalments.state": ("Stand", "State", "Status"),
+        "portal.case.instalments.paid": ("bezahlt", "paid", "betalt"),
+        "portal.case.instalments.next": ("als Nächstes fällig", "due next", "forfalder næste gang"),
+        "portal.case.instalments.later": ("offen", "to come", "senere"),
         "portal.case.deferral": (
             "Zahlungsaufschub bis zum {date}. Bis dahin ruht das Mahnverfahren.",
             "Payment deferred until {date}. Collection is paused until then.",
+            "Betalingen er udsat til den {date}. Indtil da er inkassoforløbet sat på pause.",
         ),
-        "portal.case.deferral.amount": ("Zugesagter Betrag: {amount}.", "Amount promised: {amount}."),
+        "portal.case.deferral.amount": (
+            "Zugesagter Betrag: {amount}.",
+            "Amount promised: {amount}.",
+            "Lovet beløb: {amount}.",
+        ),
         "portal.case.dispute": (
             "Ihr Einwand wird geprüft. Solange ruht das Mahnverfahren; wir melden uns bei Ihnen.",
             "Your dispute is under review. Collection is paused meanwhile; we will get back to you.",
+            "Din indsigelse bliver behandlet. Imens er inkassoforløbet sat på pause; vi vender tilbage til dig.",
         ),
-        "portal.case.hold": ("Ihr Vorgang ruht bis zum {date}.", "Your case is paused until {date}."),
-        "portal.case.hold.open": ("Ihr Vorgang ruht derzeit.", "Your case is paused for now."),
+        "portal.case.hold": (
+            "Ihr Vorgang ruht bis zum {date}.",
+            "Your case is paused until {date}.",
+            "Din sag er sat på pause indtil den {date}.",
+        ),
+        "portal.case.hold.open": (
+            "Ihr Vorgang ruht derzeit.",
+            "Your case is paused for now.",
+            "Din sag er sat på pause indtil videre.",
+        ),
         "portal.case.review": (
             "Eine Mitarbeiterin oder ein Mitarbeiter prüft Ihren Vorgang; bis dahin passiert nichts weiter.",
             "A member of our staff is looking at your case; nothing further happens until then.",
+            "En af vores medarbejdere ser på din sag; indtil da sker der ikke mere.",
         ),
-        "portal.step.reminder": ("Zahlungserinnerung", "a payment reminder"),
+        "portal.step.reminder": ("Zahlungserinnerung", "a payment reminder", "en betalingspåmindelse"),
         "portal.step.qualified_notice": (
             "qualifizierte Mahnung nach § 38 VVG (mit Frist; danach kann der Versicherungsschutz entfallen)",
             "a formal notice under § 38 VVG (with a deadline; after it, cover may be suspended)",
+            "en rykker med betalingsfrist (efter fristen kan forsikringsdækningen blive sat i bero)",
         ),
         "portal.step.suspend_cover": (
             "Ihr Versicherungsschutz wird ausgesetzt, bis der offene Betrag bezahlt ist",
             "your cover is suspended until the balance is paid",
+            "din forsikringsdækning sættes i bero, indtil det skyldige beløb er betalt",
         ),
-        "portal.step.pay_link_sms": ("SMS mit Zahlungslink", "a text message with a payment link"),
+        "portal.step.pay_link_sms": (
+            "SMS mit Zahlungslink",
+            "a text message with a payment link",
+            "en sms med et betalingslink",
+        ),
         "portal.step.agency_handover": (
             "Ihr Vermittler wird gebeten, sich bei Ihnen zu melden",
             "your agent is asked to get in touch with you",
+            "din formidler bliver bedt om at kontakte dig",
         ),
         "portal.step.court_dunning": (
             "gerichtliches Mahnverfahren (erst nach Prüfung durch eine Mitarbeiterin oder einen Mitarbeiter)",
             "court dunning proceedings (only after a member of staff has reviewed it)",
+            "retslig inkasso (først når en medarbejder har gennemgået sagen)",
         ),
         "portal.step.termination": (
             "Kündigung des Vertrags (erst nach Prüfung durch eine Mitarbeiterin oder einen Mitarbeiter)",
             "termination of the contract (only after a member of staff has reviewed it)",
+            "opsigelse af policen (først når en medarbejder har gennemgået sagen)",
         ),
-        "portal.step.final_reminder": ("letzte Mahnung", "a final reminder"),
-        "portal.step.other": ("ein weiterer Schritt im Mahnverfahren", "a further collection step"),
-        "portal.history.heading": ("Verlauf Ihres Vertrags", "Your contract's history"),
-        "portal.history.active": ("{date}: Versicherungsschutz besteht", "{date}: cover active"),
-        "portal.history.suspended": ("{date}: Versicherungsschutz ausgesetzt", "{date}: cover suspended"),
-        "portal.history.terminated": ("{date}: Vertrag gekündigt", "{date}: contract terminated"),
-        "portal.documents.heading": ("Schreiben und Nachrichten", "Letters and messages"),
-        "portal.documents.none": ("Noch keine Schreiben.", "No letters yet."),
-        "portal.documents.download": ("{kind} vom {date} herunterladen (PDF)", "Download {kind} of {date} (PDF)"),
-        "portal.documents.email": ("E-Mail vom {date}: {kind}", "E-mail of {date}: {kind}"),
-        "portal.documents.show": ("Text anzeigen", "Show text"),
-        "portal.kind.reminder": ("Zahlungserinnerung", "payment reminder"),
-        "portal.kind.qualified_notice": ("Qualifizierte Mahnung (§ 38 VVG)", "formal notice (§ 38 VVG)"),
-        "portal.kind.pay_link": ("Zahlungslink", "payment link"),
-        "portal.kind.payment_receipt": ("Zahlungsbestätigung", "payment receipt"),
-        "portal.kind.termination_letter": ("Kündigung", "termination letter"),
-        "portal.kind.paid_in_full": ("Bestätigung: alles bezahlt", "confirmation: paid in full"),
-        "portal.kind.reactivation": ("Bestätigung: Versicherungsschutz wieder da", "confirmation: cover restored"),
-        "portal.kind.termination_void": ("Bestätigung: Kündigung unwirksam", "confirmation: termination void"),
+        "portal.step.final_reminder": ("letzte Mahnung", "a final reminder", "en sidste rykker"),
+        "portal.step.other": (
+            "ein weiterer Schritt im Mahnverfahren",
+            "a further collection step",
+            "et yderligere inkassoskridt",
+        ),
+        "portal.history.heading": ("Verlauf Ihres Vertrags", "Your contract's history", "Din polices historik"),
+        "portal.history.active": (
+            "{date}: Versicherungsschutz besteht",
+            "{date}: cover active",
+            "{date}: dækning i kraft",
+        ),
+        "portal.history.suspended": (
+            "{date}: Versicherungsschutz ausgesetzt",
+            "{date}: cover suspended",
+            "{date}: dækning sat i bero",
+        ),
+        "portal.history.terminated": (
+            "{date}: Vertrag gekündigt",
+            "{date}: contract terminated",
+            "{date}: police opsagt",
+        ),
+        "portal.documents.heading": ("Schreiben und Nachrichten", "Letters and messages", "Breve og beskeder"),
+        "portal.documents.none": ("Noch keine Schreiben.", "No letters yet.", "Ingen breve endnu."),
+        "portal.documents.download": (
+            "{kind} vom {date} herunterladen (PDF)",
+            "Download {kind} of {date} (PDF)",
+            "Hent {kind} af {date} (PDF)",
+        ),
+        "portal.documents.email": ("E-Mail vom {date}: {kind}", "E-mail of {date}: {kind}", "E-mail af {date}: {kind}"),
+        "portal.documents.show": ("Text anzeigen", "Show text", "Vis tekst"),
+        "portal.kind.reminder": ("Zahlungserinnerung", "payment reminder", "betalingspåmindelse"),
+        "portal.kind.qualified_notice": (
+            "Qualifizierte Mahnung (§ 38 VVG)",
+            "formal notice (§ 38 VVG)",
+            "rykker med betalingsfrist",
+        ),
+        "portal.kind.pay_link": ("Zahlungslink", "payment link", "betalingslink"),
+        "portal.kind.payment_receipt": ("Zahlungsbestätigung", "payment receipt", "kvittering for betaling"),
+        "portal.kind.termination_letter": ("Kündigung", "termination letter", "opsigelsesbrev"),
+        "portal.kind.paid_in_full": (
+            "Bestätigung: alles bezahlt",
+            "confirmation: paid in full",
+            "bekræftelse: fuldt betalt",
+        ),
+        "portal.kind.reactivation": (
+            "Bestätigung: Versicherungsschutz wieder da",
+            "confirmation: cover restored",
+            "bekræftelse: dækning genoprettet",
+        ),
+        "portal.kind.termination_void": (
+            "Bestätigung: Kündigung unwirksam",
+            "confirmation: termination void",
+            "bekræftelse: opsigelsen er bortfaldet",
+        ),
         "portal.kind.paid_after_termination": (
             "Bestätigung: bezahlt nach Kündigung",
             "confirmation: paid after termination",
+            "bekræftelse: betalt efter opsigelse",
         ),
-        "portal.kind.final_reminder": ("Letzte Mahnung", "final reminder"),
-        "portal.kind.other": ("Nachricht", "message"),
-        "portal.payments.heading": ("Ihre Zahlungen", "Your payments"),
-        "portal.payments.none": ("Noch keine Zahlungen.", "No payments yet."),
-        "portal.payments.caption": ("Zahlungen und wofür sie verwendet wurden", "Payments and what they paid"),
-        "portal.payments.date": ("Eingang", "Received"),
-        "portal.payments.amount": ("Betrag", "Amount"),
-        "portal.payments.paid": ("Verwendet für", "Paid"),
-        "portal.payments.credit": ("Guthaben: {amount}", "Credit: {amount}"),
-        "portal.payments.returned": ("zurückgebucht", "returned"),
-        "portal.agent.heading": ("Ihr Ansprechpartner", "Your contact person"),
-        "portal.agent.role": ("Ihr Vermittler", "Your agent"),
-        "portal.agent.phone_label": ("Telefon", "Phone"),
-        "portal.agent.email_label": ("E-Mail", "E-mail"),
-        "portal.agent.email": ("E-Mail an {name}", "E-mail {name}"),
-        "portal.agent.call": ("{name} anrufen", "Call {name}"),
+        "portal.kind.final_reminder": ("Letzte Mahnung", "final reminder", "sidste rykker"),
+        "portal.kind.other": ("Nachricht", "message", "besked"),
+        "portal.payments.heading": ("Ihre Zahlungen", "Your payments", "Dine betalinger"),
+        "portal.payments.none": ("Noch keine Zahlungen.", "No payments yet.", "Ingen betalinger endnu."),
+        "portal.payments.caption": (
+            "Zahlungen und wofür sie verwendet wurden",
+            "Payments and what they paid",
+            "Betalinger, og hvad de dækkede",
+        ),
+        "portal.payments.date": ("Eingang", "Received", "Modtaget"),
+        "portal.payments.amount": ("Betrag", "Amount", "Beløb"),
+        "portal.payments.paid": ("Verwendet für", "Paid", "Betalt"),
+        "portal.payments.credit": ("Guthaben: {amount}", "Credit: {amount}", "Tilgodehavende: {amount}"),
+        "portal.payments.returned": ("zurückgebucht", "returned", "returneret"),
+        "portal.agent.heading": ("Ihr Ansprechpartner", "Your contact person", "Din kontaktperson"),
+        "portal.agent.role": ("Ihr Vermittler", "Your agent", "Din formidler"),
+        "portal.agent.phone_label": ("Telefon", "Phone", "Telefon"),
+        "portal.agent.email_label": ("E-Mail", "E-mail", "E-mail"),
+        "portal.agent.email": ("E-Mail an {name}", "E-mail {name}", "Skriv en e-mail til {name}"),
+        "portal.agent.call": ("{name} anrufen", "Call {name}", "Ring til {name}"),
         "portal.agent.none": (
             "Ihnen ist kein Vermittler zugeordnet; schreiben Sie uns über „Nachrichten“.",
             "You have no agent assigned; write to us under “Messages”.",
+            "Du har ingen tilknyttet formidler; skriv til os under „Beskeder“.",
         ),
-        "portal.callback.legend": ("Rückruf erbitten", "Request a callback"),
-        "portal.agent.write": ("Nachricht schreiben", "Write a message"),
+        "portal.callback.legend": ("Rückruf erbitten", "Request a callback", "Bed om at blive ringet op"),
+        "portal.agent.write": ("Nachricht schreiben", "Write a message", "Skriv en besked"),
     }
 )
 
@@ -242,6 +352,7 @@ class OverviewView:
     contracts: list[ContractView] = field(default_factory=list)
     agents: list[Agent] = field(default_factory=list)
     total_cents: int = 0
+    totals: dict[str, int] = field(default_factory=dict)  # currency → open cents (one entry unless mixed)
 
 
 @dataclass(frozen=True)
@@ -356,7 +467,7 @@ def item_lines(words: Words, facts: LedgerFacts) -> list[Line]:
     ]
     for fee in facts.fees:
         key = "portal.items.interest" if fee.kind == "interest" else "portal.items.fee"
-        lines.append(Line(words(key, label=fee.label), None, fee.open_cents))
+        lines.append(Line(words(key, label=fee_label(fee.label, words.language)), None, fee.open_cents))
     return lines
 
 
@@ -374,6 +485,7 @@ async def build_view(request: Request, words: Words, customer_id: int) -> Overvi
     for fact in facts:
         answer = await case_client.case_status(ctx.client, fact.contract.contract_number)
         case, answered = answer.status, answer.answered
+        words = Words(words.language, fact.contract.currency)  # this contract's amounts in its currency
         lines = item_lines(words, fact)
         case_lines, schedule = case_words(words, case, answered, answer.closed)
         view.contracts.append(
@@ -393,6 +505,8 @@ async def build_view(request: Request, words: Words, customer_id: int) -> Overvi
         if fact.agent is not None and all(a.code != fact.agent.code for a in view.agents):
             view.agents.append(fact.agent)
     view.total_cents = sum(c.total_cents for c in view.contracts)
+    for c in view.contracts:  # one total per currency: euros and kroner are not added up
+        view.totals[c.contract.currency] = view.totals.get(c.contract.currency, 0) + c.total_cents
     return view
 
 
@@ -414,6 +528,7 @@ async def overview(request: Request) -> Response:
         request,
         "portal/overview.html",
         who.language,
+        currency=currency_of(view.totals),
         portal_menu=MENU,
         view=view,
         kind_words=lambda kind: kind_words(words, kind),

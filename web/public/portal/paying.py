@@ -44,7 +44,7 @@ from web.auth.audit import note
 from web.deps import AppContext, berlin_today, context
 from web.public.pay_links import checkout_idempotency_key, checkout_window_seconds
 from web.public.portal import case as case_client
-from web.public.portal.i18n import MENU, Words, portal_page, texts
+from web.public.portal.i18n import MENU, Words, currency_of, portal_page, texts
 from web.public.portal.outcomes import Checkout, answered_outcomes
 from web.public.portal.session import PortalCustomer, require
 from web.public.provider_checks import providers_for
@@ -62,157 +62,220 @@ TESTPAY = "testpay"
 
 texts(
     {
-        "portal.pay.title": ("Bezahlen", "Pay"),
+        "portal.pay.title": ("Bezahlen", "Pay", "Betal"),
         "portal.pay.intro": (
             "Hier sehen Sie, was auf Ihren Verträgen offen ist, und bezahlen alles auf einmal oder einen Teil.",
             "Here you see what is open on your contracts, and pay all of it at once or a part.",
+            "Her kan du se, hvad der er skyldigt på dine policer, og betale det hele på én gang eller en del af det.",
         ),
-        "portal.pay.contracts": ("Ihre Verträge mit offenem Betrag", "Your contracts with an open amount"),
-        "portal.pay.contract": ("Vertrag", "Contract"),
-        "portal.pay.product": ("Produkt", "Product"),
-        "portal.pay.open": ("Offen", "Open"),
+        "portal.pay.contracts": (
+            "Ihre Verträge mit offenem Betrag",
+            "Your contracts with an open amount",
+            "Dine policer med et skyldigt beløb",
+        ),
+        "portal.pay.contract": ("Vertrag", "Contract", "Police"),
+        "portal.pay.product": ("Produkt", "Product", "Produkt"),
+        "portal.pay.open": ("Offen", "Open", "Skyldigt"),
         "portal.pay.nothing_open": (
             "Auf Ihren Verträgen ist derzeit nichts offen. Vielen Dank!",
             "Nothing is open on your contracts at the moment. Thank you!",
+            "Der er intet skyldigt på dine policer lige nu. Tak!",
         ),
-        "portal.pay.what": ("Was möchten Sie bezahlen?", "What would you like to pay?"),
-        "portal.pay.option.all": ("Alles auf einmal: {amount}", "Everything at once: {amount}"),
+        "portal.pay.what": ("Was möchten Sie bezahlen?", "What would you like to pay?", "Hvad vil du betale?"),
+        "portal.pay.option.all": (
+            "Alles auf einmal: {amount}",
+            "Everything at once: {amount}",
+            "Det hele på én gang: {amount}",
+        ),
         "portal.pay.option.all.several": (
             "Alles auf einmal: {amount} für {count} Verträge",
             "Everything at once: {amount} for {count} contracts",
+            "Det hele på én gang: {amount} for {count} policer",
         ),
         "portal.pay.option.contract": (
             "Nur Vertrag {contract}: {amount}",
             "Only contract {contract}: {amount}",
+            "Kun police {contract}: {amount}",
         ),
         "portal.pay.option.instalment": (
             "Rate {number} von {count} für Vertrag {contract}, fällig am {due}: {amount}",
             "Instalment {number} of {count} for contract {contract}, due on {due}: {amount}",
+            "Afdrag {number} af {count} for police {contract}, forfalder den {due}: {amount}",
         ),
-        "portal.pay.how": ("Wie möchten Sie bezahlen?", "How would you like to pay?"),
-        "portal.pay.method.card": ("Kreditkarte oder Debitkarte", "Credit or debit card"),
+        "portal.pay.how": ("Wie möchten Sie bezahlen?", "How would you like to pay?", "Hvordan vil du betale?"),
+        "portal.pay.method.card": (
+            "Kreditkarte oder Debitkarte",
+            "Credit or debit card",
+            "Betalingskort (kredit- eller debetkort)",
+        ),
         "portal.pay.method.card.hint": (
             "Über unseren Zahlungsdienstleister Stripe; sofort gebucht.",
             "Through our payment provider Stripe; booked at once.",
+            "Via vores betalingsudbyder Stripe; bogføres med det samme.",
         ),
-        "portal.pay.method.sepa_debit": ("SEPA-Lastschrift", "SEPA direct debit"),
+        "portal.pay.method.sepa_debit": ("SEPA-Lastschrift", "SEPA direct debit", "SEPA-direkte debitering"),
         "portal.pay.method.sepa_debit.hint": (
             "Über Stripe; die Buchung kann einige Bankarbeitstage dauern.",
             "Through Stripe; booking can take a few bank working days.",
+            "Via Stripe; bogføringen kan tage nogle bankdage.",
         ),
-        "portal.pay.method.transfer": ("Überweisung", "Bank transfer"),
+        "portal.pay.method.transfer": ("Überweisung", "Bank transfer", "Bankoverførsel"),
         "portal.pay.method.transfer.hint": (
             "Mit unserer Bankverbindung, der Referenz und einem GiroCode für Ihre Banking-App.",
             "With our bank details, the reference and a GiroCode for your banking app.",
+            "Med vores bankoplysninger, betalingsreferencen og en GiroCode til din bankapp.",
         ),
-        "portal.pay.method.testpay": ("TestPay (Testbetrieb)", "TestPay (test mode)"),
+        "portal.pay.method.testpay": ("TestPay (Testbetrieb)", "TestPay (test mode)", "TestPay (testtilstand)"),
         "portal.pay.method.testpay.hint": (
             "Der eingebaute Testzahlungsdienst: es fließt kein echtes Geld.",
             "The built-in test payment provider: no real money moves.",
+            "Den indbyggede testbetalingsudbyder: ingen rigtige penge flyttes.",
         ),
-        "portal.pay.continue": ("Weiter", "Continue"),
-        "portal.pay.line": ("Offener Betrag, Vertrag {contract}", "Open amount, contract {contract}"),
-        "portal.pay.error.no_choice": ("Bitte wählen Sie, was Sie bezahlen möchten.", "Please choose what to pay."),
+        "portal.pay.continue": ("Weiter", "Continue", "Fortsæt"),
+        "portal.pay.line": (
+            "Offener Betrag, Vertrag {contract}",
+            "Open amount, contract {contract}",
+            "Skyldigt beløb, police {contract}",
+        ),
+        "portal.pay.error.no_choice": (
+            "Bitte wählen Sie, was Sie bezahlen möchten.",
+            "Please choose what to pay.",
+            "Vælg, hvad du vil betale.",
+        ),
         "portal.pay.error.unknown_choice": (
             "Diese Auswahl gibt es nicht (mehr). Bitte wählen Sie erneut.",
             "This choice does not exist (any more). Please choose again.",
+            "Dette valg findes ikke (længere). Vælg igen.",
         ),
         "portal.pay.error.amount_changed": (
             "Der Betrag passt nicht zum jetzt offenen Betrag von {amount}. Die Seite zeigt die aktuellen Beträge; "
             "bitte wählen Sie erneut.",
             "The amount does not match the {amount} open now. The page shows the current amounts; please choose again.",
+            "Beløbet passer ikke med de {amount}, der er skyldige nu. Siden viser de aktuelle beløb; vælg igen.",
         ),
-        "portal.pay.error.nothing_open": ("Hier ist nichts offen.", "Nothing is open here."),
+        "portal.pay.error.nothing_open": (
+            "Hier ist nichts offen.",
+            "Nothing is open here.",
+            "Der er intet skyldigt her.",
+        ),
         "portal.pay.error.method": (
             "Bitte wählen Sie eine der angebotenen Zahlungsarten.",
             "Please choose one of the payment methods offered.",
+            "Vælg en af de tilbudte betalingsmåder.",
         ),
         "portal.pay.error.too_many": (
             "So viele Verträge passen nicht in eine Zahlung. Bitte bezahlen Sie sie einzeln.",
             "That many contracts do not fit one payment. Please pay them one by one.",
+            "Så mange policer kan ikke betales med én betaling. Betal dem en ad gangen.",
         ),
         "portal.pay.error.provider": (
             "Der Zahlungsdienst ist gerade nicht erreichbar. Es wurde nichts abgebucht. Bitte versuchen Sie es "
             "in einigen Minuten erneut oder zahlen Sie per Überweisung.",
             "The payment provider cannot be reached right now. Nothing was charged. Please try again in a few "
             "minutes or pay by bank transfer.",
+            "Betalingsudbyderen kan ikke nås lige nu. Der er ikke trukket noget. Prøv igen om et par minutter, eller "
+            "betal med bankoverførsel.",
         ),
         # bank transfer
-        "portal.transfer.title": ("Per Überweisung bezahlen", "Pay by bank transfer"),
+        "portal.transfer.title": ("Per Überweisung bezahlen", "Pay by bank transfer", "Betal med bankoverførsel"),
         "portal.transfer.intro": (
             "Bitte überweisen Sie für jeden Vertrag einzeln mit seiner Referenz – so wird jede Zahlung auf dem "
             "richtigen Vertrag gebucht. Mit dem GiroCode übernimmt Ihre Banking-App alle Angaben.",
             "Please make one transfer per contract, with its reference, so each payment is booked on the right "
             "contract. Scan the GiroCode with your banking app to fill in everything.",
+            "Lav én overførsel pr. police med dens betalingsreference, så hver betaling bliver bogført på den rigtige "
+            "police. Scan GiroCoden med din bankapp for at udfylde det hele.",
         ),
-        "portal.transfer.for": ("Vertrag {contract}", "Contract {contract}"),
-        "portal.transfer.recipient": ("Empfänger", "Recipient"),
-        "portal.transfer.iban": ("IBAN", "IBAN"),
-        "portal.transfer.bic": ("BIC", "BIC"),
-        "portal.transfer.amount": ("Betrag", "Amount"),
-        "portal.transfer.reference": ("Referenz (Verwendungszweck)", "Reference (payment reference)"),
+        "portal.transfer.for": ("Vertrag {contract}", "Contract {contract}", "Police {contract}"),
+        "portal.transfer.recipient": ("Empfänger", "Recipient", "Modtager"),
+        "portal.transfer.iban": ("IBAN", "IBAN", "IBAN"),
+        "portal.transfer.bic": ("BIC", "BIC", "BIC"),
+        "portal.transfer.amount": ("Betrag", "Amount", "Beløb"),
+        "portal.transfer.reference": (
+            "Referenz (Verwendungszweck)",
+            "Reference (payment reference)",
+            "Reference (betalingsreference)",
+        ),
         "portal.transfer.reference.hint": (
             "Bitte genau so angeben, ohne weiteren Text.",
             "Please enter it exactly like this, without other text.",
+            "Skriv den præcis sådan, uden anden tekst.",
         ),
-        "portal.transfer.purpose": ("Verwendungszweck", "Payment reference"),
+        "portal.transfer.purpose": ("Verwendungszweck", "Payment reference", "Betalingsreference"),
         "portal.transfer.girocode": (
             "GiroCode: Überweisung von {amount} an {recipient}, Referenz {reference}",
             "GiroCode: transfer of {amount} to {recipient}, reference {reference}",
+            "GiroCode: overførsel af {amount} til {recipient}, reference {reference}",
         ),
         "portal.transfer.booking": (
             "Eine Überweisung wird gebucht, sobald sie bei uns eingeht – meist nach ein bis zwei Bankarbeitstagen.",
             "A transfer is booked when it reaches us, usually after one or two bank working days.",
+            "En overførsel bliver bogført, når den når frem til os, normalt efter en eller to bankdage.",
         ),
-        "portal.transfer.back": ("Zurück zur Auswahl", "Back to the choice"),
+        "portal.transfer.back": ("Zurück zur Auswahl", "Back to the choice", "Tilbage til valget"),
         # the result
-        "portal.result.title": ("Ihre Zahlung", "Your payment"),
+        "portal.result.title": ("Ihre Zahlung", "Your payment", "Din betaling"),
         "portal.result.not_found": (
             "Zu Ihrem Zugang gibt es keine solche Zahlung.",
             "There is no such payment in your portal.",
+            "Der findes ingen sådan betaling i din portal.",
         ),
         "portal.result.not_paid": (
             "Diese Zahlung wurde nicht ausgeführt. Es wurde nichts abgebucht.",
             "This payment was not made. Nothing was charged.",
+            "Denne betaling blev ikke gennemført. Der er ikke trukket noget.",
         ),
-        "portal.result.paid": ("Bezahlt: {amount}", "Paid: {amount}"),
-        "portal.result.booked": ("Die Zahlung ist gebucht.", "The payment is booked."),
+        "portal.result.paid": ("Bezahlt: {amount}", "Paid: {amount}", "Betalt: {amount}"),
+        "portal.result.booked": ("Die Zahlung ist gebucht.", "The payment is booked.", "Betalingen er bogført."),
         "portal.result.pending": (
             "Zahlung eingegangen, sie wird gebucht. Bei Lastschrift kann das einige Tage dauern; bis dahin "
             "zeigen wir hier den bisher offenen Betrag.",
             "Payment received, being booked. By direct debit this can take a few days; until then this page "
             "shows the amount open so far.",
+            "Betalingen er modtaget og er ved at blive bogført. Ved direkte debitering kan det tage nogle dage; "
+            "indtil da viser siden det hidtil skyldige beløb.",
         ),
         "portal.result.cover.restored": (
             "Ihr Versicherungsschutz ist wiederhergestellt: der Vertrag ist seit {since} wieder aktiv.",
             "Your cover is restored: the contract is active again since {since}.",
+            "Din forsikringsdækning er genoprettet: policen er i kraft igen fra den {since}.",
         ),
         "portal.result.cover.never_interrupted": (
             "Ihr Versicherungsschutz war nie unterbrochen.",
             "Your cover was never interrupted.",
+            "Din forsikringsdækning har ikke været afbrudt.",
         ),
         "portal.result.cover.restoring": (
             "Alles ist bezahlt. Der Vertrag ist noch als ruhend erfasst; der Versicherungsschutz wird gerade "
             "wiederhergestellt. Laden Sie die Seite gleich neu.",
             "Everything is paid. The contract is still recorded as suspended; cover is being restored right now. "
             "Reload this page in a moment.",
+            "Alt er betalt. Policen er stadig registreret som sat i bero; dækningen bliver genoprettet lige nu. "
+            "Genindlæs siden om et øjeblik.",
         ),
         "portal.result.cover.suspended": (
             "Ihr Versicherungsschutz ruht, bis der noch offene Betrag bezahlt ist.",
             "Your cover stays suspended until the amount still open is paid.",
+            "Din forsikringsdækning forbliver sat i bero, indtil det resterende beløb er betalt.",
         ),
         "portal.result.cover.terminated": (
             "Der Vertrag ist als gekündigt erfasst.",
             "The contract is recorded as terminated.",
+            "Policen er registreret som opsagt.",
         ),
-        "portal.result.cover.active": ("Der Vertrag ist aktiv.", "The contract is active."),
-        "portal.result.remaining": ("Noch offen auf diesem Vertrag: {amount}", "Still open on this contract: {amount}"),
+        "portal.result.cover.active": ("Der Vertrag ist aktiv.", "The contract is active.", "Policen er i kraft."),
+        "portal.result.remaining": (
+            "Noch offen auf diesem Vertrag: {amount}",
+            "Still open on this contract: {amount}",
+            "Stadig skyldigt på denne police: {amount}",
+        ),
         "portal.result.cleared": (
             "Auf diesem Vertrag ist nichts mehr offen.",
             "Nothing is open on this contract any more.",
+            "Der er ikke længere noget skyldigt på denne police.",
         ),
-        "portal.result.reload": ("Seite neu laden", "Reload this page"),
-        "portal.result.more": ("Weiter bezahlen", "Pay more"),
+        "portal.result.reload": ("Seite neu laden", "Reload this page", "Genindlæs siden"),
+        "portal.result.more": ("Weiter bezahlen", "Pay more", "Betal mere"),
     }
 )
 
@@ -247,8 +310,12 @@ async def _choices(ctx: AppContext, customer: PortalCustomer) -> tuple[list[Port
     return contracts, paying.options(contracts, instalments)
 
 
+def page_currency(contracts: list[PortalContract]) -> str:
+    return currency_of(c.currency for c in contracts)
+
+
 def option_label(words: Words, option: paying.Option) -> str:
-    amount = words.money(option.total_cents)
+    amount = words.money(option.total_cents, option.currencies[0])  # one currency: paying.options
     if option.kind == "all":
         if len(option.parts) > 1:
             return words("portal.pay.option.all.several", amount=amount, count=len(option.parts))
@@ -279,13 +346,14 @@ def _pay_form(
     chosen: str = "",
     method: str = "",
 ) -> Response:
-    words = Words(customer.language)
+    words = Words(customer.language, page_currency(contracts))
     methods = offered_methods(request)
     return portal_page(
         request,
         "portal/pay.html",
         customer.language,
         status_code,
+        currency=words.currency,
         portal_menu=MENU,
         contracts=contracts,
         options=[(option, option_label(words, option)) for option in found],
@@ -308,12 +376,12 @@ async def pay_page(request: Request) -> Response:
 async def pay_submit(request: Request) -> Response:
     customer = require(request)
     ctx = context(request)
-    words = Words(customer.language)
     form = await request.form()
     raw_choice, raw_method = form.get("choice"), form.get("method")
     choice = raw_choice.strip()[:40] if isinstance(raw_choice, str) else ""
     method = raw_method.strip()[:20] if isinstance(raw_method, str) else ""
     contracts, found = await _choices(ctx, customer)
+    words = Words(customer.language, page_currency(contracts))
 
     def refused(key: str, field: str, **params: Any) -> Response:
         return _pay_form(
@@ -331,9 +399,12 @@ async def pay_submit(request: Request) -> Response:
     try:
         option = paying.pick(found, choice)
     except paying.ChoiceRefused as problem:
-        params = (
-            {"amount": words.money(int(problem.params["amount_cents"]))} if problem.code == "amount_changed" else {}
-        )
+        params: dict[str, Any] = {}
+        if problem.code == "amount_changed":
+            chosen = paying.option_by_key(found, choice.partition(":")[0])
+            params["amount"] = words.money(int(problem.params["amount_cents"]), chosen.currencies[0])
+        elif problem.code == "currencies":
+            params["currencies"] = problem.params["currencies"]
         return refused(f"portal.pay.error.{problem.code}", "choice", **params)
     if method not in offered_methods(request):
         return refused("portal.pay.error.method", "method")
@@ -422,7 +493,7 @@ def _open_stripe(
     step_key = f"portal:{customer.customer_id}:{method}:{paying.allocation_text(shares)}"
     checkout_request = CheckoutRequest(
         amount_cents=total,
-        currency="eur",
+        currency=option.currency.lower(),  # the contracts' (DKK on the Danish plan); pick() refused a mix
         case_id=shares[0].case_id,
         contract_number=shares[0].contract_number,
         description=lines[0].description,
@@ -470,9 +541,12 @@ class Transfer:
     girocode: str  # SVG data URI
 
 
-def transfer_context(settings: Any, contract_number: str, case_id: str, amount_cents: int) -> MessageContext:
+def transfer_context(
+    settings: Any, contract_number: str, case_id: str, amount_cents: int, currency: str = "EUR"
+) -> MessageContext:
     """The same fields the letters' GiroCode is drawn from (channels/render.epc_fields)."""
     return MessageContext(
+        currency=currency,
         kind=MessageKind.REMINDER,
         letter_date=berlin_today(),
         case_id=case_id,
@@ -487,8 +561,10 @@ def transfer_context(settings: Any, contract_number: str, case_id: str, amount_c
 def transfers(settings: Any, option: paying.Option) -> list[Transfer]:
     found: list[Transfer] = []
     for contract, cents in option.parts:
-        message = transfer_context(settings, contract.contract_number, contract.case_id, cents)
-        fields = epc_fields(message) or {}
+        message = transfer_context(settings, contract.contract_number, contract.case_id, cents, contract.currency)
+        # A GiroCode is a SEPA transfer in euros: other currencies get the reference as text, no code.
+        reference = message.payment_reference
+        fields = epc_fields(message) or {"reference": reference, "text": "" if reference else contract.contract_number}
         found.append(
             Transfer(
                 contract=contract,
@@ -575,14 +651,15 @@ async def result_page(request: Request) -> Response:
             request, "portal/pay_result.html", customer.language, 404, portal_menu=MENU, checkout=None, outcomes=[]
         )
     with session_scope(ctx.engine) as session:
-        products = {
-            c.contract_number: c.product for c in dunning_contracts(session, customer.customer_id, berlin_today())
-        }
+        contracts = dunning_contracts(session, customer.customer_id, berlin_today())
+    products = {c.contract_number: c.product for c in contracts}
+    paid = {s.contract_number for s in checkout.shares}
     outcomes = await answered_outcomes(ctx, checkout, products)
     return portal_page(
         request,
         "portal/pay_result.html",
         customer.language,
+        currency=page_currency([c for c in contracts if c.contract_number in paid]),  # one per checkout
         portal_menu=MENU,
         checkout=checkout,
         checkout_id=checkout_id,

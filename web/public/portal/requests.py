@@ -35,7 +35,6 @@ from starlette.datastructures import FormData
 from core import selfservice
 from core.calendar import local_date
 from core.limits import MAX_INSTALMENTS, MAX_REASON_CHARS, MAX_REQUEST_CENTS
-from core.money import format_eur
 from core.timezone import BUSINESS_TIMEZONE
 from ledger import requests as ledger_requests
 from ledger.db import session_scope, transaction_in_thread
@@ -46,7 +45,7 @@ from models.portal import RequestKind, RequestQueue, RequestStatus, ServiceReque
 from web.auth.audit import note
 from web.deps import AppContext, berlin_today, context
 from web.public.portal import case, uploads
-from web.public.portal.i18n import MENU, Words, portal_page, texts
+from web.public.portal.i18n import DEFAULT_CURRENCY, MENU, Words, money, portal_page, strip_currency, texts
 from web.public.portal.session import PortalCustomer, require
 
 router = APIRouter()
@@ -128,9 +127,9 @@ def _count(form: FormData, name: str) -> int:
 
 
 def _amount(form: FormData, name: str) -> int | None:
-    """An amount in euros as people type it ("123", "123,45", "123.45") → cents; never a float."""
+    """An amount as people type it ("123", "123,45", "123.45", "123,45 kr.") → cents; never a float."""
     raw = form.get(name)
-    value = raw.strip().removesuffix("€").strip() if isinstance(raw, str) else ""
+    value = strip_currency(raw) if isinstance(raw, str) else ""
     if not value:
         return None
     match = _AMOUNT.match(value)
@@ -249,7 +248,17 @@ def _eur_cents(text: str) -> int | None:
 
 
 def _page(request: Request, customer: PortalCustomer, template: str, status_code: int = 200, **values: Any) -> Response:
-    return portal_page(request, f"portal/{template}", customer.language, status_code, portal_menu=MENU, **values)
+    """A request page; its amounts in the currency of the contract it is about (EUR when none)."""
+    contract = values.get("contract")
+    currency = contract.currency if isinstance(contract, PortalContract) else DEFAULT_CURRENCY
+    return portal_page(
+        request, f"portal/{template}", customer.language, status_code, currency=currency, portal_menu=MENU, **values
+    )
+
+
+def _words(customer: PortalCustomer, contract: PortalContract | None) -> Words:
+    """The customer's words, amounts in the contract's currency."""
+    return Words(customer.language, contract.currency if contract is not None else DEFAULT_CURRENCY)
 
 
 # --- a request for a person -------------------------------------------------------------------------
@@ -422,7 +431,7 @@ async def _arrangement_form(
     error_field: str | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
-    words = Words(customer.language)
+    words = _words(customer, contract)
     page: dict[str, Any] = {"contracts": contracts, "contract": contract, "error": error, "error_field": error_field}
     if contract is not None:
         status = await _case_status(context(request), contract.contract_number)
@@ -473,6 +482,7 @@ async def arrangement_submit(request: Request) -> Response:
         return await _arrangement_form(
             request, customer, contracts, contracts[0], 422, error=_problem_text(words, problem), error_field="contract"
         )
+    words = _words(customer, contract)
     try:
         proposal = _proposal(form)
     except FormProblem as problem:
@@ -583,7 +593,8 @@ async def _arrangement_request(
         assert a.pay_by is not None
         details["pay_by"] = a.pay_by.isoformat()
         what = f"deferral until {a.pay_by.isoformat()}"
-    summary = f"Arrangement for contract {contract.masked}: {what} over {format_eur(status.balance_cents)}" + (
+    over = money("de", status.balance_cents, contract.currency)  # as format_eur wrote it; DKK on the Danish plan
+    summary = f"Arrangement for contract {contract.masked}: {what} over {over}" + (
         f" (outside the guardrails: {refused.code})" if refused is not None else ""
     )
     outcome = await _ask_person(
@@ -596,7 +607,7 @@ async def _arrangement_request(
         details=details,
     )
     if isinstance(outcome, case.Refused):
-        words = Words(customer.language)
+        words = _words(customer, contract)
         contracts = _contracts(context(request), customer)
         return await _arrangement_form(
             request, customer, contracts, contract, 409, error=_refusal_text(words, outcome), values=proposal.fields()
@@ -781,7 +792,7 @@ async def proof_submit(request: Request) -> Response:
         "amount_cents": str(amount_cents) if amount_cents is not None else "",
         "paid_on": paid_on.isoformat() if paid_on else "",
     }
-    paid = f", {format_eur(amount_cents)}" if amount_cents is not None else ""
+    paid = f", {money('de', amount_cents, contract.currency)}" if amount_cents is not None else ""
     on = f" paid on {paid_on.isoformat()}" if paid_on else ""
     return await _send_to_person(
         request,
@@ -847,292 +858,380 @@ texts(
         "portal.refused.no_case": (
             "Für diesen Vertrag läuft kein Mahnverfahren. Bitte wenden Sie sich an uns, wenn Sie Fragen haben.",
             "There is no dunning case for this contract. Please contact us if you have questions.",
+            "Der er ikke noget inkassoforløb for denne police. Kontakt os, hvis du har spørgsmål.",
         ),
         "portal.refused.refused": (
             "Das ist gerade nicht möglich. Bitte versuchen Sie es später noch einmal oder schreiben Sie uns.",
             "This is not possible right now. Please try again later or write to us.",
+            "Det er ikke muligt lige nu. Prøv igen senere, eller skriv til os.",
         ),
         "portal.refused.case_closed": (
             "Das Mahnverfahren zu diesem Vertrag ist abgeschlossen; hier ist nichts mehr zu vereinbaren.",
             "The dunning case for this contract is closed; there is nothing left to arrange here.",
+            "Inkassoforløbet for denne police er afsluttet; der er ikke mere at aftale her.",
         ),
         "portal.refused.nothing_open": (
             "Auf diesem Vertrag ist nichts offen.",
             "Nothing is open on this contract.",
+            "Der er intet skyldigt på denne police.",
         ),
         "portal.refused.person_decides": (
             "In diesem Stand des Verfahrens entscheidet eine Sachbearbeiterin oder ein Sachbearbeiter über jede "
             "Vereinbarung. Sie können Ihren Vorschlag dorthin schicken.",
             "At this point of the case a clerk decides on any arrangement. You can send your proposal to them.",
+            "På dette trin i sagen afgør en sagsbehandler, om der kan indgås en aftale. Du kan sende dit forslag til "
+            "sagsbehandleren.",
         ),
         "portal.refused.already_used": (
             "In diesem Verfahren wurde schon {allowed} Vereinbarung selbst getroffen; über eine weitere entscheidet "
             "eine Sachbearbeiterin oder ein Sachbearbeiter.",
             "{allowed} arrangement(s) have already been made yourself in this case; a clerk decides on another one.",
+            "Der er allerede indgået {allowed} aftale(r) af dig selv i denne sag; en sagsbehandler afgør, om der kan "
+            "indgås endnu en.",
         ),
-        "portal.refused.date_missing": ("Bitte geben Sie ein Datum an.", "Please enter a date."),
+        "portal.refused.date_missing": ("Bitte geben Sie ein Datum an.", "Please enter a date.", "Skriv en dato."),
         "portal.refused.date_not_future": (
             "Das Datum muss nach dem heutigen Tag liegen.",
             "The date must be after today.",
+            "Datoen skal ligge efter i dag.",
         ),
         "portal.refused.date_in_past": (
             "Die erste Rate darf nicht in der Vergangenheit fällig sein.",
             "The first instalment cannot be due in the past.",
+            "Det første afdrag kan ikke forfalde i fortiden.",
         ),
         "portal.refused.no_deferral": (
             "Für einen offenen Betrag von {balance} ist ein Aufschub hier nicht möglich.",
             "A deferral is not possible here for an open balance of {balance}.",
+            "Henstand er ikke mulig her for et skyldigt beløb på {balance}.",
         ),
         "portal.refused.deferral_too_long": (
             "Ein Aufschub ist hier bis zu {days} Tage möglich, also bis zum {until}.",
             "A deferral is possible here for up to {days} days, that is until {until}.",
+            "Henstand er mulig her i op til {days} dage, altså til den {until}.",
         ),
         "portal.refused.no_instalments": (
             "Für einen offenen Betrag von {balance} ist eine Ratenzahlung hier nicht möglich.",
             "Instalments are not possible here for an open balance of {balance}.",
+            "Afdrag er ikke mulige her for et skyldigt beløb på {balance}.",
         ),
         "portal.refused.too_few_instalments": (
             "Eine Ratenzahlung hat mindestens 2 Raten; für eine Zahlung wählen Sie den Aufschub.",
             "An instalment plan has at least 2 instalments; for a single payment choose the deferral.",
+            "En afdragsordning har mindst 2 afdrag; vælg henstand, hvis du vil betale på én gang.",
         ),
         "portal.refused.too_many_instalments": (
             "Hier sind höchstens {max} Raten von mindestens {min_amount} möglich.",
             "At most {max} instalments of at least {min_amount} are possible here.",
+            "Her er højst {max} afdrag på mindst {min_amount} mulige.",
         ),
         "portal.refused.first_due_too_late": (
             "Die erste Rate muss spätestens am {latest} fällig sein.",
             "The first instalment must be due by {latest} at the latest.",
+            "Det første afdrag skal forfalde senest den {latest}.",
         ),
         # form problems
-        "portal.form.required": ("Bitte füllen Sie „{field}“ aus.", "Please fill in “{field}”."),
+        "portal.form.required": ("Bitte füllen Sie „{field}“ aus.", "Please fill in “{field}”.", "Udfyld „{field}“."),
         "portal.form.too_long": (
             "„{field}“ darf höchstens {max} Zeichen lang sein (jetzt {length}).",
             "“{field}” may be at most {max} characters long (now {length}).",
+            "„{field}“ må højst være {max} tegn lang (nu {length}).",
         ),
         "portal.form.control": (
             "„{field}“ enthält unzulässige Steuerzeichen.",
             "“{field}” contains control characters that are not allowed.",
+            "„{field}“ indeholder kontroltegn, som ikke er tilladt.",
         ),
         "portal.form.not_a_date": (
             "„{field}“ ist kein Datum (TT.MM.JJJJ).",
             "“{field}” is not a date (DD/MM/YYYY).",
+            "„{field}“ er ikke en dato (DD.MM.ÅÅÅÅ).",
         ),
         "portal.form.not_future": (
             "„{field}“ darf nicht in der Zukunft liegen.",
             "“{field}” cannot be in the future.",
+            "„{field}“ kan ikke ligge i fremtiden.",
         ),
         "portal.form.count": (
             "„{field}“ muss eine ganze Zahl von 1 bis {max} sein.",
             "“{field}” must be a whole number from 1 to {max}.",
+            "„{field}“ skal være et helt tal fra 1 til {max}.",
         ),
         "portal.form.amount": (
             "„{field}“ ist kein Betrag; bitte z. B. 123,45 eingeben.",
             "“{field}” is not an amount; please enter e.g. 123.45.",
+            "„{field}“ er ikke et beløb; skriv f.eks. 123,45.",
         ),
         "portal.form.choose": (
             "Bitte wählen Sie bei „{field}“ eine Möglichkeit.",
             "Please choose an option for “{field}”.",
+            "Vælg en mulighed for „{field}“.",
         ),
-        "portal.form.contract": ("Bitte wählen Sie einen Ihrer Verträge.", "Please choose one of your contracts."),
-        "portal.form.file_required": ("Bitte wählen Sie eine Datei aus.", "Please choose a file."),
+        "portal.form.contract": (
+            "Bitte wählen Sie einen Ihrer Verträge.",
+            "Please choose one of your contracts.",
+            "Vælg en af dine policer.",
+        ),
+        "portal.form.file_required": ("Bitte wählen Sie eine Datei aus.", "Please choose a file.", "Vælg en fil."),
         "portal.bank.iban.checksum": (
             "Die Prüfziffern der IBAN stimmen nicht; bitte prüfen Sie die Eingabe.",
             "The IBAN's check digits do not match; please check what you entered.",
+            "IBAN-nummerets kontrolcifre passer ikke; kontrollér det, du har skrevet.",
         ),
         "portal.bank.iban.length": (
             "Die IBAN hat nicht die richtige Länge für ihr Land.",
             "The IBAN does not have the right length for its country.",
+            "IBAN-nummeret har ikke den rigtige længde for sit land.",
         ),
         "portal.bank.iban.country": (
             "Die IBAN beginnt mit „{country}“; das ist kein Ländercode.",
             "The IBAN starts with “{country}”, which is not a country code.",
+            "IBAN-nummeret begynder med „{country}“, som ikke er en landekode.",
         ),
         "portal.bank.iban.structure": (
             "Die IBAN ist nicht richtig aufgebaut (Kontonummer oder Bankleitzahl passen nicht zum Land).",
             "The IBAN is not built correctly (the account or bank code does not fit its country).",
+            "IBAN-nummeret er ikke opbygget korrekt (konto- eller registreringsnummeret passer ikke til landet).",
         ),
         "portal.bank.iban.sepa": (
             "Konten aus {country} liegen nicht im SEPA-Raum; bitte geben Sie ein Konto im SEPA-Raum an.",
             "Accounts from {country} are outside the SEPA area; please give an account in the SEPA area.",
+            "Konti fra {country} ligger uden for SEPA-området; angiv en konto i SEPA-området.",
         ),
         # field names (named in the problems)
-        "portal.field.contract": ("Vertrag", "Contract"),
-        "portal.field.kind": ("Art der Vereinbarung", "Kind of arrangement"),
-        "portal.field.instalments": ("Anzahl der Raten", "Number of instalments"),
-        "portal.field.first_due": ("Erste Rate am", "First instalment on"),
-        "portal.field.pay_by": ("Alles bezahlt bis", "Everything paid by"),
-        "portal.field.note": ("Ihre Nachricht", "Your message"),
-        "portal.field.reason": ("Begründung", "Reason"),
-        "portal.field.attachment": ("Datei", "File"),
-        "portal.field.amount": ("Betrag", "Amount"),
-        "portal.field.paid_on": ("Bezahlt am", "Paid on"),
-        "portal.field.iban": ("IBAN", "IBAN"),
-        "portal.field.holder": ("Kontoinhaber", "Account holder"),
-        "portal.field.mandate": ("SEPA-Lastschriftmandat", "SEPA direct-debit mandate"),
+        "portal.field.contract": ("Vertrag", "Contract", "Police"),
+        "portal.field.kind": ("Art der Vereinbarung", "Kind of arrangement", "Type aftale"),
+        "portal.field.instalments": ("Anzahl der Raten", "Number of instalments", "Antal afdrag"),
+        "portal.field.first_due": ("Erste Rate am", "First instalment on", "Første afdrag den"),
+        "portal.field.pay_by": ("Alles bezahlt bis", "Everything paid by", "Alt betalt senest"),
+        "portal.field.note": ("Ihre Nachricht", "Your message", "Din besked"),
+        "portal.field.reason": ("Begründung", "Reason", "Begrundelse"),
+        "portal.field.attachment": ("Datei", "File", "Fil"),
+        "portal.field.amount": ("Betrag", "Amount", "Beløb"),
+        "portal.field.paid_on": ("Bezahlt am", "Paid on", "Betalt den"),
+        "portal.field.iban": ("IBAN", "IBAN", "IBAN"),
+        "portal.field.holder": ("Kontoinhaber", "Account holder", "Kontohaver"),
+        "portal.field.mandate": ("SEPA-Lastschriftmandat", "SEPA direct-debit mandate", "SEPA-betalingsmandat"),
         # shared
         "portal.requests.no_contracts": (
             "Zu Ihnen gibt es keinen Vertrag in einem Mahnverfahren.",
             "You have no contract in a dunning case.",
+            "Du har ingen police i et inkassoforløb.",
         ),
-        "portal.requests.contract": ("Vertrag", "Contract"),
-        "portal.requests.optional": ("(freiwillig)", "(optional)"),
-        "portal.requests.balance": ("Offener Betrag", "Open balance"),
-        "portal.requests.send": ("Absenden", "Send"),
+        "portal.requests.contract": ("Vertrag", "Contract", "Police"),
+        "portal.requests.optional": ("(freiwillig)", "(optional)", "(valgfrit)"),
+        "portal.requests.balance": ("Offener Betrag", "Open balance", "Skyldigt beløb"),
+        "portal.requests.send": ("Absenden", "Send", "Send"),
         # arrangement
-        "portal.arrangement.title": ("Raten oder Aufschub vereinbaren", "Arrange instalments or a deferral"),
+        "portal.arrangement.title": (
+            "Raten oder Aufschub vereinbaren",
+            "Arrange instalments or a deferral",
+            "Aftal afdrag eller henstand",
+        ),
         "portal.arrangement.intro": (
             "Schlagen Sie eine Ratenzahlung oder einen Aufschub vor. Innerhalb der unten genannten Grenzen ist "
             "Ihr Vorschlag sofort vereinbart; sonst geht er an eine Sachbearbeiterin oder einen Sachbearbeiter.",
             "Propose instalments or a deferral. Within the limits below your proposal is agreed at once; "
             "otherwise it goes to a clerk.",
+            "Foreslå afdrag eller henstand. Inden for grænserne nedenfor er dit forslag aftalt med det samme; ellers "
+            "går det videre til en sagsbehandler.",
         ),
-        "portal.arrangement.switch": ("Vertrag wechseln", "Switch contract"),
-        "portal.arrangement.possible": ("Was Sie selbst vereinbaren können", "What you can arrange yourself"),
+        "portal.arrangement.switch": ("Vertrag wechseln", "Switch contract", "Skift police"),
+        "portal.arrangement.possible": (
+            "Was Sie selbst vereinbaren können",
+            "What you can arrange yourself",
+            "Det kan du selv aftale",
+        ),
         "portal.arrangement.offer.instalments": (
             "Bis zu {count} monatliche Raten von mindestens {amount}; die erste Rate spätestens am {latest}.",
             "Up to {count} monthly instalments of at least {amount}; the first one due by {latest} at the latest.",
+            "Op til {count} månedlige afdrag på mindst {amount}; det første forfalder senest den {latest}.",
         ),
         "portal.arrangement.offer.no_instalments": (
             "Eine Ratenzahlung ist für diesen Betrag nur mit einer Sachbearbeiterin oder einem Sachbearbeiter möglich.",
             "Instalments for this amount are only possible with a clerk.",
+            "Afdrag på dette beløb er kun mulige gennem en sagsbehandler.",
         ),
         "portal.arrangement.offer.deferral": (
             "Ein Aufschub: alles bezahlt bis spätestens {until}.",
             "A deferral: everything paid by {until} at the latest.",
+            "Henstand: alt betalt senest den {until}.",
         ),
         "portal.arrangement.offer.no_deferral": (
             "Ein Aufschub ist für diesen Betrag nur mit einer Sachbearbeiterin oder einem Sachbearbeiter möglich.",
             "A deferral for this amount is only possible with a clerk.",
+            "Henstand for dette beløb er kun mulig gennem en sagsbehandler.",
         ),
-        "portal.arrangement.kind": ("Was möchten Sie vorschlagen?", "What would you like to propose?"),
-        "portal.arrangement.kind.instalments": ("Monatliche Raten", "Monthly instalments"),
+        "portal.arrangement.kind": (
+            "Was möchten Sie vorschlagen?",
+            "What would you like to propose?",
+            "Hvad vil du foreslå?",
+        ),
+        "portal.arrangement.kind.instalments": ("Monatliche Raten", "Monthly instalments", "Månedlige afdrag"),
         "portal.arrangement.kind.deferral": (
             "Aufschub: alles auf einmal bis zu einem Datum",
             "Deferral: everything at once by a date",
+            "Henstand: alt på én gang senest en bestemt dato",
         ),
-        "portal.arrangement.instalments": ("Anzahl der Raten", "Number of instalments"),
-        "portal.arrangement.first_due": ("Erste Rate am", "First instalment on"),
-        "portal.arrangement.pay_by": ("Alles bezahlt bis", "Everything paid by"),
-        "portal.arrangement.note": ("Nachricht an uns", "Message to us"),
+        "portal.arrangement.instalments": ("Anzahl der Raten", "Number of instalments", "Antal afdrag"),
+        "portal.arrangement.first_due": ("Erste Rate am", "First instalment on", "Første afdrag den"),
+        "portal.arrangement.pay_by": ("Alles bezahlt bis", "Everything paid by", "Alt betalt senest"),
+        "portal.arrangement.note": ("Nachricht an uns", "Message to us", "Besked til os"),
         "portal.arrangement.note.hint": (
             "Nur wenn Ihr Vorschlag an eine Sachbearbeiterin oder einen Sachbearbeiter geht.",
             "Only read if your proposal goes to a clerk.",
+            "Læses kun, hvis dit forslag går videre til en sagsbehandler.",
         ),
-        "portal.arrangement.preview": ("Vorschau anzeigen", "Show preview"),
-        "portal.arrangement.preview.title": ("Ihr Vorschlag", "Your proposal"),
-        "portal.arrangement.schedule": ("Ratenplan", "Instalment schedule"),
-        "portal.arrangement.due": ("Fällig am", "Due on"),
-        "portal.arrangement.amount": ("Betrag", "Amount"),
-        "portal.arrangement.number": ("Rate", "Instalment"),
-        "portal.arrangement.total": ("Summe", "Total"),
+        "portal.arrangement.preview": ("Vorschau anzeigen", "Show preview", "Vis forslaget"),
+        "portal.arrangement.preview.title": ("Ihr Vorschlag", "Your proposal", "Dit forslag"),
+        "portal.arrangement.schedule": ("Ratenplan", "Instalment schedule", "Afdragsplan"),
+        "portal.arrangement.due": ("Fällig am", "Due on", "Forfalder den"),
+        "portal.arrangement.amount": ("Betrag", "Amount", "Beløb"),
+        "portal.arrangement.number": ("Rate", "Instalment", "Afdrag"),
+        "portal.arrangement.total": ("Summe", "Total", "I alt"),
         "portal.arrangement.deferral": (
             "{amount} bis spätestens {date} in einer Zahlung.",
             "{amount} in one payment by {date} at the latest.",
+            "{amount} i én betaling senest den {date}.",
         ),
         "portal.arrangement.inside": (
             "Ihr Vorschlag liegt innerhalb der Grenzen: mit „Verbindlich vereinbaren“ gilt er sofort.",
             "Your proposal is within the limits: with “Agree now” it applies at once.",
+            "Dit forslag ligger inden for grænserne: med „Aftal nu“ gælder det med det samme.",
         ),
         "portal.arrangement.outside": (
             "Diesen Vorschlag können Sie nicht selbst vereinbaren:",
             "You cannot agree this proposal yourself:",
+            "Dette forslag kan du ikke selv aftale:",
         ),
         "portal.arrangement.outside.clerk": (
             "Sie können ihn als Anfrage an eine Sachbearbeiterin oder einen Sachbearbeiter schicken. "
             "Bis zur Antwort läuft das Mahnverfahren weiter.",
             "You can send it as a request to a clerk. Until they answer, the dunning case goes on.",
+            "Du kan sende det som en anmodning til en sagsbehandler. Indtil du får svar, fortsætter inkassoforløbet.",
         ),
-        "portal.arrangement.confirm": ("Verbindlich vereinbaren", "Agree now"),
-        "portal.arrangement.request": ("An eine Sachbearbeiterin / einen Sachbearbeiter senden", "Send to a clerk"),
-        "portal.arrangement.change": ("Vorschlag ändern", "Change the proposal"),
-        "portal.arrangement.agreed.title": ("Vereinbart", "Agreed"),
+        "portal.arrangement.confirm": ("Verbindlich vereinbaren", "Agree now", "Aftal nu"),
+        "portal.arrangement.request": (
+            "An eine Sachbearbeiterin / einen Sachbearbeiter senden",
+            "Send to a clerk",
+            "Send til en sagsbehandler",
+        ),
+        "portal.arrangement.change": ("Vorschlag ändern", "Change the proposal", "Ret forslaget"),
+        "portal.arrangement.agreed.title": ("Vereinbart", "Agreed", "Aftalt"),
         "portal.arrangement.agreed.instalments": (
             "Ihre Ratenzahlung ist vereinbart. Das Mahnverfahren ruht, solange die Raten pünktlich eingehen.",
             "Your instalment plan is agreed. Dunning is paused while the instalments arrive on time.",
+            "Din afdragsordning er aftalt. Inkassoforløbet er sat på pause, så længe afdragene kommer til tiden.",
         ),
         "portal.arrangement.agreed.instalments.missed": (
             "Geht eine Rate nicht rechtzeitig ein, läuft das Mahnverfahren am nächsten Werktag weiter.",
             "If an instalment does not arrive on time, dunning resumes on the next working day.",
+            "Kommer et afdrag ikke til tiden, fortsætter inkassoforløbet på den næste arbejdsdag.",
         ),
         "portal.arrangement.agreed.deferral": (
             "Ihr Aufschub ist vereinbart: bitte zahlen Sie {amount} bis spätestens {date}. Bis dahin ruht das "
             "Mahnverfahren.",
             "Your deferral is agreed: please pay {amount} by {date} at the latest. Until then dunning is paused.",
+            "Din henstand er aftalt: betal {amount} senest den {date}. Indtil da er inkassoforløbet sat på pause.",
         ),
         "portal.arrangement.agreed.deferral.missed": (
             "Geht die Zahlung nicht rechtzeitig ein, läuft das Mahnverfahren weiter.",
             "If the payment does not arrive in time, dunning resumes.",
+            "Kommer betalingen ikke til tiden, fortsætter inkassoforløbet.",
         ),
-        "portal.arrangement.agreed.pay": ("Jetzt bezahlen", "Pay now"),
+        "portal.arrangement.agreed.pay": ("Jetzt bezahlen", "Pay now", "Betal nu"),
         # the request pages
-        "portal.dispute.title": ("Forderung bestreiten", "Dispute the claim"),
+        "portal.dispute.title": ("Forderung bestreiten", "Dispute the claim", "Gør indsigelse mod kravet"),
         "portal.dispute.intro": (
             "Sagen Sie uns, warum die Forderung aus Ihrer Sicht nicht stimmt. Solange eine Sachbearbeiterin oder "
             "ein Sachbearbeiter das prüft, ruht das Mahnverfahren.",
             "Tell us why you think the claim is not right. While a clerk reviews it, collection is paused.",
+            "Fortæl os, hvorfor du mener, at kravet ikke er korrekt. Mens en sagsbehandler gennemgår det, er "
+            "inkassoforløbet sat på pause.",
         ),
-        "portal.dispute.reason": ("Begründung", "Reason"),
-        "portal.dispute.reason.hint": ("Höchstens {max} Zeichen.", "At most {max} characters."),
-        "portal.dispute.attachment": ("Beleg", "Supporting document"),
-        "portal.proof.title": ("Zahlungsnachweis hochladen", "Upload a proof of payment"),
+        "portal.dispute.reason": ("Begründung", "Reason", "Begrundelse"),
+        "portal.dispute.reason.hint": ("Höchstens {max} Zeichen.", "At most {max} characters.", "Højst {max} tegn."),
+        "portal.dispute.attachment": ("Beleg", "Supporting document", "Dokumentation"),
+        "portal.proof.title": (
+            "Zahlungsnachweis hochladen",
+            "Upload a proof of payment",
+            "Upload dokumentation for betaling",
+        ),
         "portal.proof.intro": (
             "Sie haben schon bezahlt? Laden Sie den Nachweis hoch (z. B. Kontoauszug oder Überweisungsbeleg); "
             "unsere Buchhaltung prüft ihn.",
             "Already paid? Upload the proof (e.g. a bank statement or a transfer receipt); our finance team checks it.",
+            "Har du allerede betalt? Upload dokumentationen (f.eks. et kontoudtog eller en kvittering for "
+            "overførslen); vores økonomiafdeling kontrollerer den.",
         ),
-        "portal.proof.attachment": ("Nachweis", "Proof"),
-        "portal.proof.amount": ("Bezahlter Betrag in Euro", "Amount paid in euros"),
-        "portal.proof.paid_on": ("Bezahlt am", "Paid on"),
-        "portal.proof.note": ("Nachricht an uns", "Message to us"),
-        "portal.bank.title": ("Neue Bankverbindung", "New bank details"),
+        "portal.proof.attachment": ("Nachweis", "Proof", "Dokumentation"),
+        "portal.proof.amount": ("Bezahlter Betrag", "Amount paid", "Betalt beløb"),
+        "portal.proof.paid_on": ("Bezahlt am", "Paid on", "Betalt den"),
+        "portal.proof.note": ("Nachricht an uns", "Message to us", "Besked til os"),
+        "portal.bank.title": ("Neue Bankverbindung", "New bank details", "Nye bankoplysninger"),
         "portal.bank.intro": (
             "Während eines Mahnverfahrens ändern wir die Bankverbindung nicht automatisch: eine Sachbearbeiterin "
             "oder ein Sachbearbeiter prüft Ihre Angaben und bestätigt sie Ihnen.",
             "During a dunning case we do not change bank details automatically: a clerk checks what you "
             "entered and confirms it to you.",
+            "Under et inkassoforløb ændrer vi ikke bankoplysninger automatisk: en sagsbehandler kontrollerer det, du "
+            "har skrevet, og bekræfter det over for dig.",
         ),
-        "portal.bank.iban": ("IBAN", "IBAN"),
-        "portal.bank.holder": ("Kontoinhaber", "Account holder"),
+        "portal.bank.iban": ("IBAN", "IBAN", "IBAN"),
+        "portal.bank.holder": ("Kontoinhaber", "Account holder", "Kontohaver"),
         "portal.bank.mandate": (
             "Sollen wir die Beiträge per SEPA-Lastschrift von diesem Konto einziehen?",
             "Should we collect the premiums from this account by SEPA direct debit?",
+            "Skal vi opkræve præmierne fra denne konto via SEPA-direkte debitering?",
         ),
         "portal.bank.mandate.yes": (
             "Ja, ich möchte ein neues SEPA-Lastschriftmandat erteilen",
             "Yes, I want to give a new SEPA direct-debit mandate",
+            "Ja, jeg vil give et nyt SEPA-betalingsmandat",
         ),
-        "portal.bank.mandate.no": ("Nein, ich überweise selbst", "No, I pay by transfer myself"),
-        "portal.sent.title": ("Ihre Anfrage ist angekommen", "Your request has arrived"),
-        "portal.sent.number": ("Ihre Anfragenummer: {id}", "Your request number: {id}"),
+        "portal.bank.mandate.no": (
+            "Nein, ich überweise selbst",
+            "No, I pay by transfer myself",
+            "Nej, jeg betaler selv med overførsel",
+        ),
+        "portal.sent.title": ("Ihre Anfrage ist angekommen", "Your request has arrived", "Din henvendelse er modtaget"),
+        "portal.sent.number": ("Ihre Anfragenummer: {id}", "Your request number: {id}", "Dit henvendelsesnummer: {id}"),
         "portal.sent.clerk": (
             "Eine Sachbearbeiterin oder ein Sachbearbeiter antwortet innerhalb von zwei Werktagen, "
             "spätestens am {date}.",
             "A clerk will answer within two working days, by {date} at the latest.",
+            "En sagsbehandler svarer inden for to arbejdsdage, senest den {date}.",
         ),
         "portal.sent.finance": (
             "Unsere Buchhaltung antwortet innerhalb von vier Werktagen, spätestens am {date}.",
             "Our finance team will answer within four working days, by {date} at the latest.",
+            "Vores økonomiafdeling svarer inden for fire arbejdsdage, senest den {date}.",
         ),
         "portal.sent.agent": (
             "Ihre Vermittlerin oder Ihr Vermittler antwortet innerhalb von 24 Stunden.",
             "Your agent will answer within 24 hours.",
+            "Din formidler svarer inden for 24 timer.",
         ),
         "portal.sent.arrangement": (
             "Bis zur Antwort läuft das Mahnverfahren weiter; zahlen Sie, was Sie können.",
             "Until then the dunning case goes on; please pay what you can.",
+            "Indtil da fortsætter inkassoforløbet; betal gerne det, du kan.",
         ),
         "portal.sent.dispute": (
             "Das Mahnverfahren ruht, solange eine Sachbearbeiterin oder ein Sachbearbeiter Ihren Einwand prüft.",
             "Collection is paused while a clerk reviews your dispute.",
+            "Inkassoforløbet er sat på pause, mens en sagsbehandler gennemgår din indsigelse.",
         ),
         "portal.sent.proof": (
             "Bis der Nachweis geprüft ist, kann das Mahnverfahren weiterlaufen.",
             "Until the proof has been checked, the dunning case may go on.",
+            "Indtil dokumentationen er kontrolleret, kan inkassoforløbet fortsætte.",
         ),
         "portal.sent.bank": (
             "Wir ändern Ihre Bankverbindung erst, wenn sie geprüft ist; Sie erhalten eine Bestätigung.",
             "We change your bank details only once they are checked; you will receive a confirmation.",
+            "Vi ændrer først dine bankoplysninger, når de er kontrolleret; du får en bekræftelse.",
         ),
-        "portal.sent.back": ("Zur Übersicht", "Back to the overview"),
+        "portal.sent.back": ("Zur Übersicht", "Back to the overview", "Tilbage til oversigten"),
     }
 )

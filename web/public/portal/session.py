@@ -20,9 +20,9 @@ from core.timezone import as_utc
 from ledger.db import session_scope
 from models.portal import PortalSession
 from web.deps import context
+from web.public.portal.i18n import LANGUAGES
 
 COOKIE = "dunning_portal"
-LANGUAGES = ("de", "en")
 
 
 @dataclass(frozen=True)

@@ -168,18 +168,21 @@ def drop_orphan(session: Session, request_id: int) -> None:
 
 texts(
     {
-        "portal.upload.empty": ("Die Datei ist leer.", "The file is empty."),
+        "portal.upload.empty": ("Die Datei ist leer.", "The file is empty.", "Filen er tom."),
         "portal.upload.too_large": (
             "Die Datei ist zu groß: höchstens {limit} sind möglich.",
             "The file is too large: at most {limit} is possible.",
+            "Filen er for stor: højst {limit} er muligt.",
         ),
         "portal.upload.type": (
             "Die Datei ist kein PDF, JPEG oder PNG. Wir prüfen den Inhalt der Datei, nicht ihren Namen.",
             "The file is not a PDF, JPEG or PNG. We check the file's content, not its name.",
+            "Filen er ikke en PDF, JPEG eller PNG. Vi kontrollerer filens indhold, ikke dens navn.",
         ),
         "portal.upload.hint": (
             "PDF, JPEG oder PNG, höchstens {limit}.",
             "PDF, JPEG or PNG, at most {limit}.",
+            "PDF, JPEG eller PNG, højst {limit}.",
         ),
     }
 )
