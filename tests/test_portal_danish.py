@@ -31,7 +31,7 @@ from tests.portal_support import make_pay_link, portal_client, portal_cookie, se
 from tests.providers_fakes import fake
 from web.deps import AppContext
 from web.deps import berlin_today as wall_today
-from web.public.portal.i18n import money
+from web.public.portal.i18n import money, t
 
 __all__ = ["fake"]  # the fake Stripe, a fixture imported for pytest
 
@@ -196,6 +196,8 @@ async def test_euros_and_kroner_are_never_one_checkout(
     with pytest.raises(portal_payments.ChoiceRefused) as problem:
         portal_payments.pick([mixed], mixed.value)
     assert problem.value.code == "currencies" and problem.value.params["currencies"] == "DKK / EUR"
+    said = t("da", f"portal.pay.error.{problem.value.code}", **problem.value.params)  # as the pay page says it
+    assert said == "Policer i DKK / EUR kan ikke betales med én betaling. Betal dem en ad gangen."
 
 
 async def post_stripe(client: httpx.AsyncClient, event: dict[str, Any]) -> httpx.Response:

@@ -153,6 +153,11 @@ texts(
             "The amount does not match the {amount} open now. The page shows the current amounts; please choose again.",
             "Beløbet passer ikke med de {amount}, der er skyldige nu. Siden viser de aktuelle beløb; vælg igen.",
         ),
+        "portal.pay.error.currencies": (
+            "Verträge in {currencies} können nicht mit einer Zahlung bezahlt werden. Bitte bezahlen Sie sie einzeln.",
+            "Contracts in {currencies} cannot be paid with one payment. Please pay them one by one.",
+            "Policer i {currencies} kan ikke betales med én betaling. Betal dem en ad gangen.",
+        ),
         "portal.pay.error.nothing_open": (
             "Hier ist nichts offen.",
             "Nothing is open here.",
