@@ -39,6 +39,7 @@ from core.campaign import (
     next_send_window,
     schedule_send,
 )
+from core.languages import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES
 from core.timezone import BUSINESS_TIMEZONE
 from core.tokens import sign
 from infra.config import Settings
@@ -64,9 +65,11 @@ from models.campaign import (
     SuppressionReason,
     Touchpoint,
 )
-from models.ledger import Message
+from models.ledger import Contract, Customer, Message
 
-CAMPAIGN_LANGUAGE = "de"  # the campaign writes German only (templates/de/quote_*)
+# The campaign writes to a person in their quote's language (CampaignQuote.language, issue #17), the
+# follow-ups of a signed contract in its customer's; German when neither is known.
+CAMPAIGN_LANGUAGE = DEFAULT_LANGUAGE
 RESUME_LINK_DAYS = 30
 UNSUBSCRIBE_LINK_DAYS = 3650  # the unsubscribe link in a mail must keep working
 
@@ -91,10 +94,14 @@ def _holidays(first_year: int, last_year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("DE", years=range(first_year, last_year + 1)).keys())
 
 
-def render_campaign_mail(kind: str, values: dict[str, Any]) -> tuple[str, str, str]:
-    """(subject, text, html) of a campaign mail from templates/de/<kind>.email.*, rendered with the
-    engine's one Jinja environment (channels/render.py)."""
-    env = environment(CAMPAIGN_LANGUAGE)
+def render_campaign_mail(
+    kind: str, values: dict[str, Any], language: str = CAMPAIGN_LANGUAGE
+) -> tuple[str, str, str]:
+    """(subject, text, html) of a campaign mail from templates/<language>/<kind>.email.*, rendered with
+    the engine's one Jinja environment (channels/render.py). Dates among `values` are written as the
+    language writes them (08.12.2026, 8 Dec 2026)."""
+    env = environment(language)
+    values = {k: env.filters["datum"](v) if isinstance(v, date) else v for k, v in values.items()}
     subject = " ".join(env.get_template(f"{kind}.email.subject.txt").render(values).split())
     values = dict(values, subject=subject)
     text = env.get_template(f"{kind}.email.txt").render(values).strip()
@@ -102,8 +109,29 @@ def render_campaign_mail(kind: str, values: dict[str, Any]) -> tuple[str, str, s
     return subject, text, html
 
 
-def berlin_date(value: date) -> str:
-    return value.strftime("%d.%m.%Y")
+def quote_language(session: Session, quote_id: str) -> str:
+    """The language the quote's mails are written in (German for a quote stored before 0019)."""
+    quote = session.exec(select(CampaignQuote).where(CampaignQuote.quote_id == quote_id)).first()
+    return quote.language if quote is not None and quote.language in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE
+
+
+def contract_language(session: Session, contract_number: str) -> str:
+    """A signed contract's follow-ups (onboarding, inspection): its customer's language, if the
+    ledger knows the contract yet, else German."""
+    found = session.exec(
+        select(Customer.language)
+        .join(Contract, col(Contract.customer_id) == col(Customer.id))
+        .where(Contract.contract_number == contract_number)
+    ).first()
+    return found if found in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE
+
+
+def mail_language(session: Session, request: SendCampaignMail) -> str:
+    if request.quote_id is not None:
+        return quote_language(session, request.quote_id)
+    if request.contract_number:
+        return contract_language(session, request.contract_number)
+    return DEFAULT_LANGUAGE
 
 
 def unsubscribe_url(settings: Settings, token_id: str, now: datetime) -> str:
@@ -191,6 +219,7 @@ class CampaignActivities:
                     "retention_days": request.retention_days,
                     "unsubscribe_url": "",
                 },
+                quote_language(session, request.quote_id),
             )
             pending = self.outbox.stage(  # no advertising, no tracking before consent, no unsubscribe header
                 session,
@@ -366,14 +395,14 @@ class CampaignActivities:
             "reminder_number": request.reminder_number,
             "onboarding_number": request.reminder_number,
             "contract_number": request.contract_number or "",
-            "inspection_due": berlin_date(request.inspection_due) if request.inspection_due else "",
+            "inspection_due": request.inspection_due or "",  # a date: written as the language writes it
         }
         if request.quote_id is not None:
             quote = session.exec(select(CampaignQuote).where(CampaignQuote.quote_id == request.quote_id)).one()
             expires = request.now + timedelta(days=RESUME_LINK_DAYS)
             values["resume_url"] = resume_url(self.settings, quote.resume_token_id, expires)
-            values["link_valid_until"] = berlin_date(expires.astimezone(ZoneInfo(BUSINESS_TIMEZONE)).date())
-        subject, text, html = render_campaign_mail(request.kind, values)
+            values["link_valid_until"] = expires.astimezone(ZoneInfo(BUSINESS_TIMEZONE)).date()
+        subject, text, html = render_campaign_mail(request.kind, values, mail_language(session, request))
         headers = unsubscribe_headers(values["unsubscribe_url"])
         pending = self.outbox.stage(
             session,

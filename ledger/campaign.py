@@ -98,6 +98,7 @@ class Registered(BaseModel):
     input: QuoteInput
     created: bool
     status: str
+    language: str = "de"  # the quote's mail language (the first report's)
 
 
 def register_quote(
@@ -118,6 +119,7 @@ def register_quote(
             ),
             created=False,
             status=existing.status,
+            language=existing.language,
         )
     address = str(body.email) if body.opt_in and body.email else None
     count_entry(
@@ -168,6 +170,7 @@ def register_quote(
             segment=segment,
             vehicle_age_years=body.vehicle_age_years,
             yearly_mileage_km=body.yearly_mileage_km,
+            language=body.mail_language(),
             calculator_step=body.calculator_step,
             resume_token_id=derive_token_id(settings.link_secret, "resume", body.quote_id),
             abandoned_at=abandoned_at,
@@ -185,6 +188,7 @@ def register_quote(
         ),
         created=True,
         status=status,
+        language=body.mail_language(),
     )
 
 

@@ -82,6 +82,8 @@ class CampaignQuote(SQLModel, table=True):
     exit_at: datetime | None = None
     converted_at: datetime | None = None  # first contract signature after abandoning
     conversion_channel: str | None = None
+    # de | en | da: the language of the quote's mails (issue #17; migration 0019, German before it)
+    language: str = SQLField(default="de", sa_column_kwargs={"server_default": "de"})
 
 
 class CampaignEntry(SQLModel, table=True):

@@ -7,6 +7,7 @@ import ipaddress
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictBool, StrictInt, field_validator, model_validator
 
+from core.languages import Language, default_language
 from models.campaign import SuppressionReason, TouchpointKind
 from models.inputs import BusinessDate, Line, PastMoment
 
@@ -30,6 +31,14 @@ class QuoteAbandonedIn(BaseModel):
     user_agent: Line | None = Field(default=None, max_length=512)
     source_page: Line = Field(default="", max_length=500)
     abandoned_at: PastMoment | None = None  # with a UTC offset; at most 10 years ago, not in the future
+    # The language the campaign writes to this person in (issue #17): de, en or da; without one, the
+    # visitor's country (ISO 3166-1 alpha-2, as the calculator knows it) decides, else German.
+    language: Language | None = None
+    country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
+
+    def mail_language(self) -> Language:
+        """The quote's language: as sent, else by country (core/languages.py), else German."""
+        return self.language or default_language(self.country, "de")
 
     @field_validator("ip")
     @classmethod

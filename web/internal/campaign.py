@@ -71,6 +71,7 @@ async def accept_abandoned_quote(ctx: AppContext, body: QuoteAbandonedIn, caller
         "created": registered.created,
         "status": registered.status,
         "segment": registered.input.segment.value,
+        "language": registered.language,
     }
 
 
