@@ -166,6 +166,10 @@ async def test_the_pay_link_page_in_danish_asks_for_kroner(
         assert "Betal din præmie" in shown and "Beløb (DKK)" in shown and "450,00 kr." in shown
         too_small = await form_post(c, f"/pay/{token}", f"/pay/{token}/checkout", {"amount": "0,00 kr."})
         too_much = await form_post(c, f"/pay/{token}", f"/pay/{token}/checkout", {"amount": "500,00 kr."})
+        opened = await form_post(c, f"/pay/{token}", f"/pay/{token}/checkout", {"amount": "450,00 kr."})
+        assert opened.status_code == 303 and "/testpay/checkout/" in opened.headers["location"]
+        checkout = await c.get(opened.headers["location"])
+    assert '<div class="amount" id="amount">450,00 DKK</div>' in checkout.text  # TestPay in the contract's currency
     assert too_small.status_code == 422 and "skriv mindst 0,01 kr." in text_of(too_small.text)
     assert too_much.status_code == 422 and "højere end det skyldige beløb på 450,00 kr." in text_of(too_much.text)
 

@@ -25,6 +25,7 @@ from ledger.audit import touched_contract
 from ledger.db import session_scope
 from models.ledger import Contract, TestPaySession
 from web.deps import context
+from web.public.portal.i18n import money
 from web.public.testpay_signature import HEADER as SIGNATURE_HEADER
 from web.public.testpay_signature import SignatureError, header_value, verify
 from web.render import CUSTOMER_HEADERS, in_thread, page
@@ -57,6 +58,12 @@ class CheckoutSnapshot:
     # on its own contract; None for a pay link's checkout.
     customer_id: int | None = None
     allocation: tuple[tuple[str, int], ...] = ()
+    currency: str = "EUR"  # the contract's (one currency per checkout: the portal refuses a mix)
+
+    @property
+    def amount_text(self) -> str:
+        """The amount as the checkout page shows it: 1.234,56 € / 1.234,56 DKK."""
+        return money("de", self.amount_cents, self.currency)
 
     def urls(self, settings: Settings) -> tuple[str, str]:
         """Where "Cancel" and "Back to the merchant" lead: the portal, or the pay link's pages."""
@@ -83,6 +90,7 @@ def load_checkout(session: Session, session_id: str) -> CheckoutSnapshot | None:
         allocation=tuple(
             (str(share["contract_number"]), int(str(share["amount_cents"]))) for share in row.allocation or []
         ),
+        currency=contract.currency,
     )
 
 
