@@ -25,7 +25,7 @@ from ledger.audit import touched_contract
 from ledger.db import transaction_in_thread
 from models.case import DunningStopped, PaymentBooked, PaymentResult, PremiumOverdue
 from models.ledger import Contract, Premium
-from workflows.client import await_payment_outcome, notify_dunning_stopped, notify_payment, start_or_join_case
+from workflows.client import notify_dunning_stopped, notify_payment, notify_payment_and_answer, start_or_join_case
 
 T = TypeVar("T")
 
@@ -140,18 +140,15 @@ class Inbound:
         payment_booked(source, result)  # Prometheus counter (infra/observability.py); repeats count nothing
         # Signalled even when the booking is a repeat: the first attempt may have failed
         # right after booking. The case ignores a payment reference it has seen.
-        # The signal first: it is durable even when no worker runs; the answer is only awaited.
-        running = await notify_payment(
-            self.client,
-            contract_number,
-            PaymentBooked(payment_ref=external_ref, amount_cents=amount_cents, received_at=at),
+        booked = PaymentBooked(payment_ref=external_ref, amount_cents=amount_cents, received_at=at)
+        if not answer or self.settings.payment_answer_seconds <= 0:
+            await notify_payment(self.client, contract_number, booked)
+            return result
+        # One update carries the payment and brings the answer; should it fail, the payment is signalled.
+        _, outcome = await notify_payment_and_answer(
+            self.client, contract_number, booked, self.settings.payment_answer_seconds
         )
-        if answer and running:
-            timeout = self.settings.payment_answer_seconds
-            outcome = await await_payment_outcome(self.client, contract_number, external_ref, timeout)
-            if outcome is not None:
-                return result.model_copy(update={"outcome": outcome})
-        return result
+        return result.model_copy(update={"outcome": outcome}) if outcome is not None else result
 
     async def known_payment_ref(self, *candidates: str) -> str:
         """The first reference the ledger knows; else the last (so an error names what was sent)."""

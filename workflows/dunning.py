@@ -376,14 +376,18 @@ class DunningCase:
         self._apply(e.PaymentReceived(payment))
 
     @workflow.update(
+        description="The ledger booked a payment: take it as the signal would, answer with what it did "
+        "(balance left, contract status, cover restored)."
+    )
+    async def payment_booked_answer(self, payment: PaymentBooked) -> PaymentOutcome:
+        self._apply(e.PaymentReceived(payment))
+        return await self._answer(payment.payment_ref)
+
+    @workflow.update(
         description="Wait for what a payment signalled before did: balance left, contract status, cover restored."
     )
     async def payment_outcome(self, awaited: PaymentAwaited) -> PaymentOutcome:
-        # self.case is replaced by every decision: the condition reads the current one.
-        await workflow.wait_condition(lambda: payment_outcome(self.case, awaited.payment_ref) is not None)
-        answer = payment_outcome(self.case, awaited.payment_ref)
-        assert answer is not None
-        return answer
+        return await self._answer(awaited.payment_ref)
 
     @payment_outcome.validator
     def _validate_payment_outcome(self, awaited: PaymentAwaited) -> None:
@@ -391,6 +395,13 @@ class DunningCase:
             raise ApplicationError(
                 f"payment_ref {awaited.payment_ref!r} was not signalled to this case", type="InvalidInput"
             )
+
+    async def _answer(self, payment_ref: str) -> PaymentOutcome:
+        # self.case is replaced by every decision: the condition reads the current one.
+        await workflow.wait_condition(lambda: payment_outcome(self.case, payment_ref) is not None)
+        answer = payment_outcome(self.case, payment_ref)
+        assert answer is not None
+        return answer
 
     @workflow.signal(
         description="Automated dunning must stop (e.g. direct debit returned MD07, debtor deceased): "
