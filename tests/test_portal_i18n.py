@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+import web.public.campaign_links  # noqa: F401  (the campaign's confirm/unsubscribe pages)
 import web.public.pay  # noqa: F401  (registers the pay pages' texts)
+import web.public.pay_links  # noqa: F401  (the pay link's notices)
 import web.public.portal.routes  # noqa: F401  (registers every portal module's texts)
 from web.public.portal.i18n import LANGUAGE_NAMES, LANGUAGES, MENU, Words, catalog, currency_of, money, t, texts
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.campaign import CONFIRM_SALT, RESUME_SALT, UNSUBSCRIBE_SALT, TokenExpired, read_expiring_token
 from core.tokens import unsign
@@ -20,7 +20,7 @@ from ledger.campaign import CONFIRM_PER_ADDRESS, CONFIRM_PER_IP, EntryLimited, c
 from ledger.db import session_scope, transaction_in_thread
 from models.campaign import CampaignPerson, CampaignQuote, ConsentProof, ExitKind, ExitSignal, SuppressionReason
 from web.deps import client_ip, context
-from web.render import customer_page
+from web.public.portal.i18n import page_language, portal_page, t, texts
 from workflows.campaign import quote_workflow_id
 from workflows.campaign_client import signal_all, signal_confirmed
 
@@ -58,25 +58,60 @@ def confirm_consent(
 
 
 def _message_page(
-    request: Request, title: str, text: str, status_code: int = 200, action: str = "", button: str = ""
+    request: Request,
+    key: str,
+    language: str | None = None,
+    status_code: int = 200,
+    action: str = "",
+    **params: int,
 ) -> Response:
-    return customer_page(
-        request, "campaign_message.html", status_code, title=title, text=text, action=action, button=button
+    """One card: `<key>.title`, `<key>.text` (and `<key>.button` with an action) in the quote's language,
+    else the browser's (Accept-Language), else German (issue #17). The portal's language cookie is not
+    read: these pages are the campaign's, not the customer portal's."""
+    chosen = page_language(request, language, cookie=False)
+    return portal_page(
+        request,
+        "campaign_message.html",
+        chosen,
+        status_code,
+        title=t(chosen, f"{key}.title"),
+        text=t(chosen, f"{key}.text", **params),
+        action=action,
+        button=t(chosen, f"{key}.button") if action else "",
     )
+
+
+def confirm_language(session: Session, token_id: str) -> str | None:
+    """The language of the quote whose confirmation link this is (None for an unknown link)."""
+    quote = session.exec(
+        select(CampaignQuote)
+        .join(ConsentProof, col(ConsentProof.quote_id) == col(CampaignQuote.quote_id))
+        .where(ConsentProof.confirmation_token_id == token_id)
+    ).first()
+    return quote.language if quote is not None else None
+
+
+def unsubscribe_language(session: Session, token_id: str) -> str | None:
+    """The language of the person's latest quote (None for an unknown link or a person without one)."""
+    quote = session.exec(
+        select(CampaignQuote)
+        .join(CampaignPerson, col(CampaignPerson.person_key) == col(CampaignQuote.person_key))
+        .where(CampaignPerson.unsubscribe_token_id == token_id)
+        .order_by(col(CampaignQuote.abandoned_at).desc(), col(CampaignQuote.id).desc())
+    ).first()
+    return quote.language if quote is not None else None
 
 
 @router.get("/campaign/confirm/{token}")
 def confirm_form(request: Request, token: str) -> Response:
     """Mail scanners follow links: the GET only shows the button, the POST confirms."""
-    if unsign(context(request).settings.link_secret, CONFIRM_SALT, token) is None:
-        return _message_page(request, "Link ungültig", "Dieser Bestätigungslink ist nicht gültig.", 404)
-    return _message_page(
-        request,
-        "E-Mail-Adresse bestätigen",
-        "Bitte bestätigen Sie, dass wir Sie per E-Mail an Ihr gespeichertes Angebot erinnern dürfen.",
-        action=f"/campaign/confirm/{token}",
-        button="Jetzt bestätigen",
-    )
+    ctx = context(request)
+    token_id = unsign(ctx.settings.link_secret, CONFIRM_SALT, token)
+    if token_id is None:
+        return _message_page(request, "campaign.invalid_confirm", None, 404)
+    with session_scope(ctx.engine) as session:
+        language = confirm_language(session, token_id)
+    return _message_page(request, "campaign.confirm", language, action=f"/campaign/confirm/{token}")
 
 
 @router.post("/campaign/confirm/{token}")
@@ -84,36 +119,29 @@ async def confirm(request: Request, token: str) -> Response:
     ctx = context(request)
     token_id = unsign(ctx.settings.link_secret, CONFIRM_SALT, token)
     if token_id is None:
-        return _message_page(request, "Link ungültig", "Dieser Bestätigungslink ist nicht gültig.", 404)
+        return _message_page(request, "campaign.invalid_confirm", None, 404)
     now = datetime.now(UTC)
+    with session_scope(ctx.engine) as session:
+        language = confirm_language(session, token_id)
     try:
         outcome, consent = await transaction_in_thread(
             ctx.engine, lambda s: _confirm_consent(s, ctx.settings.link_secret, token_id, request, now)
         )
     except EntryLimited as limited:
         response = _message_page(
-            request,
-            "Zu viele Versuche",
-            "Für diese Adresse oder von Ihrer Verbindung kamen gerade zu viele Bestätigungen. Bitte versuchen Sie "
-            f"es in etwa {max(1, limited.retry_after_seconds // 60)} Minuten noch einmal.",
-            429,
+            request, "campaign.too_many", language, 429, minutes=max(1, limited.retry_after_seconds // 60)
         )
         response.headers["Retry-After"] = str(limited.retry_after_seconds)
         return response
     if outcome == "unknown" or consent is None:
-        return _message_page(request, "Link ungültig", "Dieser Bestätigungslink ist nicht gültig.", 404)
+        return _message_page(request, "campaign.invalid_confirm", language, 404)
     if outcome == "purged":
-        return _message_page(
-            request,
-            "Link abgelaufen",
-            "Die Frist zur Bestätigung ist abgelaufen; wir haben Ihre Adresse gelöscht.",
-            410,
-        )
+        return _message_page(request, "campaign.purged", language, 410)
     if outcome == "revoked":
-        return _message_page(request, "Abgemeldet", "Sie haben sich abgemeldet; wir schreiben Ihnen nicht.", 409)
+        return _message_page(request, "campaign.revoked", language, 409)
     confirmed_at = utc(consent.confirmed_at) if consent.confirmed_at else now
     await signal_confirmed(ctx.client, quote_workflow_id(consent.quote_id), confirmed_at)
-    return _message_page(request, "Vielen Dank!", "Ihre E-Mail-Adresse ist bestätigt.")
+    return _message_page(request, "campaign.confirmed", language)
 
 
 @router.get("/campaign/resume/{token}")
@@ -154,15 +182,13 @@ def _unsubscribe_token_id(settings: Settings, token: str) -> str | None:
 
 @router.get("/campaign/unsubscribe/{token}")
 def unsubscribe_form(request: Request, token: str) -> Response:
-    if _unsubscribe_token_id(context(request).settings, token) is None:
-        return _message_page(request, "Link ungültig", "Dieser Abmeldelink ist nicht gültig.", 404)
-    return _message_page(
-        request,
-        "Keine E-Mails mehr",
-        "Mit einem Klick melden Sie sich von allen Werbe-E-Mails ab; die Abmeldung wirkt sofort.",
-        action=f"/campaign/unsubscribe/{token}",
-        button="Abmelden",
-    )
+    ctx = context(request)
+    token_id = _unsubscribe_token_id(ctx.settings, token)
+    if token_id is None:
+        return _message_page(request, "campaign.invalid_unsubscribe", None, 404)
+    with session_scope(ctx.engine) as session:
+        language = unsubscribe_language(session, token_id)
+    return _message_page(request, "campaign.unsubscribe", language, action=f"/campaign/unsubscribe/{token}")
 
 
 @router.post("/campaign/unsubscribe/{token}")
@@ -172,17 +198,88 @@ async def unsubscribe(request: Request, token: str) -> Response:
     ctx = context(request)
     token_id = _unsubscribe_token_id(ctx.settings, token)
     if token_id is None:
-        return _message_page(request, "Link ungültig", "Dieser Abmeldelink ist nicht gültig.", 404)
+        return _message_page(request, "campaign.invalid_unsubscribe", None, 404)
     now = datetime.now(UTC)
 
-    def work(session: Session) -> tuple[str, list[str]] | None:
+    def work(session: Session) -> tuple[str | None, list[str]] | None:
         person = session.exec(select(CampaignPerson).where(CampaignPerson.unsubscribe_token_id == token_id)).first()
         if person is None:
             return None
-        return person.person_key, suppress(session, person.person_key, SuppressionReason.UNSUBSCRIBE, now)
+        language = unsubscribe_language(session, token_id)
+        return language, suppress(session, person.person_key, SuppressionReason.UNSUBSCRIBE, now)
 
     found = await transaction_in_thread(ctx.engine, work)
     if found is None:
-        return _message_page(request, "Link ungültig", "Dieser Abmeldelink ist nicht gültig.", 404)
+        return _message_page(request, "campaign.invalid_unsubscribe", None, 404)
     await signal_all(ctx.client, found[1], ExitSignal(kind=ExitKind.UNSUBSCRIBE, occurred_at=now))
-    return _message_page(request, "Abgemeldet", "Sie erhalten von uns keine Werbe-E-Mails mehr.")
+    return _message_page(request, "campaign.unsubscribed", found[0])
+
+
+texts(
+    {
+        # The campaign's public pages (campaign_message.html), in the quote's language (issue #17).
+        "campaign.invalid_confirm.title": ("Link ungültig", "Invalid link", "Ugyldigt link"),
+        "campaign.invalid_confirm.text": (
+            "Dieser Bestätigungslink ist nicht gültig.",
+            "This confirmation link is not valid.",
+            "Dette bekræftelseslink er ikke gyldigt.",
+        ),
+        "campaign.confirm.title": (
+            "E-Mail-Adresse bestätigen",
+            "Confirm your e-mail address",
+            "Bekræft din e-mailadresse",
+        ),
+        "campaign.confirm.text": (
+            "Bitte bestätigen Sie, dass wir Sie per E-Mail an Ihr gespeichertes Angebot erinnern dürfen.",
+            "Please confirm that we may remind you of your saved quote by e-mail.",
+            "Bekræft, at vi må minde dig om dit gemte tilbud pr. e-mail.",
+        ),
+        "campaign.confirm.button": ("Jetzt bestätigen", "Confirm now", "Bekræft nu"),
+        "campaign.too_many.title": ("Zu viele Versuche", "Too many attempts", "For mange forsøg"),
+        "campaign.too_many.text": (
+            "Für diese Adresse oder von Ihrer Verbindung kamen gerade zu viele Bestätigungen. Bitte versuchen Sie "
+            "es in etwa {minutes} Minuten noch einmal.",
+            "Too many confirmations have just come for this address or from your connection. Please try again in "
+            "about {minutes} minutes.",
+            "Der er lige kommet for mange bekræftelser for denne adresse eller fra din forbindelse. Prøv igen om "
+            "cirka {minutes} minutter.",
+        ),
+        "campaign.purged.title": ("Link abgelaufen", "Link expired", "Linket er udløbet"),
+        "campaign.purged.text": (
+            "Die Frist zur Bestätigung ist abgelaufen; wir haben Ihre Adresse gelöscht.",
+            "The time to confirm has run out; we have deleted your address.",
+            "Fristen for bekræftelse er udløbet; vi har slettet din adresse.",
+        ),
+        "campaign.revoked.title": ("Abgemeldet", "Unsubscribed", "Afmeldt"),
+        "campaign.revoked.text": (
+            "Sie haben sich abgemeldet; wir schreiben Ihnen nicht.",
+            "You have unsubscribed; we will not write to you.",
+            "Du har afmeldt dig; vi skriver ikke til dig.",
+        ),
+        "campaign.confirmed.title": ("Vielen Dank!", "Thank you!", "Mange tak!"),
+        "campaign.confirmed.text": (
+            "Ihre E-Mail-Adresse ist bestätigt.",
+            "Your e-mail address is confirmed.",
+            "Din e-mailadresse er bekræftet.",
+        ),
+        "campaign.invalid_unsubscribe.title": ("Link ungültig", "Invalid link", "Ugyldigt link"),
+        "campaign.invalid_unsubscribe.text": (
+            "Dieser Abmeldelink ist nicht gültig.",
+            "This unsubscribe link is not valid.",
+            "Dette afmeldingslink er ikke gyldigt.",
+        ),
+        "campaign.unsubscribe.title": ("Keine E-Mails mehr", "No more e-mails", "Ikke flere e-mails"),
+        "campaign.unsubscribe.text": (
+            "Mit einem Klick melden Sie sich von allen Werbe-E-Mails ab; die Abmeldung wirkt sofort.",
+            "One click unsubscribes you from all marketing e-mails; it takes effect at once.",
+            "Med ét klik afmelder du dig alle markedsførings-e-mails; afmeldingen gælder med det samme.",
+        ),
+        "campaign.unsubscribe.button": ("Abmelden", "Unsubscribe", "Afmeld"),
+        "campaign.unsubscribed.title": ("Abgemeldet", "Unsubscribed", "Afmeldt"),
+        "campaign.unsubscribed.text": (
+            "Sie erhalten von uns keine Werbe-E-Mails mehr.",
+            "You will receive no more marketing e-mails from us.",
+            "Du modtager ikke flere markedsførings-e-mails fra os.",
+        ),
+    }
+)

@@ -26,9 +26,9 @@ from ledger.db import session_scope
 from ledger.portal import customer_of_link
 from models.ledger import Contract, PayLink, TestPaySession
 from web.deps import berlin_today, context
-from web.public.portal.i18n import language_of, money, portal_page, strip_currency, t, texts
+from web.public.portal.i18n import language_of, money, page_language, portal_page, strip_currency, t, texts
 from web.public.portal.outcomes import Checkout, answered_outcomes
-from web.render import amount_input, as_utc, customer_page
+from web.render import amount_input, as_utc
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -45,18 +45,18 @@ def touch_contract(session: Session, contract_id: int) -> None:
 
 
 class LinkRejected(Exception):
-    """The pay link cannot be used; carries the customer-facing page to show."""
+    """The pay link cannot be used; carries the customer-facing page to show: its texts `<key>.title`
+    and `<key>.text` (registered below in three languages) and, when the link was found, its
+    customer's master-data language (issue #17)."""
 
-    def __init__(self, status_code: int, title: str, text: str) -> None:
-        super().__init__(title)
+    def __init__(self, status_code: int, key: str, language: str | None = None) -> None:
+        super().__init__(key)
         self.status_code = status_code
-        self.title = title
-        self.text = text
+        self.key = key
+        self.language = language
 
 
-INVALID_LINK = LinkRejected(
-    404, "Link ungültig", "Dieser Zahlungslink ist nicht gültig. Bitte nutzen Sie den Link aus Ihrer letzten Nachricht."
-)
+INVALID_LINK = LinkRejected(404, "link.invalid")
 
 
 def resolve_link(session: Session, settings: Settings, token: str, *, allow_expired: bool = False) -> PayLink:
@@ -67,12 +67,7 @@ def resolve_link(session: Session, settings: Settings, token: str, *, allow_expi
     if link is None:
         raise INVALID_LINK
     if not allow_expired and as_utc(link.expires_at) <= datetime.now(UTC):
-        raise LinkRejected(
-            410,
-            "Link abgelaufen",
-            "Dieser Zahlungslink ist abgelaufen. Mit Ihrer nächsten Nachricht erhalten Sie einen neuen Link; "
-            "Sie können auch per Überweisung mit der Referenz aus Ihrem Schreiben zahlen.",
-        )
+        raise LinkRejected(410, "link.expired", customer_of_link(session, link).language)
     return link
 
 
@@ -99,8 +94,17 @@ def pay_view(request: Request, session: Session, link: PayLink, token: str) -> P
     )
 
 
+def link_message(request: Request, status_code: int, key: str, language: str | None = None) -> Response:
+    """The pay link's one-card pages (errors and notices): texts `<key>.title` and `<key>.text` in the
+    customer's language when the link told who it is, else the page's or the browser's (page_language)."""
+    chosen = page_language(request, language)
+    return portal_page(
+        request, "link_error.html", chosen, status_code, title=t(chosen, f"{key}.title"), text=t(chosen, f"{key}.text")
+    )
+
+
 def link_rejected_page(request: Request, rejected: LinkRejected) -> Response:
-    return customer_page(request, "link_error.html", rejected.status_code, title=rejected.title, text=rejected.text)
+    return link_message(request, rejected.status_code, rejected.key, rejected.language)
 
 
 def parse_customer_amount(text: str, balance_cents: int, language: str = "de", currency: str = "EUR") -> int:
@@ -200,7 +204,7 @@ async def pay_done(request: Request, token: str, session_id: Annotated[str, Quer
                 )
             ).first()
             if checkout is None:
-                raise LinkRejected(404, "Zahlung nicht gefunden", "Zu diesem Link gibt es keine solche Zahlung.")
+                raise LinkRejected(404, "link.no_payment", customer_of_link(session, link).language)
             shares = [portal_payments.Share.from_json(s) for s in checkout.allocation or []]
             paid = checkout.status == "paid"
     except LinkRejected as rejected:
@@ -298,5 +302,27 @@ texts(
         ),
         "pay.done.still_open": ("Noch offen", "Still open", "Stadig skyldigt"),
         "pay.done.more": ("Weiteren Betrag zahlen", "Pay another amount", "Betal et andet beløb"),
+        # The pay link's error pages (link_error.html): an invalid link, an expired one, a payment unknown.
+        "link.invalid.title": ("Link ungültig", "Invalid link", "Ugyldigt link"),
+        "link.invalid.text": (
+            "Dieser Zahlungslink ist nicht gültig. Bitte nutzen Sie den Link aus Ihrer letzten Nachricht.",
+            "This payment link is not valid. Please use the link from your latest message.",
+            "Dette betalingslink er ikke gyldigt. Brug linket fra din seneste besked.",
+        ),
+        "link.expired.title": ("Link abgelaufen", "Link expired", "Linket er udløbet"),
+        "link.expired.text": (
+            "Dieser Zahlungslink ist abgelaufen. Mit Ihrer nächsten Nachricht erhalten Sie einen neuen Link; "
+            "Sie können auch per Überweisung mit der Referenz aus Ihrem Schreiben zahlen.",
+            "This payment link has expired. Your next message will bring a new link; you can also pay by bank "
+            "transfer with the reference from your letter.",
+            "Dette betalingslink er udløbet. Med din næste besked får du et nyt link; du kan også betale via "
+            "bankoverførsel med referencen fra dit brev.",
+        ),
+        "link.no_payment.title": ("Zahlung nicht gefunden", "Payment not found", "Betalingen blev ikke fundet"),
+        "link.no_payment.text": (
+            "Zu diesem Link gibt es keine solche Zahlung.",
+            "There is no such payment for this link.",
+            "Der findes ingen sådan betaling til dette link.",
+        ),
     }
 )

@@ -20,15 +20,17 @@ from core.tokens import pay_link_url
 from infra.config import Settings
 from ledger import service
 from ledger.db import session_scope
+from ledger.portal import customer_of_link
 from models.ledger import Contract
 from models.providers import ProviderCheckout
 from providers.base import CheckoutRequest, ProviderError
 from providers.stripe_payments import StripePayments
 from web.deps import berlin_today, context
 from web.public import pay, testpay
-from web.public.pay import INVALID_LINK, LinkRejected, link_rejected_page, pay_page, resolve_link
+from web.public.pay import INVALID_LINK, LinkRejected, link_message, link_rejected_page, pay_page, resolve_link
+from web.public.portal.i18n import texts
 from web.public.provider_checks import bad_request, providers_for, unreadable_json
-from web.render import CUSTOMER_HEADERS, customer_page
+from web.render import CUSTOMER_HEADERS
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -51,10 +53,6 @@ def checkout_idempotency_key(step_key: str, balance_cents: int, window: int) -> 
     if len(raw) <= 200:
         return raw
     return f"{raw[:150]}:{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
-
-
-def customer_message(request: Request, status_code: int, title: str, text: str) -> Response:
-    return customer_page(request, "link_error.html", status_code, title=title, text=text)
 
 
 @router.get("/p/{token_id}", response_model=None)
@@ -83,10 +81,11 @@ def pay_link(request: Request, token: str) -> Response:
             contract = session.get(Contract, link.contract_id)
             assert contract is not None  # foreign key
             balance = service.arrears(session, contract.contract_number, berlin_today()).balance_cents
+            language = customer_of_link(session, link).language
     except LinkRejected as rejected:
         return link_rejected_page(request, rejected)
     if balance <= 0:
-        return customer_message(request, 200, "Nichts offen", "Auf diesem Vertrag ist nichts mehr offen. Vielen Dank!")
+        return link_message(request, 200, "link.nothing_open", language)
     now = int(time.time())
     window = checkout_window_seconds(settings)
     bucket = now // window
@@ -106,13 +105,7 @@ def pay_link(request: Request, token: str) -> Response:
         checkout = payments.create_checkout(checkout_request)
     except ProviderError as error:
         log.warning("stripe checkout for case %s failed: %s", link.case_id, error)
-        return customer_message(
-            request,
-            503 if error.retryable else 502,
-            "Zahlung gerade nicht möglich",
-            "Der Zahlungsdienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten erneut; "
-            "Sie können auch per Überweisung mit der Referenz aus Ihrem Schreiben zahlen.",
-        )
+        return link_message(request, 503 if error.retryable else 502, "link.provider_down", language)
     with session_scope(ctx.engine) as session:
         known = session.exec(select(ProviderCheckout).where(ProviderCheckout.session_id == checkout.session_id))
         if known.first() is None:
@@ -171,23 +164,55 @@ async def testpay_webhook(request: Request) -> Response:
 def stripe_done(request: Request, token: str) -> Response:
     try:
         with session_scope(context(request).engine) as session:
-            resolve_link(session, context(request).settings, token, allow_expired=True)
+            link = resolve_link(session, context(request).settings, token, allow_expired=True)
+            language = customer_of_link(session, link).language
     except LinkRejected as rejected:
         return link_rejected_page(request, rejected)
-    return customer_message(
-        request,
-        200,
-        "Vielen Dank",
-        "Ihre Zahlung ist bei uns eingegangen und wird verbucht. Sie erhalten eine Bestätigung, sobald sie "
-        "gutgeschrieben ist (bei Lastschrift kann das einige Tage dauern).",
-    )
+    return link_message(request, 200, "link.stripe_done", language)
 
 
 @router.get("/pay/{token}/stripe/cancelled", response_model=None)
 def stripe_cancelled(request: Request, token: str) -> Response:
-    return customer_message(
-        request,
-        200,
-        "Zahlung abgebrochen",
-        "Es wurde nichts abgebucht. Sie können den Link aus Ihrer Nachricht jederzeit erneut öffnen.",
-    )
+    """Shown without reading the link (as before): the page's or the browser's language."""
+    return link_message(request, 200, "link.stripe_cancelled")
+
+
+texts(
+    {
+        # The stable pay link's notices with Stripe (link_error.html), in the customer's language.
+        "link.nothing_open.title": ("Nichts offen", "Nothing open", "Intet udestående"),
+        "link.nothing_open.text": (
+            "Auf diesem Vertrag ist nichts mehr offen. Vielen Dank!",
+            "Nothing is open on this contract any more. Thank you!",
+            "Der er ikke længere noget skyldigt på denne police. Mange tak!",
+        ),
+        "link.provider_down.title": (
+            "Zahlung gerade nicht möglich",
+            "Payment not possible right now",
+            "Betaling er ikke mulig lige nu",
+        ),
+        "link.provider_down.text": (
+            "Der Zahlungsdienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten erneut; "
+            "Sie können auch per Überweisung mit der Referenz aus Ihrem Schreiben zahlen.",
+            "The payment service cannot be reached right now. Please try again in a few minutes; you can also "
+            "pay by bank transfer with the reference from your letter.",
+            "Betalingstjenesten kan ikke nås lige nu. Prøv igen om nogle minutter; du kan også betale via "
+            "bankoverførsel med referencen fra dit brev.",
+        ),
+        "link.stripe_done.title": ("Vielen Dank", "Thank you", "Mange tak"),
+        "link.stripe_done.text": (
+            "Ihre Zahlung ist bei uns eingegangen und wird verbucht. Sie erhalten eine Bestätigung, sobald sie "
+            "gutgeschrieben ist (bei Lastschrift kann das einige Tage dauern).",
+            "We have received your payment and are booking it. You will get a confirmation as soon as it is "
+            "credited (for a direct debit this can take a few days).",
+            "Vi har modtaget din betaling, og den bliver bogført. Du får en bekræftelse, så snart den er "
+            "krediteret (ved direkte debitering kan det tage nogle dage).",
+        ),
+        "link.stripe_cancelled.title": ("Zahlung abgebrochen", "Payment cancelled", "Betalingen blev afbrudt"),
+        "link.stripe_cancelled.text": (
+            "Es wurde nichts abgebucht. Sie können den Link aus Ihrer Nachricht jederzeit erneut öffnen.",
+            "Nothing has been charged. You can open the link from your message again at any time.",
+            "Der er ikke trukket noget. Du kan altid åbne linket fra din besked igen.",
+        ),
+    }
+)

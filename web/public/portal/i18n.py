@@ -142,6 +142,38 @@ def language_of(request: Request, customer: Customer) -> str:
     return customer.language if customer.language in LANGUAGES else LANGUAGES[0]
 
 
+def browser_language(request: Request) -> str | None:
+    """The first of de/en/da the browser's Accept-Language asks for (by q-value, then order), or None.
+    'da-DK,da;q=0.9,en;q=0.8' → da; a q of 0 is a refusal; anything malformed is skipped."""
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(request.headers.get("accept-language", "")[:500].split(",")):
+        tag, _, params = part.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if primary in LANGUAGES and quality > 0:
+            ranked.append((-quality, position, primary))
+    return min(ranked)[2] if ranked else None
+
+
+def page_language(request: Request, known: str | None = None, *, cookie: bool = True) -> str:
+    """The language of a customer page whose reader may be unknown (an invalid or expired pay link, a
+    campaign link): the customer's choice (language cookie, when `cookie`), else the language already
+    known (the customer's master data, the quote's), else the browser's Accept-Language, else German."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE, "") if cookie else ""
+    if chosen in LANGUAGES:
+        return chosen
+    if known in LANGUAGES:
+        return str(known)
+    return browser_language(request) or LANGUAGES[0]
+
+
 def portal_page(
     request: Request,
     name: str,
