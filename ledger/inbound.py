@@ -145,7 +145,7 @@ class Inbound:
             await notify_payment(self.client, contract_number, booked)
             return result
         # One update carries the payment and brings the answer; should it fail, the payment is signalled.
-        _, outcome = await notify_payment_and_answer(
+        outcome = await notify_payment_and_answer(
             self.client, contract_number, booked, self.settings.payment_answer_seconds
         )
         return result.model_copy(update={"outcome": outcome}) if outcome is not None else result

@@ -73,10 +73,10 @@ async def notify_payment(client: Client, contract_number: str, payment: PaymentB
 
 async def notify_payment_and_answer(
     client: Client, contract_number: str, payment: PaymentBooked, timeout: float
-) -> tuple[bool, PaymentOutcome | None]:
+) -> PaymentOutcome | None:
     """Tell the contract's running case about a booked payment and wait up to `timeout` seconds for
-    its answer, in one update (`payment_booked_answer`). (running, answer): (False, None) when no case
-    runs. Whatever goes wrong with the update (no worker admits it in time, the call is cut off), the
+    its answer, in one update (`payment_booked_answer`); None when no case runs or no answer came.
+    Whatever goes wrong with the update (no worker admits it in time, the call is cut off), the
     payment is then signalled — durable without a worker; the case ignores a reference it has seen, so
     an update that did arrive and the signal count once."""
     handle = client.get_workflow_handle_for(DunningCase.run, case_workflow_id(contract_number))
@@ -84,13 +84,14 @@ async def notify_payment_and_answer(
         answer = await asyncio.wait_for(
             handle.execute_update("payment_booked_answer", payment, result_type=PaymentOutcome), max(timeout, 0.1)
         )
-        return True, answer
+        return answer
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
-            return False, None
+            return None  # no case runs: nothing to tell
     except (TimeoutError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError):
         pass
-    return await notify_payment(client, contract_number, payment), None
+    await notify_payment(client, contract_number, payment)
+    return None
 
 
 async def await_payment_outcome(
