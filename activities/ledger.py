@@ -223,7 +223,8 @@ class LedgerActivities:
     def close_case(self, request: CloseCase) -> CaseClosed:
         try:
             with session_scope(self.engine) as session:
-                result = CaseClosed()
+                before = case_register.find(session, request.case_id)
+                result = CaseClosed(closed_now=before is None or before.closed_at is None)
                 if request.action == "write_off":
                     result.written_off_cents = service.write_off(session, request.contract_number, request.as_of)
                 elif request.action == "cancel":

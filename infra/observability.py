@@ -26,7 +26,7 @@ from temporalio.worker import (
 )
 
 from core.steps import STAGE_OF_ACTIVITY, STAGE_OF_CLOSE_ACTION, STAGE_OF_MESSAGE, StepKind, stage_after
-from models.activities import ChangeContractStatus, CloseCase, SendMessage
+from models.activities import CaseClosed, ChangeContractStatus, CloseCase, SendMessage
 from models.case import PaymentResult
 from models.ledger import ContractStatus
 
@@ -67,7 +67,8 @@ def count_activity(name: str, args: list[Any], result: Any) -> None:
         if request.kind in STAGE_OF_MESSAGE:
             STAGE_ENTRIES.labels(stage=STAGE_OF_MESSAGE[request.kind].value).inc()
     elif name == "close_case" and isinstance(request, CloseCase) and request.action in STAGE_OF_CLOSE_ACTION:
-        STAGE_ENTRIES.labels(stage=STAGE_OF_CLOSE_ACTION[request.action].value).inc()
+        if isinstance(result, CaseClosed) and result.closed_now:  # a repeated closing is counted once
+            STAGE_ENTRIES.labels(stage=STAGE_OF_CLOSE_ACTION[request.action].value).inc()
     elif name in STAGE_OF_ACTIVITY:
         STAGE_ENTRIES.labels(stage=STAGE_OF_ACTIVITY[name].value).inc()
 

@@ -120,6 +120,9 @@ class CaseClosed(BaseModel):
     written_off_cents: int = 0
     blocked_premiums: list[str] = Field(default_factory=list)
     tasks_closed: int = 0
+    # This call closed the case's register row (False on a repeat: a local activity runs again when
+    # its workflow task is retried). Business counters count a closing once (infra/observability.py).
+    closed_now: bool = False
 
 
 class SweepRequest(BaseModel):

@@ -3,6 +3,7 @@ the real Temporal time-skipping test server, and a worker per test."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import tempfile
@@ -17,8 +18,10 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import Engine, text
 from sqlmodel import select
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import IndexedValueType, WorkflowExecutionStatus
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -138,10 +141,34 @@ async def terminate_cases(client: Client, engine: Engine) -> None:
     with session_scope(engine) as session:
         numbers = [c.contract_number for c in session.exec(select(Contract))]
     for number in numbers:
+        handle = client.get_workflow_handle(f"dunning-{number}")
+        await settle(client, handle.id)
         try:
-            await client.get_workflow_handle(f"dunning-{number}").terminate("test finished")
+            await handle.terminate("test finished")
         except RPCError:
             pass  # not running
+
+
+async def settle(client: Client, workflow_id: str, seconds: float = 15.0) -> None:
+    """Wait (at most `seconds`) until the workflow has no workflow task and no activity outstanding.
+
+    The time-skipping server holds its clock while a task is outstanding and lets go when the task
+    completes — not when the workflow is terminated. A case terminated in the middle of a task (a
+    send, or a local activity's ledger read inside its workflow task) would keep time from skipping
+    for every later test of the module; so end cases only between their tasks."""
+    request = DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+    )
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            raw = await client.workflow_service.describe_workflow_execution(request)
+        except RPCError:
+            return  # no such workflow
+        running = raw.workflow_execution_info.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+        if not running or not (raw.pending_activities or raw.HasField("pending_workflow_task")):
+            return
+        await asyncio.sleep(0.05)
 
 
 def seed_contract(

@@ -347,7 +347,7 @@ async def test_the_page_shows_charts_and_the_same_figures_as_tables(web: httpx.A
     charts = re.findall(r'<img src="data:image/svg\+xml;base64,[A-Za-z0-9+/=]+" alt="([^"]+)"', html)
     assert len(charts) == 5 and all("table below has the same figures" in alt for alt in charts)
     assert "<script" not in html.split("</header>", 1)[1]  # no script: the charts are images
-    assert all(f"<td class=\"num\">{rate}</td>" in html for rate in ("26.7", "33.3", "61.5"))  # recovery (%)
+    assert all(f'<td class="num">{rate}</td>' in html for rate in ("26.7", "33.3", "61.5"))  # recovery (%)
     assert "1.200,00 €" in html  # 4 kept × 300,00 € (the setting)
     assert "55,00 €" in html  # the 0–30 ageing bucket
     assert "<caption>Cure per stage</caption>" in html

@@ -148,9 +148,7 @@ def test_a_reminder_reaches_sendgrid_with_rfc_8058_headers_tracking_and_ids_only
 
 
 def test_the_confirmation_mail_has_no_tracking_and_no_unsubscribe_header(campaign: Campaign) -> None:
-    request = SendConfirmation(
-        quote_id=QUOTE, key=f"{WORKFLOW}:confirmation", now=datetime.now(UTC), retention_days=7
-    )
+    request = SendConfirmation(quote_id=QUOTE, key=f"{WORKFLOW}:confirmation", now=datetime.now(UTC), retention_days=7)
 
     message_id = campaign.activities.send_confirmation(request)
 

@@ -51,7 +51,7 @@ from ledger.db import make_engine, migrate
 from ledger.inbound import Inbound
 from models.case import CaseStage, HoldRequest, PaymentResult, RecordPayment, Resume
 from tests.apps import TEST_STAFF, signed_in_as
-from tests.conftest import TEST_SERVER, register_search_attributes, seed_contract
+from tests.conftest import TEST_SERVER, register_search_attributes, seed_contract, settle
 from tests.helpers import advance_until, berlin_today, open_case, status
 from web.app import create_internal_app
 from web.auth.principal import Principal
@@ -283,18 +283,39 @@ async def encrypted_env() -> AsyncIterator[tuple[WorkflowEnvironment, Encryption
 
 
 PATCH_MARKER = "core_patch"
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
+# What SDK core writes, unencrypted, as a local activity marker's "data": its own bookkeeping.
+LOCAL_ACTIVITY_BOOKKEEPING = {
+    "seq",
+    "attempt",
+    "activity_id",
+    "activity_type",
+    "complete_time",
+    "backoff",
+    "original_schedule_time",
+    "activation_index",
+}
 
 
 def payloads_in(message: Message) -> Iterator[Payload]:
-    """Every payload in a protobuf message, except search attributes (the server indexes those)
-    and `workflow.patched` markers (written by the SDK core, not the converter: they hold the
-    patch's name, checked separately)."""
+    """Every payload in a protobuf message, except search attributes (the server indexes those),
+    `workflow.patched` markers and a local activity marker's "data" (written by the SDK core, not
+    the converter: the patch's name, the local activity's sequence number, type and times — checked
+    separately)."""
     if isinstance(message, Payload):
         yield message
         return
     if isinstance(message, SearchAttributes):
         return
     if isinstance(message, MarkerRecordedEventAttributes) and message.marker_name == PATCH_MARKER:
+        return
+    if isinstance(message, MarkerRecordedEventAttributes) and message.marker_name == LOCAL_ACTIVITY_MARKER:
+        # its "data" is SDK core's bookkeeping (checked separately); its result is ours, encrypted
+        for name, details in message.details.items():
+            if name != "data":
+                yield from details.payloads
+        if message.HasField("failure"):
+            yield from payloads_in(message.failure)
         return
     for field, value in message.ListFields():
         if field.type != FieldDescriptor.TYPE_MESSAGE:
@@ -375,6 +396,7 @@ async def test_history_holds_no_plaintext_personal_data_and_ids_attributes_logs_
                 lambda s: s.balance_cents == 8_990 + 150 - 1_000 and "Partial payment" in s.journal[-1].text,
             )
             journal = " ".join(e.text for e in (await status(handle)).journal)
+            await settle(env.client, handle.id)
             await handle.terminate("test finished")
 
     assert NAME in journal and IBAN in journal  # the case itself does hold the data: the checks below matter
@@ -384,12 +406,18 @@ async def test_history_holds_no_plaintext_personal_data_and_ids_attributes_logs_
     for text in PERSONAL:
         assert text.encode() not in stored, f"{text!r} is stored in plain text in the history"
 
-    for event in history.events:  # patch markers: a code name and a flag, nothing else
+    local_markers = 0
+    for event in history.events:  # patch markers: a code name and a flag; local activity markers: bookkeeping
         marker = event.marker_recorded_event_attributes
         if event.HasField("marker_recorded_event_attributes") and marker.marker_name == PATCH_MARKER:
             for details in marker.details.values():
                 for payload in details.payloads:
                     assert set(json.loads(payload.data)) <= {"id", "deprecated"}, payload.data
+        if event.HasField("marker_recorded_event_attributes") and marker.marker_name == LOCAL_ACTIVITY_MARKER:
+            local_markers += 1
+            for payload in marker.details["data"].payloads:
+                assert set(json.loads(payload.data)) <= LOCAL_ACTIVITY_BOOKKEEPING, payload.data
+    assert local_markers > 0  # the ledger reads ran as local activities: their markers were checked
     payloads = list(payloads_in(history))
     assert len(payloads) > 20
     unencrypted = [p for p in payloads if p.metadata.get("encoding") != ENCODING]

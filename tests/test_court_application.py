@@ -161,6 +161,7 @@ def test_interest_a_notice_already_claimed_is_not_claimed_again_as_a_side_claim(
     costs = record["costs"]
     assert isinstance(costs, list) and any(c["amount_cents"] == 82 for c in costs)  # claimed there, once
 
+
 def test_without_a_notice_claim_the_whole_accrued_interest_is_the_side_claim(any_engine: Engine) -> None:
     business_contract(any_engine)
 

@@ -23,6 +23,7 @@ from core.court_dates import (
 )
 from infra.config import Settings
 from models.court import CourtRules, CourtState
+from tests.conftest import settle
 from tests.histories.record_court import serve_before_a_holiday, start_filed_court
 from workflows.court import CourtDunning
 
@@ -117,4 +118,5 @@ async def test_the_objection_window_ending_on_a_holiday_stays_open_until_the_nex
         await time_env.sleep(midnight_after(last_working_day) + timedelta(hours=1) - await time_env.get_current_time())
         assert (await court.query(CourtDunning.status)).state == CourtState.ENFORCEMENT_ORDER_DUE
     finally:
+        await settle(time_env.client, court.id)
         await court.terminate("test finished")

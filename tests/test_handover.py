@@ -35,7 +35,7 @@ from models.agency import (
 from models.case import Cancel, CaseInput, CaseStage, CaseStatus, HoldKind, PremiumOverdue
 from models.ledger import AgentTask, Payment
 from models.plan import Anchor, DunningPlan, PlanStep, StepKind
-from tests.conftest import seed_contract
+from tests.conftest import seed_contract, settle
 from tests.helpers import advance_until, berlin_today, messages, status
 from workflows.client import case_workflow_id
 from workflows.dunning import DunningCase
@@ -146,6 +146,7 @@ async def end_case_and_children(time_env: WorkflowEnvironment, ids: list[str]) -
         try:
             await asyncio.wait_for(handle.result(), 20)
         except Exception:  # noqa: BLE001 - never started, cancelled or timed out: make sure it is gone
+            await settle(time_env.client, handle.id)
             try:
                 await handle.terminate("test finished")
             except RPCError:

@@ -181,7 +181,6 @@ async def test_the_ledger_api_answers_with_what_the_payment_did_cover_restored_o
     assert (await handle.result()).stage == CaseStage.PAID  # then it confirms and closes
 
 
-
 async def test_a_payment_signalled_while_the_case_reads_the_ledger_is_not_missed(
     time_env: WorkflowEnvironment,
     worker: Worker,

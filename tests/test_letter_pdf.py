@@ -126,8 +126,17 @@ def test_each_letter_states_its_legal_content_in_the_pdf(letter: tuple[MessageKi
 
 # What only the e-mail says: its button, its text-form note, its footer; the letter's transfer line
 # mentions the GiroCode instead ("Per Überweisung – oder scannen Sie den GiroCode …:").
-EMAIL_ONLY = ("Jetzt ", "Falls der Knopf", "Diese E-Mail ist eine", "Mit freundlichen", "Diese Nachricht betrifft",
-              "Beispiel Versicherung AG ·", "Vorgang case-", "Per Überweisung:", "in Textform")
+EMAIL_ONLY = (
+    "Jetzt ",
+    "Falls der Knopf",
+    "Diese E-Mail ist eine",
+    "Mit freundlichen",
+    "Diese Nachricht betrifft",
+    "Beispiel Versicherung AG ·",
+    "Vorgang case-",
+    "Per Überweisung:",
+    "in Textform",
+)
 
 
 @pytest.mark.parametrize("kind", LETTER_KINDS, ids=lambda kind: kind.value)

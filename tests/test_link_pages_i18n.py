@@ -126,9 +126,7 @@ async def test_an_invalid_pay_link_speaks_the_browsers_language(web: Web, accept
 
 async def test_the_language_cookie_wins_over_the_browser_on_an_invalid_link(web: Web) -> None:
     forged = sign(web.settings.link_secret, PAY_LINK_SALT, "tok-never-issued")
-    page = await web.http.get(
-        f"/pay/{forged}", headers={"Accept-Language": "da", "Cookie": f"{LANGUAGE_COOKIE}=en"}
-    )
+    page = await web.http.get(f"/pay/{forged}", headers={"Accept-Language": "da", "Cookie": f"{LANGUAGE_COOKIE}=en"})
     assert page.status_code == 404
     only(INVALID, "en", page.text)
 

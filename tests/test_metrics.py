@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,12 +15,14 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
+from activities.ledger import LedgerActivities
 from infra.cluster import connect_options
 from infra.config import Settings
-from infra.observability import configure_logging, redact
+from infra.observability import STAGE_ENTRIES, configure_logging, count_activity, redact
 from ledger import service
 from ledger.db import session_scope
 from ledger.inbound import Inbound
+from models.activities import CloseCase
 from models.case import CaseStage
 from models.ledger import ContractStatus
 from tests.conftest import seed_contract
@@ -100,6 +102,29 @@ async def test_metrics_endpoint_counts_a_payment_and_the_reactivation_once(
         == 1
     )
     assert "erika" not in (await api.get("/metrics")).text.lower()  # counts only, no personal data
+
+
+def test_a_case_closed_twice_is_counted_once(engine: Engine) -> None:
+    """A local activity runs again when its workflow task is retried (an update arriving while the case
+    completes): the second closing changes nothing in the ledger and counts nothing."""
+    seed_contract(engine, "K-METRICS-2", premiums=[("M-P2", date(2026, 11, 1), 1_000)])
+    ledger = LedgerActivities(engine)
+    request = CloseCase(
+        case_id="dunning-K-METRICS-2/20261101T000000",
+        contract_number="K-METRICS-2",
+        action="paid",
+        reason="paid",
+        now=datetime(2026, 11, 20, tzinfo=UTC),
+        as_of=date(2026, 11, 20),
+        stage="reminded",
+    )
+    paid = STAGE_ENTRIES.labels(stage="paid")
+    before = paid._value.get()
+    first, again = ledger.close_case(request), ledger.close_case(request)
+    for result in (first, again):
+        count_activity("close_case", [request], result)
+    assert (first.closed_now, again.closed_now) == (True, False)
+    assert paid._value.get() - before == 1
 
 
 def test_json_logs_mask_personal_data(capsys: pytest.CaptureFixture[str]) -> None:

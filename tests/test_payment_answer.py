@@ -9,7 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from infra.config import Settings
 from ledger.inbound import Inbound
-from tests.conftest import seed_contract
+from tests.conftest import seed_contract, settle
 from tests.helpers import berlin_today, open_case
 
 CONTRACT = "K-100001"
@@ -42,4 +42,5 @@ async def test_a_payment_is_signalled_when_no_worker_takes_the_answering_update(
         if event.HasField("workflow_execution_signaled_event_attributes")
     ]
     assert signals == ["premium_overdue", "payment_booked"]
+    await settle(time_env.client, handle.id)
     await handle.terminate("test finished")

@@ -33,6 +33,7 @@ from models.ledger import Customer
 from models.plan import SelfServiceRules
 from models.portal import PortalUpload, RequestStatus, ServiceRequest
 from tests.apps import BothApps
+from tests.conftest import settle
 from tests.helpers import advance_until, berlin_today, form_post, hidden_fields, open_case, status
 from tests.portal_support import make_pay_link, portal_client, portal_cookie, seed_portal_customer
 from tests.test_portal_uploads import pdf_bytes
@@ -323,6 +324,7 @@ async def test_a_request_the_case_refuses_leaves_no_request_in_a_queue_and_no_fi
     time_env: WorkflowEnvironment, worker: Worker, engine: Engine, settings: Settings, apps: BothApps
 ) -> None:
     client, handle, _ = await customer_in_dunning(time_env, worker, engine, settings, apps, 30_000)
+    await settle(time_env.client, handle.id)
     await handle.terminate("ended elsewhere")  # the case is gone between page and post
     sent = await form_post(
         client,

@@ -30,7 +30,7 @@ from models.ledger import Fee, Message, Premium
 from tests.conftest import seed_contract
 from tests.helpers import advance_until, berlin_today, open_case
 from tests.histories.record import SCENARIOS
-from workflows.dunning import WRITE_OFF_REREADS_LEDGER
+from workflows.dunning import LEDGER_LOCAL, WRITE_OFF_REREADS_LEDGER
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 SAVED = sorted(HISTORIES.glob("*.json"))
@@ -89,6 +89,16 @@ def patches_in(path: Path) -> set[str]:
 def test_histories_recorded_since_the_patch_carry_its_marker_and_the_old_one_does_not() -> None:
     assert WRITE_OFF_REREADS_LEDGER not in patches_in(BEFORE_PATCH)
     assert WRITE_OFF_REREADS_LEDGER in patches_in(HISTORIES / "written_off.json")
+
+
+def test_only_histories_recorded_since_ledger_calls_local_carry_its_marker() -> None:
+    # The other files keep the activity path replaying (docs/workflow-versioning.md, issue #15 P2).
+    local = {p.stem for p in SAVED if LEDGER_LOCAL in patches_in(p)}
+    assert local == {"suspended_then_reactivated_local", "partial_payment_then_cleared_local"}
+    assert any(
+        event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        for event in saved(HISTORIES / "suspended_then_reactivated_local.json").events
+    )
 
 
 async def test_a_write_off_that_races_a_full_payment_closes_the_case_as_paid(

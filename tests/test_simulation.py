@@ -294,9 +294,7 @@ def test_the_demo_history_fills_the_case_register_as_the_activities_would(engine
         records = list(session.exec(select(CaseRecord)))
         case_ids = {m.case_id for m in session.exec(select(Message))}
         suspended = {
-            s.case_id
-            for s in session.exec(select(ContractStatusChange))
-            if s.to_status == ContractStatus.SUSPENDED
+            s.case_id for s in session.exec(select(ContractStatusChange)) if s.to_status == ContractStatus.SUSPENDED
         }
     assert records and {r.case_id for r in records} == case_ids  # every case that wrote, one row each
     assert all(r.outcome == "paid" and r.closed_at is not None and r.claimed_cents for r in records)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,7 +84,10 @@ SEND_TIMEOUT = timedelta(seconds=30)
 # Since 2026-12 (issue #15): a payment arriving while the case waits to continue as new is answered
 # first (its `payment_outcome` update waits for the loop); histories recorded before did not wait.
 ANSWER_BEFORE_CONTINUING = "answer-payments-before-continue-as-new"
+# Since 2026-12 (issue #15 P2): the ledger's short reads and writes run as local activities.
+LEDGER_LOCAL = "ledger-calls-local"
 PATCHES = (
+    LEDGER_LOCAL,
     ANSWER_BEFORE_CONTINUING,
     WRITE_OFF_REREADS_LEDGER,
     SUPPLEMENTARY_NOTICES,
@@ -146,23 +149,11 @@ class DunningCase:
     async def _perform(self, command: c.Command) -> object:
         match command:
             case c.ReadArrears(request=request):
-                return await workflow.execute_activity_method(
-                    LedgerActivities.load_arrears,
-                    request,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=RETRY,
-                    summary="Read arrears from the ledger",
-                )
+                return await self._ledger(LedgerActivities.load_arrears, request, "Read arrears from the ledger")
             case c.Send():
                 return await self._send(command)
             case c.ChangeStatus(request=request, summary=summary):
-                return await workflow.execute_activity_method(
-                    LedgerActivities.change_contract_status,
-                    request,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=RETRY,
-                    summary=summary,
-                )
+                return await self._ledger(LedgerActivities.change_contract_status, request, summary)
             case c.PrepareCourt(request=request, summary=summary):
                 return await workflow.execute_activity_method(
                     LedgerActivities.prepare_court_application,
@@ -172,13 +163,7 @@ class DunningCase:
                     summary=summary,
                 )
             case c.CloseInLedger(request=request, summary=summary):
-                return await workflow.execute_activity_method(
-                    LedgerActivities.close_case,
-                    request,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=RETRY,
-                    summary=summary,
-                )
+                return await self._ledger(LedgerActivities.close_case, request, summary)
             case c.ApproveFiling(request=request, summary=summary):
                 return await workflow.execute_activity_method(
                     LedgerActivities.approve_court_application,
@@ -258,6 +243,19 @@ class DunningCase:
             case _:
                 raise ValueError(f"unknown command {command!r}")
         return None
+
+    async def _ledger(self, activity: Callable[[Any, Any], Any], request: object, summary: str) -> Any:
+        """A short read or write of the ledger (arrears, contract status, the case register): a local
+        activity on this worker — a marker in the history instead of three events, and no second
+        workflow task, so a payment's update is answered from one workflow task (issue #15 P2).
+        Histories recorded before ran them as activities."""
+        if workflow.patched(LEDGER_LOCAL):
+            return await workflow.execute_local_activity_method(
+                activity, request, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary
+            )
+        return await workflow.execute_activity_method(
+            activity, request, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RETRY, summary=summary
+        )
 
     async def _send(self, command: c.Send) -> object:
         """`Outbox.send_message`. A letter renders for a second, a provider outage retries for

@@ -122,6 +122,10 @@ SCENARIOS: dict[str, Callable[[Run], Awaitable[Case]]] = {
     "suspended_then_reactivated": suspended_then_reactivated,
     "court_filing_approved": court_filing_approved,
     "written_off": written_off,
+    # recorded since `ledger-calls-local` (issue #15 P2): the ledger's reads and writes as local
+    # activities; the files above keep the activity path replaying
+    "suspended_then_reactivated_local": suspended_then_reactivated,
+    "partial_payment_then_cleared_local": partial_payment_then_cleared,
 }
 
 
