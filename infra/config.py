@@ -226,6 +226,11 @@ class Settings(BaseSettings):
     # How long the ledger API and the pay pages wait for the case's answer to a payment (balance left,
     # cover restored); after that they answer "received, being booked" and the case goes on by itself.
     payment_answer_seconds: float = Field(default=5.0, ge=0, le=30)
+    # Cases a worker process keeps in memory between their tasks (the SDK's sticky cache, about 230 KiB
+    # each); a case beyond it is replayed from its history at its next task. The SDK's own default is
+    # 1,000; with as many cases busy at once the cache thrashes (docs/benchmarks.md: +30 % cases/s at
+    # 1,000 busy cases with room for all), so a worker keeps up to 5,000 (about 1.1 GiB).
+    worker_cached_workflows: int = Field(default=5000, ge=1, le=1_000_000)
 
     @field_validator("court_state")
     @classmethod

@@ -98,5 +98,6 @@ def build_worker(client: Client, engine: Engine, settings: Settings, executor: T
         ],
         activity_executor=executor,
         max_concurrent_activities=16,
+        max_cached_workflows=settings.worker_cached_workflows,  # WORKER_CACHED_WORKFLOWS (docs/deployment.md)
         interceptors=[MetricsInterceptor()],  # business counters from finished activities (infra/observability.py)
     )

@@ -17,8 +17,8 @@ for each timer a payment cancelled; this process signals it at the same points (
 activities write a row it watches). Ratio = real cases/s ÷ no-op cases/s (goal ≥ 0.7).
 
 Memory: a fresh worker's RSS with N cases open (each waiting on its reminder timer on the
-`de-follow-up` plan), minus its RSS with one, ÷ N; the SDK keeps up to `max_cached_workflows`
-(1,000 by default) workflows in memory.
+`de-follow-up` plan), minus its RSS with one, ÷ N; a worker keeps up to `WORKER_CACHED_WORKFLOWS`
+(5,000 by default) workflows in memory.
 
 `python -m dev.bench.throughput [cases [folder]]` runs it alone on its own dev server (in `folder`,
 which keeps the processes' logs, or a temporary one).
@@ -53,7 +53,8 @@ from sqlmodel import col, select
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
+from temporalio.service import RPCError
 from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -189,6 +190,7 @@ async def noop_worker() -> None:
                 restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
             ),
             interceptors=[MetricsInterceptor()],
+            max_cached_workflows=settings.worker_cached_workflows,
         )
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -512,7 +514,12 @@ class NoopCases:
         handle = self.client.get_workflow_handle(wid)
         await handle.signal("event")
         if self.script.answers:
-            await handle.execute_update("answer")
+            # waits for the answer as long as the ledger API does (PAYMENT_ANSWER_SECONDS), then goes on
+            # as the API does; an update racing the script's end may otherwise wait for good
+            try:
+                await asyncio.wait_for(handle.execute_update("answer"), get_settings().payment_answer_seconds)
+            except (TimeoutError, RPCError, WorkflowUpdateFailedError):
+                pass
 
 
 async def sample_histories(client: Client, ids: list[str]) -> list[WorkflowHistory]:
@@ -703,7 +710,7 @@ async def memory(stack: Stack, cases: int) -> dict[str, Any]:
         "rss_before_mib": round(before / 2**20, 1),
         "rss_after_mib": round(after / 2**20, 1),
         "kib_per_open_case": round(per_case / 1024, 1),
-        "max_cached_workflows": 1000,  # the SDK's default, which worker.py keeps
+        "max_cached_workflows": get_settings().worker_cached_workflows,  # as worker.py keeps
     }
 
 
@@ -844,6 +851,7 @@ def report_lines(r: dict[str, Any]) -> list[str]:
 
     def busy(by: dict[str, float]) -> str:
         return ", ".join(f"{name.replace('_', ' ')} {v}" for name, v in by.items())
+
     met = "**met**" if r["met"] else "**missed**"
     lines = [
         f"| end-to-end throughput, {r['cases']:,} cases overdue → reactivated ({r['plan']}) | "
@@ -872,8 +880,11 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"{script['activities']} no-op activities and {script['local_activities']} local ones, "
         f"{script['timers']} timers that fire and {script['signal_waits']} that a payment cancels "
         f"({', '.join(f'{s:g} s' for s in script['timer_seconds']) or 'none'}), {script['signals']} signals"
-        + (" (each payment's sender then awaits an update's answer, as the ledger API does)" if script.get(
-            "payment_answers_awaited") else "")
+        + (
+            " (each payment's sender then awaits an update's answer, as the ledger API does)"
+            if script.get("payment_answers_awaited")
+            else ""
+        )
         + ", each activity after the signals it followed in the real case — on a worker process with the same settings "
         "(sandbox, passthrough modules, 16 threads and activity slots, interceptor, cache). The benchmark signals "
         "it at the same three points (suspended, receipt written, reactivated: marker rows the no-op activity "
@@ -895,7 +906,9 @@ def report_lines(r: dict[str, Any]) -> list[str]:
     lines += [
         f"| CPU all | {total_real:.0f} ms | {total_noop:.0f} ms |",
         "",
-        "Messages per real case: " + ", ".join(f"{k} {v}" for k, v in real["messages_per_case"].items()) + "."
+        "Messages per real case: "
+        + ", ".join(f"{k} {v}" for k, v in real["messages_per_case"].items())
+        + "."
         + (
             f" The ledger API answered {real['payments_sent_again']} payments with a server error or a broken "
             f"connection and they were sent again (same event id); {real['payment_errors']} still failed after "
@@ -935,7 +948,7 @@ def report_lines(r: dict[str, Any]) -> list[str]:
         f"Worker memory: {mem['kib_per_open_case']} KiB per open case ({mem['open_cases']:,} cases waiting on their "
         f"reminder timer on the `de-follow-up` plan: RSS {mem['rss_before_mib']} → {mem['rss_after_mib']} MiB "
         f"against the worker with one open case). The SDK keeps up to {mem['max_cached_workflows']:,} workflows "
-        "cached (`max_cached_workflows`, the default, which `worker.py` keeps); beyond that a case is evicted and "
+        "cached (`WORKER_CACHED_WORKFLOWS`, as `worker.py` keeps); beyond that a case is evicted and "
         "replayed from its history when it next has work, so memory stays bounded and CPU grows instead.",
         "",
     ]
