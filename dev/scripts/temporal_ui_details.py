@@ -1,5 +1,7 @@
 """Start a real case on a dev server with its Web UI, let it run to the proposed termination, and take a
-screenshot of its current details as the UI shows them (docs/img/temporal-ui-current-details.png).
+screenshot of its current details as the UI shows them (docs/img/temporal-ui-current-details.png), and
+one of its event history, where the ledger's reads and writes show as named local activities
+(docs/img/temporal-ui-local-activities.png).
 
     .venv/bin/python -m dev.scripts.temporal_ui_details [--out docs/img/temporal-ui-current-details.png]
 
@@ -118,7 +120,15 @@ async def screenshot(ui: str, out: Path) -> None:
             await frame.get_by_text(text, exact=False).first.wait_for(timeout=10_000)
         tables, items = await frame.locator("table").count(), await frame.locator("li").count()
         await page.screenshot(path=str(out))
+        history = out.with_name("temporal-ui-local-activities.png")
+        await page.goto(f"{ui}/namespaces/default/workflows/{case_workflow_id(CONTRACT)}", wait_until="load")
+        await page.get_by_text("Event History").first.wait_for(timeout=60_000)
+        # the ledger's reads and writes ran as local activities (issue #15 P2): the history names them
+        for activity in ("load_arrears", "change_contract_status"):
+            await page.get_by_text(activity, exact=False).first.wait_for(timeout=30_000)
+        await page.screenshot(path=str(history), full_page=True)
         await browser.close()
+        print(f"event history with the local activities named: {history}")
     if tables:
         raise SystemExit(f"the current details render {tables} table(s): their cells run together in this UI")
     print(f"current details: {items} list items, no table; screenshot: {out}")
