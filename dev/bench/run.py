@@ -3,8 +3,8 @@
 Each number comes with a baseline measured in the same run on the same machine, and the goal
 from issue #7. Nothing here is part of `make test`. PostgreSQL: BENCH_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/h_bench, created when missing; the database is wiped); no server → reported as
-not run. About 20 minutes on 2 cores (payment rounds 4, end-to-end throughput 3–4, analytics on a million
-cases in two databases and the simulation the rest).
+not run. About 20–25 minutes on 2 cores (payment rounds 4, end-to-end throughput of 1,000 cases 6–9,
+analytics on a million cases in two databases and the simulation the rest).
 """
 
 from __future__ import annotations
