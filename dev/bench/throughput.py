@@ -391,6 +391,12 @@ async def drive(
                     payments.add(asyncio.create_task(paying(case, 2, receipt)))
                 elif state == "reactivated" and case in line.second_paid:
                     line.done.setdefault(case, now)
+                elif state == "reactivated" and case in line.first_paid:
+                    # the no-op passed its receipt mark between two reads (its script waits for no more
+                    # payments than had been sent when the sampled real case took that step): done now,
+                    # without the second payment — the baseline only gets faster by it
+                    line.second_paid.setdefault(case, now)
+                    line.done.setdefault(case, now)
             await pause()
         await starting
         await asyncio.gather(*payments)
