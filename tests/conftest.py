@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import IndexedValueType, WorkflowExecutionStatus
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -143,10 +144,30 @@ async def terminate_cases(client: Client, engine: Engine) -> None:
     for number in numbers:
         handle = client.get_workflow_handle(f"dunning-{number}")
         await settle(client, handle.id)
+        # its children (agency hand-over, court) run on after it (ABANDON): end them between tasks too
+        for child_id in await children_of(handle):
+            await settle(client, child_id)
+            try:
+                await client.get_workflow_handle(child_id).terminate("test finished")
+            except RPCError:
+                pass  # ended
         try:
             await handle.terminate("test finished")
         except RPCError:
             pass  # not running
+
+
+async def children_of(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    """Ids of the child workflows the latest run of `handle` started (none when it never ran)."""
+    try:
+        history = await handle.fetch_history()
+    except RPCError:
+        return []
+    return [
+        event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+        for event in history.events
+        if event.HasField("child_workflow_execution_started_event_attributes")
+    ]
 
 
 async def settle(client: Client, workflow_id: str, seconds: float = 15.0) -> None:

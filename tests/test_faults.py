@@ -310,14 +310,17 @@ async def all_paid(stack: Stack, numbers: list[str]) -> None:
 
 
 async def retried_activities(client: Client, number: str) -> int:
-    """How many of the case's activities completed only on a later attempt."""
+    """How many of the case's activities (local ones too: their marker records the attempt) completed
+    only on a later attempt."""
     history = await client.get_workflow_handle(f"dunning-{number}").fetch_history()
-    return sum(
-        1
-        for event in history.events
-        if event.HasField("activity_task_started_event_attributes")
-        and event.activity_task_started_event_attributes.attempt > 1
-    )
+    retried = 0
+    for event in history.events:
+        if event.HasField("activity_task_started_event_attributes"):
+            retried += event.activity_task_started_event_attributes.attempt > 1
+        elif event.marker_recorded_event_attributes.marker_name == "core_local_activity":
+            for payload in event.marker_recorded_event_attributes.details["data"].payloads:
+                retried += json.loads(payload.data).get("attempt", 1) > 1
+    return retried
 
 
 def assert_nothing_twice(engine: Engine, numbers: list[str]) -> None:
