@@ -17,19 +17,10 @@ from ledger import service
 from ledger.db import session_scope
 from tests.apps import served_apps
 from tests.axe_check import Console, assert_accessible
+from tests.browser_support import CHROMIUM, DANISH_PHONE, phone_context
 from tests.portal_support import make_pay_link, seed_portal_customer
 from web.deps import berlin_today
 
-CHROMIUM = Path("/usr/bin/chromium")
-PHONE = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-    "locale": "da-DK",  # chromium sends Accept-Language: da-DK
-    "timezone_id": "Europe/Copenhagen",
-}
-WAIT_MS = 30_000
 CONTRACT = "K-DK-LINK-1"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} missing: apt-get install -y chromium")
@@ -50,10 +41,7 @@ async def test_invalid_and_expired_pay_links_read_danish_in_chromium(tmp_path: P
         base = settings.public_base_url
 
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-            context = await browser.new_context(**PHONE)  # type: ignore[arg-type]
-            context.set_default_timeout(WAIT_MS)
-            context.set_default_navigation_timeout(WAIT_MS)
+            browser, context = await phone_context(playwright, DANISH_PHONE)
             console = Console()
             page = await console.watch(context)
 

@@ -20,20 +20,11 @@ from ledger.db import session_scope
 from models.ledger import Payment
 from tests.apps import served_apps
 from tests.axe_check import Console, assert_accessible
+from tests.browser_support import CHROMIUM, DANISH_PHONE, phone_context
 from tests.portal_support import make_pay_link, portal_cookie, seed_portal_customer
 from web.deps import berlin_today
 from web.public.portal.i18n import money
 
-CHROMIUM = Path("/usr/bin/chromium")
-PHONE = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-    "locale": "da-DK",
-    "timezone_id": "Europe/Copenhagen",
-}
-WAIT_MS = 30_000
 CONTRACT = "K-DK-BROWSER-1"
 PREMIUM_CENTS = 45_000  # 450,00 kr.
 
@@ -56,10 +47,7 @@ async def test_a_danish_customer_sees_overview_pay_and_result_in_danish_with_kro
         base = settings.public_base_url
 
         async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-            context = await browser.new_context(**PHONE)  # type: ignore[arg-type]
-            context.set_default_timeout(WAIT_MS)
-            context.set_default_navigation_timeout(WAIT_MS)
+            browser, context = await phone_context(playwright, DANISH_PHONE)
             await context.add_cookies([{"name": k, "value": v, "url": base} for k, v in cookies.items()])
             console = Console()
             page = await console.watch(context)
