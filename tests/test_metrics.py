@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import Engine
@@ -18,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.ledger import LedgerActivities
 from infra.cluster import connect_options
 from infra.config import Settings
-from infra.observability import STAGE_ENTRIES, configure_logging, count_activity, redact
+from infra.observability import configure_logging, count_activity, redact
 from ledger import service
 from ledger.db import session_scope
 from ledger.inbound import Inbound
@@ -118,13 +119,16 @@ def test_a_case_closed_twice_is_counted_once(engine: Engine) -> None:
         as_of=date(2026, 11, 20),
         stage="reminded",
     )
-    paid = STAGE_ENTRIES.labels(stage="paid")
-    before = paid._value.get()
+
+    def paid() -> float:
+        return REGISTRY.get_sample_value("dunning_case_stage_entries_total", {"stage": "paid"}) or 0.0
+
+    before = paid()
     first, again = ledger.close_case(request), ledger.close_case(request)
     for result in (first, again):
         count_activity("close_case", [request], result)
     assert (first.closed_now, again.closed_now) == (True, False)
-    assert paid._value.get() - before == 1
+    assert paid() - before == 1
 
 
 def test_json_logs_mask_personal_data(capsys: pytest.CaptureFixture[str]) -> None:
